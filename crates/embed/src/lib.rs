@@ -1,0 +1,194 @@
+//! Local text embeddings: the [`Embedder`] seam and its implementation on fastembed with
+//! the int8 all-MiniLM-L6-v2 ONNX model and a dynamically loaded ONNX Runtime.
+//!
+//! Nothing here touches the network: the model and tokenizer are read from a directory that
+//! setup filled, and ONNX Runtime from the shared library setup unpacked.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use doctrina_types::config::EmbeddingConfig;
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// Setup has not installed the runtime or model (or the config points elsewhere).
+    #[error("{what} not found at {path}: run `make setup` (scripts/setup.sh runtime) or fix the [embedding] config")]
+    Missing { what: &'static str, path: PathBuf },
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    Runtime { path: PathBuf, message: String },
+    #[error("cannot load the embedding model: {0}")]
+    Model(String),
+    #[error("embedding failed: {0}")]
+    Inference(String),
+}
+
+pub type Result<T> = std::result::Result<T, EmbedError>;
+
+/// Turns texts into unit-length vectors. Implementations must be deterministic for a given
+/// model: the same text always yields the same vector.
+pub trait Embedder: Send + Sync {
+    fn dimension(&self) -> usize;
+    /// Embeds `texts`, returning one vector per text in the same order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// A short name for records and logs.
+    fn model_name(&self) -> &str;
+}
+
+/// The process's ONNX Runtime environment; it must outlive every session, so it is never
+/// dropped.
+static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
+
+/// Loads ONNX Runtime from `dylib` once per process. Later calls with another path are
+/// ignored: a process can hold only one ONNX Runtime.
+pub fn init_onnx_runtime(dylib: &Path) -> Result<()> {
+    if !dylib.exists() {
+        return Err(EmbedError::Missing {
+            what: "ONNX Runtime library",
+            path: dylib.to_path_buf(),
+        });
+    }
+    let outcome = ORT_ENV.get_or_init(|| {
+        ort::init_from(dylib)
+            .map_err(|e| e.to_string())?
+            .with_name("doctrina")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(message) => Err(EmbedError::Runtime {
+            path: dylib.to_path_buf(),
+            message: message.clone(),
+        }),
+    }
+}
+
+/// fastembed on ONNX Runtime with a model read from disk.
+pub struct FastEmbedder {
+    model: Mutex<TextEmbedding>,
+    batch_size: usize,
+    name: String,
+}
+
+impl std::fmt::Debug for FastEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastEmbedder")
+            .field("name", &self.name)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+fn read(dir: &Path, file: &str, what: &'static str) -> Result<Vec<u8>> {
+    let path = dir.join(file);
+    std::fs::read(&path).map_err(|_| EmbedError::Missing { what, path })
+}
+
+impl FastEmbedder {
+    pub fn load(config: &EmbeddingConfig) -> Result<Self> {
+        init_onnx_runtime(&config.ort_dylib)?;
+        let dir = &config.model_dir;
+        let onnx = read(dir, "model.onnx", "embedding model")?;
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read(dir, "tokenizer.json", "tokenizer")?,
+            config_file: read(dir, "config.json", "tokenizer config")?,
+            special_tokens_map_file: read(dir, "special_tokens_map.json", "tokenizer special tokens")?,
+            tokenizer_config_file: read(dir, "tokenizer_config.json", "tokenizer config")?,
+        };
+        let model =
+            UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let mut options = InitOptionsUserDefined::new().with_max_length(config.max_length);
+        if config.threads > 0 {
+            options = options.with_intra_threads(config.threads);
+        }
+        let embedding = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
+        Ok(Self {
+            model: Mutex::new(embedding),
+            batch_size: config.batch_size.max(1),
+            name: "all-MiniLM-L6-v2-int8".to_string(),
+        })
+    }
+
+    /// Embeds texts in exactly the order given, `batch_size` per ONNX Runtime call: the
+    /// baseline that length bucketing is measured against.
+    pub fn embed_in_order(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EmbedError::Inference("embedding model lock poisoned".to_string()))?;
+        let vectors = model
+            .embed(texts, Some(self.batch_size))
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        Ok(vectors.into_iter().map(normalise).collect())
+    }
+}
+
+impl Embedder for FastEmbedder {
+    fn dimension(&self) -> usize {
+        doctrina_types::EMBEDDING_DIM
+    }
+
+    /// Length-bucketed: texts are sorted by length so each batch pads to a similar length,
+    /// embedded, and returned in the caller's order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let order = length_order(texts);
+        let sorted: Vec<&str> = order.iter().map(|&i| texts[i]).collect();
+        let vectors = self.embed_in_order(&sorted)?;
+        let mut out = vec![Vec::new(); texts.len()];
+        for (vector, &i) in vectors.into_iter().zip(&order) {
+            out[i] = vector;
+        }
+        Ok(out)
+    }
+
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Indices of `texts` sorted by length (stable, so equal lengths keep their order).
+pub fn length_order(texts: &[&str]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    order
+}
+
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_order_is_stable() {
+        assert_eq!(length_order(&["ccc", "a", "bb", "z"]), vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn missing_runtime_is_a_clear_error() {
+        let err = init_onnx_runtime(Path::new("/nonexistent/libonnxruntime.so")).unwrap_err();
+        assert!(err.to_string().contains("make setup"), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! Layered configuration: built-in defaults < `doctrina.toml` < `DOCTRINA__SECTION__KEY`
+//! environment variables < command-line flags (applied by the binary).
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::MarkingScheme;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where the catalog and both indexes live.
+    pub data_dir: PathBuf,
+    pub ingest: IngestConfig,
+    pub embedding: EmbeddingConfig,
+    pub retrieval: RetrievalConfig,
+    pub vector: VectorConfig,
+    pub server: ServerConfig,
+    pub markings: MarkingScheme,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            ingest: IngestConfig::default(),
+            embedding: EmbeddingConfig::default(),
+            retrieval: RetrievalConfig::default(),
+            vector: VectorConfig::default(),
+            server: ServerConfig::default(),
+            markings: MarkingScheme::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Files larger than this are rejected before parsing.
+    pub max_file_bytes: u64,
+    /// Aim for chunks of about this many tokens (estimated).
+    pub chunk_target_tokens: usize,
+    /// Never exceed this many tokens unless a single sentence is longer.
+    pub chunk_max_tokens: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 50 * 1024 * 1024,
+            chunk_target_tokens: 200,
+            chunk_max_tokens: 320,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddingConfig {
+    /// Directory holding `model.onnx` and the tokenizer files.
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library.
+    pub ort_dylib: PathBuf,
+    /// Texts per ONNX Runtime call.
+    pub batch_size: usize,
+    /// Tokens per text; longer texts are truncated by the tokenizer.
+    pub max_length: usize,
+    /// ONNX Runtime intra-op threads; 0 uses every core.
+    pub threads: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        let cache = cache_dir();
+        Self {
+            model_dir: cache.join("models/all-minilm-l6-v2-int8"),
+            ort_dylib: cache.join("onnxruntime-1.31.1/libonnxruntime.so.1.31.1"),
+            batch_size: 32,
+            max_length: 512,
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetrievalConfig {
+    /// The `k` of reciprocal rank fusion: `1 / (k + rank)`.
+    pub rrf_k: f32,
+    pub bm25_weight: f32,
+    pub dense_weight: f32,
+    /// How many candidates each retriever contributes before fusion.
+    pub candidates: usize,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        Self {
+            rrf_k: 60.0,
+            bm25_weight: 1.0,
+            dense_weight: 1.0,
+            candidates: 50,
+        }
+    }
+}
+
+/// Which vector store backs dense retrieval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VectorConfig {
+    /// `edge` (embedded Qdrant Edge, the default) or `qdrant` (a server, at `url`).
+    pub backend: String,
+    pub url: Option<String>,
+    pub collection: String,
+}
+
+impl Default for VectorConfig {
+    fn default() -> Self {
+        Self {
+            backend: "edge".to_string(),
+            url: None,
+            collection: "doctrina".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub addr: String,
+    /// Largest accepted request body.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".to_string(),
+            max_upload_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// `$DOCTRINA_CACHE`, else `$HOME/.cache/doctrina`: where setup puts models and runtimes.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DOCTRINA_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache/doctrina")
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (or `./doctrina.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("doctrina.toml")),
+        }
+        figment
+            .merge(Env::prefixed("DOCTRINA__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = Config::default();
+        assert_eq!(config.vector.backend, "edge");
+        assert_eq!(config.retrieval.rrf_k, 60.0);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "[retrieval]\nrrf_k = 10.0\ncandidates = 7\n",
+            )?;
+            jail.set_env("DOCTRINA__RETRIEVAL__CANDIDATES", "9");
+            let config = Config::load(Some(Path::new("custom.toml"))).expect("config loads");
+            assert_eq!(config.retrieval.rrf_k, 10.0);
+            assert_eq!(config.retrieval.candidates, 9);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,61 @@
+use serde::{Deserialize, Serialize};
+
+/// Which retriever(s) answer a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    #[default]
+    Hybrid,
+    Bm25,
+    Dense,
+}
+
+impl SearchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hybrid => "hybrid",
+            Self::Bm25 => "bm25",
+            Self::Dense => "dense",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(Self::Hybrid),
+            "bm25" | "keyword" => Ok(Self::Bm25),
+            "dense" | "vector" => Ok(Self::Dense),
+            other => Err(format!(
+                "unknown search mode '{other}' (expected hybrid, bm25 or dense)"
+            )),
+        }
+    }
+}
+
+/// Per-retriever scores of one hit; `None` where that retriever did not return it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreBreakdown {
+    pub bm25: Option<f32>,
+    pub dense: Option<f32>,
+    pub fused: f32,
+}
+
+/// One ranked search result, as printed by `doctrina search --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub rank: usize,
+    pub passage_id: String,
+    pub doc_id: String,
+    pub title: String,
+    pub publication: Option<String>,
+    pub section: String,
+    pub paragraphs: Vec<String>,
+    pub pages: Vec<u32>,
+    pub marking: String,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub text: String,
+    pub scores: ScoreBreakdown,
+}

