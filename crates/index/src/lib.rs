@@ -1,1 +1,16 @@
-//! doctrina-index
+//! The indexes: the SQLite catalog (source of truth), the tantivy keyword index and the
+//! vector store, kept in agreement by [`Indexes`], plus the incremental [`indexer`].
+
+pub mod catalog;
+mod error;
+pub mod indexer;
+pub mod keyword;
+mod store;
+pub mod vector;
+
+pub use catalog::{Catalog, DocumentRecord, StoredPassage};
+pub use error::{IndexError, Result};
+pub use indexer::{IndexReport, Indexer, Progress};
+pub use keyword::KeywordIndex;
+pub use store::{HealthReport, Indexes};
+pub use vector::{EdgeVectorStore, VectorPoint, VectorStore};

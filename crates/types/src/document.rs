@@ -63,6 +63,8 @@ pub enum DocumentStatus {
     Indexing,
     Indexed,
     Failed,
+    /// Being removed from the indexes; a document left in this state was interrupted.
+    Deleting,
 }
 
 impl DocumentStatus {
@@ -71,6 +73,7 @@ impl DocumentStatus {
             Self::Indexing => "indexing",
             Self::Indexed => "indexed",
             Self::Failed => "failed",
+            Self::Deleting => "deleting",
         }
     }
 
@@ -79,6 +82,7 @@ impl DocumentStatus {
             "indexing" => Some(Self::Indexing),
             "indexed" => Some(Self::Indexed),
             "failed" => Some(Self::Failed),
+            "deleting" => Some(Self::Deleting),
             _ => None,
         }
     }

@@ -12,7 +12,7 @@ pub use config::Config;
 pub use document::{DocumentMeta, DocumentStatus, SourceFormat};
 pub use marking::{Marking, MarkingScheme};
 pub use passage::Passage;
-pub use search::{ScoreBreakdown, SearchHit, SearchMode};
+pub use search::{PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
 
 use sha2::{Digest, Sha256};
 

@@ -59,3 +59,24 @@ pub struct SearchHit {
     pub text: String,
     pub scores: ScoreBreakdown,
 }
+
+/// Restricts retrieval. Applied *inside* each retriever's query (never after top-k), so a
+/// filtered search still returns its full k.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassageFilter {
+    /// Only these documents (empty = all).
+    #[serde(default)]
+    pub doc_ids: Vec<String>,
+    /// Only these publications, e.g. `ATP 4-0.6` (empty = all).
+    #[serde(default)]
+    pub publications: Vec<String>,
+    /// Only documents whose marking rank is at most this.
+    #[serde(default)]
+    pub max_marking_rank: Option<u32>,
+}
+
+impl PassageFilter {
+    pub fn is_empty(&self) -> bool {
+        self.doc_ids.is_empty() && self.publications.is_empty() && self.max_marking_rank.is_none()
+    }
+}

@@ -1,0 +1,427 @@
+//! The catalog (SQLite): the source of truth for documents and their passages. The keyword
+//! and vector indexes are derived from it and can always be rebuilt from it.
+
+use std::path::Path;
+
+use doctrina_types::{DocumentMeta, DocumentStatus, Marking, Passage, SourceFormat, sha256_hex};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{IndexError, Result};
+
+const SCHEMA: &str = r#"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS documents (
+    id               TEXT PRIMARY KEY,
+    source_path      TEXT NOT NULL,
+    title            TEXT NOT NULL,
+    publication      TEXT,
+    edition          TEXT,
+    supersedes       TEXT,
+    marking_level    TEXT NOT NULL,
+    marking_rank     INTEGER NOT NULL,
+    caveats          TEXT NOT NULL DEFAULT '[]',
+    format           TEXT NOT NULL,
+    content_hash     TEXT NOT NULL,
+    pipeline_version INTEGER NOT NULL,
+    status           TEXT NOT NULL,
+    chunk_count      INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    body             TEXT NOT NULL DEFAULT '',
+    created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    indexed_at       TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source_path);
+CREATE TABLE IF NOT EXISTS passages (
+    id          TEXT PRIMARY KEY,
+    doc_id      TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal     INTEGER NOT NULL,
+    section     TEXT NOT NULL,
+    paragraphs  TEXT NOT NULL,
+    pages       TEXT NOT NULL,
+    char_start  INTEGER NOT NULL,
+    char_end    INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    embed_hash  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id, ordinal);
+CREATE TABLE IF NOT EXISTS failures (
+    source_path TEXT PRIMARY KEY,
+    error       TEXT NOT NULL,
+    at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"#;
+
+/// A document row as the catalog holds it.
+#[derive(Debug, Clone)]
+pub struct DocumentRecord {
+    pub meta: DocumentMeta,
+    pub marking_rank: u32,
+    pub pipeline_version: u32,
+    pub status: DocumentStatus,
+    pub chunk_count: usize,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub indexed_at: Option<String>,
+}
+
+/// A passage with what the indexes need besides its own fields.
+#[derive(Debug, Clone)]
+pub struct StoredPassage {
+    pub passage: Passage,
+    /// sha256 of the exact text that was embedded; equal hashes can share a vector.
+    pub embed_hash: String,
+}
+
+/// The text that is embedded for a passage: publication, title and section give the
+/// vector the context a bare paragraph lacks.
+pub fn embedding_text(meta: &DocumentMeta, passage: &Passage) -> String {
+    let mut head = String::new();
+    if let Some(p) = &meta.publication {
+        head.push_str(p);
+        head.push(' ');
+    }
+    head.push_str(&meta.title);
+    let section = passage.section_display();
+    if !section.is_empty() {
+        head.push_str(" — ");
+        head.push_str(&section);
+    }
+    format!("{head}\n{}", passage.text)
+}
+
+pub fn embed_hash(text: &str) -> String {
+    sha256_hex(text.as_bytes())
+}
+
+pub struct Catalog {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| IndexError::Corrupt(format!("bad json column: {e}")))
+}
+
+const DOC_COLUMNS: &str = "id, source_path, title, publication, edition, supersedes, marking_level, \
+    marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, last_error, \
+    created_at, updated_at, indexed_at";
+
+fn doc_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(DocumentRecord, String)> {
+    let format: String = row.get(9)?;
+    let status: String = row.get(12)?;
+    let caveats: String = row.get(8)?;
+    let record = DocumentRecord {
+        meta: DocumentMeta {
+            id: row.get(0)?,
+            source_path: row.get(1)?,
+            title: row.get(2)?,
+            publication: row.get(3)?,
+            edition: row.get(4)?,
+            supersedes: row.get(5)?,
+            marking: Marking {
+                level: row.get(6)?,
+                caveats: serde_json::from_str(&caveats).unwrap_or_default(),
+            },
+            format: SourceFormat::from_extension(match format.as_str() {
+                "markdown" => "md",
+                "text" => "txt",
+                other => other,
+            })
+            .unwrap_or(SourceFormat::Text),
+            content_hash: row.get(10)?,
+        },
+        marking_rank: row.get(7)?,
+        pipeline_version: row.get(11)?,
+        status: DocumentStatus::parse(&status).unwrap_or(DocumentStatus::Failed),
+        chunk_count: row.get::<_, i64>(13)? as usize,
+        last_error: row.get(14)?,
+        created_at: row.get(15)?,
+        updated_at: row.get(16)?,
+        indexed_at: row.get(17)?,
+    };
+    Ok((record, status))
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    pub fn documents(&self) -> Result<Vec<DocumentRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {DOC_COLUMNS} FROM documents ORDER BY id"))?;
+        let rows = stmt.query_map([], doc_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.0);
+        }
+        Ok(out)
+    }
+
+    pub fn document(&self, id: &str) -> Result<Option<DocumentRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], doc_from_row).optional()?.map(|(r, _)| r))
+    }
+
+    pub fn document_body(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT body FROM documents WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn passages_of(&self, doc_id: &str) -> Result<Vec<StoredPassage>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, doc_id, ordinal, section, paragraphs, pages, char_start, char_end, text, embed_hash \
+             FROM passages WHERE doc_id = ?1 ORDER BY ordinal",
+        )?;
+        let rows = stmt.query_map([doc_id], passage_row)?;
+        rows.map(|r| r.map_err(IndexError::from).and_then(finish_passage))
+            .collect()
+    }
+
+    /// Passages by id, in the order asked; unknown ids are skipped.
+    pub fn passages(&self, ids: &[String]) -> Result<Vec<StoredPassage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, doc_id, ordinal, section, paragraphs, pages, char_start, char_end, text, embed_hash \
+             FROM passages WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(raw) = stmt.query_row([id], passage_row).optional()? {
+                out.push(finish_passage(raw)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn passage_count(&self) -> Result<usize> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.doc_id WHERE d.status = 'indexed'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    pub fn failures(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source_path, error FROM failures ORDER BY source_path")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a file that could not be parsed. If it belongs to an indexed document, the
+    /// document keeps serving its previous version and carries the error.
+    pub fn record_failure(&mut self, source_path: &str, error: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let updated = tx.execute(
+            "UPDATE documents SET last_error = ?2, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             WHERE source_path = ?1",
+            params![source_path, error],
+        )?;
+        if updated == 0 {
+            tx.execute(
+                "INSERT INTO failures (source_path, error) VALUES (?1, ?2) \
+                 ON CONFLICT(source_path) DO UPDATE SET error = excluded.error, at = excluded.at",
+                params![source_path, error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn clear_failure(&mut self, source_path: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM failures WHERE source_path = ?1", [source_path])?;
+        Ok(())
+    }
+
+    /// Step 1 of writing documents: mark them as being written. New documents get a row
+    /// with no passages; existing ones keep their metadata and passages (the last good
+    /// state) until [`Catalog::commit_documents`].
+    pub fn begin_documents(&mut self, docs: &[(&DocumentMeta, u32)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (meta, rank) in docs {
+            let updated = tx.execute(
+                "UPDATE documents SET status = 'indexing' WHERE id = ?1",
+                [&meta.id],
+            )?;
+            if updated == 0 {
+                insert_document(&tx, meta, *rank, DocumentStatus::Indexing, 0, "")?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Step 3: the indexes hold the new passages; make them the catalog's truth.
+    pub fn commit_documents(
+        &mut self,
+        docs: &[(&DocumentMeta, u32, &str, &[StoredPassage])],
+        pipeline_version: u32,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (meta, rank, body, passages) in docs {
+            tx.execute("DELETE FROM passages WHERE doc_id = ?1", [&meta.id])?;
+            tx.execute(
+                "UPDATE documents SET source_path = ?2, title = ?3, publication = ?4, edition = ?5, \
+                 supersedes = ?6, marking_level = ?7, marking_rank = ?8, caveats = ?9, format = ?10, \
+                 content_hash = ?11, pipeline_version = ?12, status = 'indexed', chunk_count = ?13, \
+                 last_error = NULL, body = ?14, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                 indexed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![
+                    meta.id,
+                    meta.source_path,
+                    meta.title,
+                    meta.publication,
+                    meta.edition,
+                    meta.supersedes,
+                    meta.marking.level,
+                    rank,
+                    json(&meta.marking.caveats),
+                    meta.format.as_str(),
+                    meta.content_hash,
+                    pipeline_version,
+                    passages.len() as i64,
+                    body,
+                ],
+            )?;
+            insert_passages(&tx, passages)?;
+            tx.execute("DELETE FROM failures WHERE source_path = ?1", [&meta.source_path])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_status(&mut self, ids: &[String], status: DocumentStatus) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE documents SET status = ?2 WHERE id = ?1",
+                params![id, status.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_documents(&mut self, ids: &[String]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn insert_document(
+    tx: &rusqlite::Transaction<'_>,
+    meta: &DocumentMeta,
+    rank: u32,
+    status: DocumentStatus,
+    chunk_count: usize,
+    body: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO documents (id, source_path, title, publication, edition, supersedes, marking_level, \
+         marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14)",
+        params![
+            meta.id,
+            meta.source_path,
+            meta.title,
+            meta.publication,
+            meta.edition,
+            meta.supersedes,
+            meta.marking.level,
+            rank,
+            json(&meta.marking.caveats),
+            meta.format.as_str(),
+            meta.content_hash,
+            status.as_str(),
+            chunk_count as i64,
+            body,
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_passages(tx: &rusqlite::Transaction<'_>, passages: &[StoredPassage]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO passages (id, doc_id, ordinal, section, paragraphs, pages, char_start, char_end, text, embed_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for sp in passages {
+        let p = &sp.passage;
+        stmt.execute(params![
+            p.id,
+            p.doc_id,
+            p.ordinal,
+            json(&p.section_path),
+            json(&p.paragraphs),
+            json(&p.pages),
+            p.char_start as i64,
+            p.char_end as i64,
+            p.text,
+            sp.embed_hash,
+        ])?;
+    }
+    Ok(())
+}
+
+type RawPassage = (String, String, u32, String, String, String, i64, i64, String, String);
+
+fn passage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawPassage> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn finish_passage(raw: RawPassage) -> Result<StoredPassage> {
+    let (id, doc_id, ordinal, section, paragraphs, pages, char_start, char_end, text, embed_hash) =
+        raw;
+    Ok(StoredPassage {
+        passage: Passage {
+            id,
+            doc_id,
+            ordinal,
+            section_path: from_json(&section)?,
+            paragraphs: from_json(&paragraphs)?,
+            pages: from_json(&pages)?,
+            char_start: char_start as usize,
+            char_end: char_end as usize,
+            text,
+        },
+        embed_hash,
+    })
+}

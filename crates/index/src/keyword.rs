@@ -1,0 +1,449 @@
+//! The keyword index (tantivy, BM25).
+//!
+//! Title, section path and body are analysed with tantivy's English stemmer. Identifiers need
+//! more than that: the default tokenizer splits `4-0.6` into `4`, `0`, `6` and `1-4` into
+//! `1`, `4`, which matches far too much. So every passage also gets an `ident` field,
+//! pre-tokenised here on whitespace with surrounding punctuation trimmed (`ATP 4-0.6,` ->
+//! `atp`, `4-0.6`), and a `paragraph` field with its exact paragraph numbers. Queries use
+//! identifier-looking terms against those fields (terms, and phrases for `ATP 4-0.6`), on top
+//! of the stemmed BM25 query.
+
+use std::path::Path;
+
+use doctrina_types::PassageFilter;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc,
+};
+
+use crate::error::{IndexError, Result};
+
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// What the keyword index needs to know about a passage.
+#[derive(Debug, Clone)]
+pub struct KeywordDoc<'a> {
+    pub passage_id: &'a str,
+    pub doc_id: &'a str,
+    pub title: &'a str,
+    pub publication: Option<&'a str>,
+    pub section: &'a str,
+    pub paragraphs: &'a [String],
+    pub body: &'a str,
+    pub marking_rank: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    passage_id: Field,
+    doc_id: Field,
+    title: Field,
+    section: Field,
+    body: Field,
+    ident: Field,
+    paragraph: Field,
+    publication: Field,
+    marking_rank: Field,
+}
+
+pub struct KeywordIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: std::sync::Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for KeywordIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywordIndex").finish_non_exhaustive()
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let stemmed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("en_stem")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let pretokenised = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        passage_id: b.add_text_field("passage_id", STRING | STORED),
+        doc_id: b.add_text_field("doc_id", STRING | STORED),
+        title: b.add_text_field("title", stemmed.clone()),
+        section: b.add_text_field("section", stemmed.clone()),
+        body: b.add_text_field("body", stemmed),
+        ident: b.add_text_field("ident", pretokenised),
+        paragraph: b.add_text_field("paragraph", STRING),
+        publication: b.add_text_field("publication", STRING),
+        marking_rank: b.add_u64_field("marking_rank", INDEXED),
+    };
+    (b.build(), fields)
+}
+
+/// Identifier-preserving tokens: split on whitespace (and `/`, `,`, `;`), trim punctuation
+/// at both ends, lowercase. `ATP 4-0.6,` -> `["atp", "4-0.6"]`; `1-4.` -> `["1-4"]`.
+pub fn ident_tokens(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let is_sep = |c: char| c.is_whitespace() || matches!(c, '/' | ',' | ';' | '(' | ')' | '[' | ']');
+    let push = |s: usize, e: usize, out: &mut Vec<(usize, usize, String)>| {
+        let word = &text[s..e];
+        let trimmed_start = word.len() - word.trim_start_matches(|c: char| !c.is_alphanumeric()).len();
+        let core = word.trim_matches(|c: char| !c.is_alphanumeric());
+        if !core.is_empty() {
+            let from = s + trimmed_start;
+            out.push((from, from + core.len(), core.to_lowercase()));
+        }
+    };
+    for (i, c) in text.char_indices() {
+        if is_sep(c) {
+            if let Some(s) = start.take() {
+                push(s, i, &mut out);
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        push(s, text.len(), &mut out);
+    }
+    out
+}
+
+/// True for tokens that look like identifiers: they mix digits with letters or internal
+/// punctuation (`4-0.6`, `2-15`, `a-12`, `opord`+digits), as opposed to plain words.
+fn is_identifier(token: &str) -> bool {
+    token.chars().any(|c| c.is_ascii_digit())
+        && (token.contains(['-', '.']) || token.chars().any(|c| c.is_alphabetic()))
+}
+
+fn pretokenised(text: &str) -> PreTokenizedString {
+    let tokens = ident_tokens(text)
+        .into_iter()
+        .enumerate()
+        .map(|(position, (from, to, text))| Token {
+            offset_from: from,
+            offset_to: to,
+            position,
+            text,
+            position_length: 1,
+        })
+        .collect();
+    PreTokenizedString {
+        text: text.to_string(),
+        tokens,
+    }
+}
+
+/// Publications are matched case- and space-insensitively: `atp  4-0.6` == `ATP 4-0.6`.
+pub fn normalise_publication(p: &str) -> String {
+    p.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+impl KeywordIndex {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| IndexError::Keyword(e.into()))?;
+        let index = Index::open_or_create(directory, schema)?;
+        let writer = index.writer(WRITER_HEAP)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            index,
+            reader,
+            writer: std::sync::Mutex::new(writer),
+            fields,
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        // A panic while holding the lock leaves tantivy's writer usable; uncommitted work is
+        // discarded by the next rollback/commit either way.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, docs: &[KeywordDoc<'_>]) -> Result<()> {
+        let writer = self.writer();
+        let f = self.fields;
+        for d in docs {
+            let mut ident_text = String::new();
+            ident_text.push_str(d.title);
+            if let Some(p) = d.publication {
+                ident_text.push_str(" / ");
+                ident_text.push_str(p);
+            }
+            ident_text.push_str(" / ");
+            ident_text.push_str(&d.paragraphs.join(" "));
+            ident_text.push_str(" / ");
+            ident_text.push_str(d.body);
+            let mut document = doc!(
+                f.passage_id => d.passage_id,
+                f.doc_id => d.doc_id,
+                f.title => d.title,
+                f.section => d.section,
+                f.body => d.body,
+                f.marking_rank => u64::from(d.marking_rank),
+            );
+            document.add_pre_tokenized_text(f.ident, pretokenised(&ident_text));
+            for p in d.paragraphs {
+                document.add_text(f.paragraph, p);
+            }
+            if let Some(p) = d.publication {
+                document.add_text(f.publication, normalise_publication(p));
+            }
+            writer.add_document(document)?;
+        }
+        Ok(())
+    }
+
+    pub fn delete_doc(&self, doc_id: &str) {
+        self.writer()
+            .delete_term(Term::from_field_text(self.fields.doc_id, doc_id));
+    }
+
+    /// Makes added and deleted documents durable and visible to searches.
+    pub fn commit(&self) -> Result<()> {
+        self.writer().commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    pub fn rollback(&self) -> Result<()> {
+        self.writer().rollback()?;
+        Ok(())
+    }
+
+    pub fn count(&self) -> usize {
+        self.reader.searcher().num_docs() as usize
+    }
+
+    pub fn count_doc(&self, doc_id: &str) -> Result<usize> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc_id, doc_id),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+
+    /// Every distinct document id present in the index (including ones the catalog may not
+    /// know, after a crash).
+    pub fn doc_ids(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut ids = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.fields.doc_id)?;
+            let mut terms = inverted.terms().stream().map_err(tantivy::TantivyError::from)?;
+            while terms.advance() {
+                let id = String::from_utf8_lossy(terms.key()).into_owned();
+                let q = TermQuery::new(
+                    Term::from_field_text(self.fields.doc_id, &id),
+                    IndexRecordOption::Basic,
+                );
+                if searcher.search(&q, &Count)? > 0 {
+                    ids.insert(id);
+                }
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    fn filter_query(&self, filter: &PassageFilter) -> Option<Box<dyn Query>> {
+        let f = self.fields;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !filter.doc_ids.is_empty() {
+            must.push((
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    filter
+                        .doc_ids
+                        .iter()
+                        .map(|id| Term::from_field_text(f.doc_id, id)),
+                )),
+            ));
+        }
+        if !filter.publications.is_empty() {
+            must.push((
+                Occur::Must,
+                Box::new(TermSetQuery::new(filter.publications.iter().map(|p| {
+                    Term::from_field_text(f.publication, &normalise_publication(p))
+                }))),
+            ));
+        }
+        if let Some(max) = filter.max_marking_rank {
+            must.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    std::ops::Bound::Included(Term::from_field_u64(f.marking_rank, 0)),
+                    std::ops::Bound::Included(Term::from_field_u64(f.marking_rank, u64::from(max))),
+                )),
+            ));
+        }
+        (!must.is_empty()).then(|| Box::new(BooleanQuery::new(must)) as Box<dyn Query>)
+    }
+
+    fn scoring_query(&self, query: &str) -> Result<Option<Box<dyn Query>>> {
+        let f = self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in [(f.title, 1.5f32), (f.section, 1.2), (f.body, 1.0)] {
+            let mut analyzer = self.index.tokenizer_for_field(field)?;
+            let mut stream = analyzer.token_stream(query);
+            let mut seen = std::collections::HashSet::new();
+            while let Some(token) = stream.next() {
+                if seen.insert(token.text.clone()) {
+                    let term = Term::from_field_text(field, &token.text);
+                    let q: Box<dyn Query> =
+                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                }
+            }
+        }
+        let idents = ident_tokens(query);
+        for (_, _, token) in idents.iter().filter(|(_, _, t)| is_identifier(t)) {
+            for (field, boost) in [(f.ident, 3.0f32), (f.paragraph, 3.0)] {
+                let term = Term::from_field_text(field, token);
+                let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+            }
+        }
+        // "ATP 4-0.6": a designator followed by an identifier, matched as a phrase.
+        for pair in idents.windows(2) {
+            let (a, b) = (&pair[0].2, &pair[1].2);
+            if is_identifier(b) && a.chars().all(|c| c.is_alphabetic()) && a.len() <= 6 {
+                let phrase = PhraseQuery::new(vec![
+                    Term::from_field_text(f.ident, a),
+                    Term::from_field_text(f.ident, b),
+                ]);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), 4.0))));
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(BooleanQuery::new(clauses))))
+    }
+
+    /// BM25 top-`limit` passage ids with scores, best first, within `filter`.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        filter: &PassageFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(scoring) = self.scoring_query(query)? else {
+            return Ok(Vec::new());
+        };
+        let full: Box<dyn Query> = match self.filter_query(filter) {
+            None => scoring,
+            Some(filter) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, scoring),
+                (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))),
+            ])),
+        };
+        let searcher = self.reader.searcher();
+        let top: Vec<(f32, DocAddress)> =
+            searcher.search(&full, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let stored: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = stored
+                .get_first(self.fields.passage_id)
+                .and_then(|v| v.as_str())
+            {
+                out.push((id.to_string(), score));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_survive_tokenisation() {
+        let toks: Vec<String> = ident_tokens("See ATP 4-0.6, para 1-4. (S//NF)")
+            .into_iter()
+            .map(|t| t.2)
+            .collect();
+        assert_eq!(toks, vec!["see", "atp", "4-0.6", "para", "1-4", "s", "nf"]);
+        assert!(is_identifier("4-0.6"));
+        assert!(is_identifier("2-15"));
+        assert!(!is_identifier("sustainment"));
+    }
+
+    #[test]
+    fn exact_identifiers_and_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = KeywordIndex::open(dir.path()).unwrap();
+        let paragraphs_a = vec!["1-4".to_string()];
+        let paragraphs_b = vec!["4-1".to_string()];
+        index
+            .add(&[
+                KeywordDoc {
+                    passage_id: "a#0",
+                    doc_id: "a",
+                    title: "Sustainment Planning",
+                    publication: Some("ATP 4-0.6"),
+                    section: "Chapter 1",
+                    paragraphs: &paragraphs_a,
+                    body: "1-4. Fuel planning for the brigade.",
+                    marking_rank: 0,
+                },
+                KeywordDoc {
+                    passage_id: "b#0",
+                    doc_id: "b",
+                    title: "Other manual",
+                    publication: Some("FM 1-4"),
+                    section: "Chapter 4",
+                    paragraphs: &paragraphs_b,
+                    body: "4-1. Planning the brigade fuel 4 and 1 and 0 and 6.",
+                    marking_rank: 3,
+                },
+            ])
+            .unwrap();
+        index.commit().unwrap();
+        let hits = index.search("ATP 4-0.6", 10, &PassageFilter::default()).unwrap();
+        assert_eq!(hits[0].0, "a#0");
+        let hits = index.search("paragraph 1-4", 10, &PassageFilter::default()).unwrap();
+        assert_eq!(hits[0].0, "a#0");
+        let restricted = PassageFilter {
+            max_marking_rank: Some(0),
+            ..PassageFilter::default()
+        };
+        let hits = index.search("brigade fuel planning", 10, &restricted).unwrap();
+        assert_eq!(hits.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), vec!["a#0"]);
+        index.delete_doc("a");
+        index.commit().unwrap();
+        assert_eq!(index.count(), 1);
+        assert_eq!(index.doc_ids().unwrap(), vec!["b".to_string()]);
+        assert!(index.search("", 10, &PassageFilter::default()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,353 @@
+//! The vector store seam and its embedded implementation on Qdrant Edge.
+//!
+//! Points carry the passage id, document id, marking rank, caveats and publication as
+//! payload, with payload indexes on the fields used as filters, so a filter is part of the
+//! nearest-neighbour query itself rather than applied after top-k.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use doctrina_types::PassageFilter;
+use qdrant_edge::external::ordered_float::OrderedFloat;
+use qdrant_edge::{
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
+    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, QueryEnum, QueryRequest, Range, ScoringQuery, UpdateOperation,
+    VectorStructInternal, WithPayloadInterface, WithVector,
+};
+use serde_json::json;
+
+use crate::error::{IndexError, Result};
+use crate::keyword::normalise_publication;
+
+/// A passage's vector and the payload that filters need.
+#[derive(Debug, Clone)]
+pub struct VectorPoint {
+    pub passage_id: String,
+    pub doc_id: String,
+    pub marking_rank: u32,
+    pub caveats: Vec<String>,
+    pub publication: Option<String>,
+    pub vector: Vec<f32>,
+}
+
+/// Dense retrieval storage. Qdrant Edge (embedded) is the default; a Qdrant server reached
+/// with qdrant-client is the second implementation this seam exists for.
+pub trait VectorStore: Send + Sync {
+    fn upsert(&self, points: &[VectorPoint]) -> Result<()>;
+    fn delete_doc(&self, doc_id: &str) -> Result<()>;
+    /// Removes points whose document is not in `keep` (orphans left by a crash).
+    fn retain_docs(&self, keep: &[String]) -> Result<()>;
+    /// Nearest passages to `vector`, best first, with cosine similarity.
+    fn search(&self, vector: &[f32], limit: usize, filter: &PassageFilter)
+    -> Result<Vec<(String, f32)>>;
+    fn count(&self) -> Result<usize>;
+    fn count_doc(&self, doc_id: &str) -> Result<usize>;
+    /// Stored vectors of the given passages (those that exist).
+    fn vectors(&self, passage_ids: &[String]) -> Result<HashMap<String, Vec<f32>>>;
+    /// Makes writes durable and compacts/indexes segments when worthwhile.
+    fn flush(&self) -> Result<()>;
+}
+
+/// Point ids are derived from passage ids: the first 8 bytes of their sha256.
+pub fn point_id(passage_id: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(passage_id.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+fn vector_error(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Vector(e.to_string())
+}
+
+fn key(name: &'static str) -> JsonPath {
+    name.parse().expect("payload keys are valid json paths")
+}
+
+pub struct EdgeVectorStore {
+    shard: EdgeShard,
+}
+
+impl std::fmt::Debug for EdgeVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeVectorStore").finish_non_exhaustive()
+    }
+}
+
+impl EdgeVectorStore {
+    pub fn open(dir: &Path, dimension: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let config = EdgeConfigBuilder::new()
+            .vector(
+                "",
+                EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build(),
+            )
+            .build();
+        let fresh = !dir.join("edge_config.json").exists();
+        let shard = if fresh {
+            EdgeShard::new(dir, config).map_err(vector_error)?
+        } else {
+            EdgeShard::load(dir, None).map_err(vector_error)?
+        };
+        let store = Self { shard };
+        if fresh {
+            for (field, schema) in [
+                ("doc_id", PayloadSchemaType::Keyword),
+                ("passage_id", PayloadSchemaType::Keyword),
+                ("publication", PayloadSchemaType::Keyword),
+                ("caveats", PayloadSchemaType::Keyword),
+                ("marking_rank", PayloadSchemaType::Integer),
+            ] {
+                store
+                    .shard
+                    .update(UpdateOperation::FieldIndexOperation(
+                        FieldIndexOperations::CreateIndex(CreateIndex {
+                            field_name: key(field),
+                            field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                        }),
+                    ))
+                    .map_err(vector_error)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn filter(filter: &PassageFilter) -> Option<Filter> {
+        let mut must = Vec::new();
+        if !filter.doc_ids.is_empty() {
+            must.push(Condition::Field(FieldCondition::new_match(
+                key("doc_id"),
+                Match::from(filter.doc_ids.clone()),
+            )));
+        }
+        if !filter.publications.is_empty() {
+            let publications: Vec<String> = filter
+                .publications
+                .iter()
+                .map(|p| normalise_publication(p))
+                .collect();
+            must.push(Condition::Field(FieldCondition::new_match(
+                key("publication"),
+                Match::from(publications),
+            )));
+        }
+        if let Some(max) = filter.max_marking_rank {
+            must.push(Condition::Field(FieldCondition::new_range(
+                key("marking_rank"),
+                Range {
+                    lt: None,
+                    gt: None,
+                    gte: None,
+                    lte: Some(OrderedFloat(f64::from(max))),
+                },
+            )));
+        }
+        (!must.is_empty()).then(|| Filter {
+            must: Some(must),
+            ..Filter::default()
+        })
+    }
+}
+
+impl VectorStore for EdgeVectorStore {
+    fn upsert(&self, points: &[VectorPoint]) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let structs = points
+            .iter()
+            .map(|p| {
+                let payload = json!({
+                    "passage_id": p.passage_id,
+                    "doc_id": p.doc_id,
+                    "marking_rank": p.marking_rank,
+                    "caveats": p.caveats,
+                    "publication": p.publication.as_deref().map(normalise_publication),
+                });
+                PointStruct::new(PointId::NumId(point_id(&p.passage_id)), p.vector.clone(), payload)
+                    .into()
+            })
+            .collect();
+        self.shard
+            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(structs),
+            )))
+            .map_err(vector_error)
+    }
+
+    fn delete_doc(&self, doc_id: &str) -> Result<()> {
+        self.shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(Filter::new_must(Condition::Field(
+                    FieldCondition::new_match(key("doc_id"), Match::from(doc_id.to_string())),
+                ))),
+            ))
+            .map_err(vector_error)
+    }
+
+    fn retain_docs(&self, keep: &[String]) -> Result<()> {
+        let filter = if keep.is_empty() {
+            Filter::default()
+        } else {
+            Filter::new_must_not(Condition::Field(FieldCondition::new_match(
+                key("doc_id"),
+                Match::from(keep.to_vec()),
+            )))
+        };
+        self.shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
+            .map_err(vector_error)
+    }
+
+    fn search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &PassageFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = QueryRequest {
+            prefetches: Vec::new(),
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
+                NamedQuery::default_dense(vector.to_vec()),
+            ))),
+            filter: Self::filter(filter),
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        };
+        let points = self.shard.query(request).map_err(vector_error)?;
+        Ok(points
+            .into_iter()
+            .filter_map(|p| {
+                let id = p.payload?.0.get("passage_id")?.as_str()?.to_string();
+                Some((id, p.score))
+            })
+            .collect())
+    }
+
+    fn count(&self) -> Result<usize> {
+        self.shard
+            .count(CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(vector_error)
+    }
+
+    fn count_doc(&self, doc_id: &str) -> Result<usize> {
+        self.shard
+            .count(CountRequest {
+                filter: Some(Filter::new_must(Condition::Field(FieldCondition::new_match(
+                    key("doc_id"),
+                    Match::from(doc_id.to_string()),
+                )))),
+                exact: true,
+            })
+            .map_err(vector_error)
+    }
+
+    fn vectors(&self, passage_ids: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        let ids: Vec<PointId> = passage_ids
+            .iter()
+            .map(|p| PointId::NumId(point_id(p)))
+            .collect();
+        let records = self
+            .shard
+            .retrieve(
+                &ids,
+                Some(WithPayloadInterface::Bool(true)),
+                Some(WithVector::Bool(true)),
+            )
+            .map_err(vector_error)?;
+        let mut out = HashMap::new();
+        for record in records {
+            let Some(id) = record
+                .payload
+                .as_ref()
+                .and_then(|p| p.0.get("passage_id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let vector = match record.vector {
+                Some(VectorStructInternal::Single(v)) => v,
+                Some(VectorStructInternal::Named(mut named)) => match named.remove("") {
+                    Some(qdrant_edge::VectorInternal::Dense(v)) => v,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            out.insert(id, vector);
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.shard.optimize().map_err(vector_error)?;
+        self.shard.flush();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(i: usize) -> Vec<f32> {
+        let mut v = vec![0.0; 8];
+        v[i % 8] = 1.0;
+        v
+    }
+
+    #[test]
+    fn upsert_search_filter_delete_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
+            let points: Vec<VectorPoint> = (0..4)
+                .map(|i| VectorPoint {
+                    passage_id: format!("d{}#{i}", i % 2),
+                    doc_id: format!("d{}", i % 2),
+                    marking_rank: i as u32,
+                    caveats: vec![],
+                    publication: Some("ATP 4-0.6".into()),
+                    vector: unit(i),
+                })
+                .collect();
+            store.upsert(&points).unwrap();
+            let hits = store.search(&unit(2), 2, &PassageFilter::default()).unwrap();
+            assert_eq!(hits[0].0, "d0#2");
+            assert!((hits[0].1 - 1.0).abs() < 1e-5);
+            let low = PassageFilter {
+                max_marking_rank: Some(1),
+                ..PassageFilter::default()
+            };
+            let hits = store.search(&unit(2), 4, &low).unwrap();
+            assert!(hits.iter().all(|(id, _)| id == "d0#0" || id == "d1#1"), "{hits:?}");
+            assert_eq!(store.count_doc("d1").unwrap(), 2);
+            let v = store.vectors(&["d1#3".to_string()]).unwrap();
+            assert_eq!(v["d1#3"], unit(3));
+            store.delete_doc("d1").unwrap();
+            store.flush().unwrap();
+        }
+        let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
+        assert_eq!(store.count().unwrap(), 2);
+        store.retain_docs(&[]).unwrap();
+        assert_eq!(store.count().unwrap(), 0);
+    }
+}
