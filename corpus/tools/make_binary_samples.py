@@ -4,7 +4,8 @@
 SAMPLE DATA: everything this script writes is fictional test data for the
 doctrina project. It is not real doctrine.
 
-Outputs (written next to this script's parent directory, i.e. corpus/):
+Outputs (written to corpus/documents/, the folder that holds the documents
+doctrina indexes; it is created if missing):
 
   fm-5-0-1.pdf              FM 5-0.1 "The Military Decision-Making Process: A Staff
                             Handbook" -- 8 pages, real text layer, running header
@@ -27,7 +28,7 @@ How to run (nothing is installed system-wide):
 Optional check of the PDF text layer:
 
     /tmp/corpusvenv/bin/pip install pypdf
-    /tmp/corpusvenv/bin/python -c "import pypdf; print(pypdf.PdfReader('corpus/fm-5-0-1.pdf').pages[1].extract_text())"
+    /tmp/corpusvenv/bin/python -c "import pypdf; print(pypdf.PdfReader('corpus/documents/fm-5-0-1.pdf').pages[1].extract_text())"
 
 Fonts: the PDF embeds DejaVu Serif / DejaVu Sans (Debian/Ubuntu package
 fonts-dejavu-core, /usr/share/fonts/truetype/dejavu) so that the em dash and the
@@ -51,6 +52,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.dirname(HERE)
+DOCUMENTS = os.path.join(CORPUS, "documents")  # the files doctrina indexes
 
 # ---------------------------------------------------------------------------
 # Metadata (written to the .meta.yaml sidecars)
@@ -728,8 +730,9 @@ def build_docx(path: str, blocks, meta: dict) -> None:
 
 
 def main() -> int:
+    os.makedirs(DOCUMENTS, exist_ok=True)
     for name, builder in (("fm-5-0-1.pdf", build_pdf), ("atp-5-0-7.docx", build_docx)):
-        out = os.path.join(CORPUS, name)
+        out = os.path.join(DOCUMENTS, name)
         builder(out, DOCS[name], META[name])
         with open(out + ".meta.yaml", "w", encoding="utf-8") as fh:
             fh.write(meta_yaml(META[name]))

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Consistency checker for the doctrina sample corpus (SAMPLE DATA, fictional).
 
+Layout: the documents are read from corpus/documents/ (every .md, .txt, .html,
+.pdf and .docx file there); the evaluation data from corpus/eval/.
+
 Checks:
-  * every document has metadata (YAML front matter for .md/.txt, a
-    <file>.meta.yaml sidecar for .html/.pdf/.docx) with the keys
+  * every document in corpus/documents/ has metadata (YAML front matter for
+    .md/.txt, a <file>.meta.yaml sidecar for .html/.pdf/.docx) with the keys
     id, title, publication, edition, marking, caveats; ids are unique;
     markings are from the allowed set; `supersedes` names an existing edition;
+    a document file left directly in corpus/ gives a warning;
   * doctrine-style numbered paragraphs ("1-4. text", "A-2. text") are
     numbered consecutively per chapter/appendix, and each is 40-150 words
     (bullets belonging to the paragraph included) -- warnings only;
@@ -39,6 +43,8 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.dirname(HERE)
+DOCUMENTS = os.path.join(CORPUS, "documents")  # the files doctrina indexes
+EVAL = os.path.join(CORPUS, "eval")
 sys.path.insert(0, HERE)
 
 PARA_RE = re.compile(r"^(?P<num>(?:[A-Z]|\d{1,2})-\d{1,2})\.\s+(?P<text>\S.*)$")
@@ -224,8 +230,11 @@ def load_corpus(errors: list[str]):
     import make_binary_samples as mbs
 
     docs = []
-    for fname in sorted(os.listdir(CORPUS)):
-        path = os.path.join(CORPUS, fname)
+    if not os.path.isdir(DOCUMENTS):
+        errors.append(f"documents directory {DOCUMENTS} not found")
+        return docs
+    for fname in sorted(os.listdir(DOCUMENTS)):
+        path = os.path.join(DOCUMENTS, fname)
         if not fname.endswith(DOC_EXT) or fname == "README.md" or not os.path.isfile(path):
             continue
         ext = os.path.splitext(fname)[1]
@@ -332,7 +341,7 @@ def check_pdf_layer(docs, warnings):
     for d in docs:
         if d.kind != ".pdf":
             continue
-        text = "\n".join(pg.extract_text() for pg in pypdf.PdfReader(os.path.join(CORPUS, d.fname)).pages)
+        text = "\n".join(pg.extract_text() for pg in pypdf.PdfReader(os.path.join(DOCUMENTS, d.fname)).pages)
         for p in d.paras:
             if not re.search(r"(?m)^" + re.escape(p.num) + r"\.", text):
                 warnings.append(f"{d.fname}: paragraph {p.num} not found at a line start in the PDF text layer")
@@ -340,8 +349,8 @@ def check_pdf_layer(docs, warnings):
 
 def check_eval(docs, errors):
     idx = paragraph_index(docs)
-    qpath = os.path.join(CORPUS, "eval", "questions.jsonl")
-    spath = os.path.join(CORPUS, "eval", "support_pairs.jsonl")
+    qpath = os.path.join(EVAL, "questions.jsonl")
+    spath = os.path.join(EVAL, "support_pairs.jsonl")
     counts = {}
     if os.path.exists(qpath):
         seen = set()
@@ -384,6 +393,9 @@ def main(argv):
         print(p.text if p else "not found")
         return 0
     check_docs(docs, errors, warnings)
+    for fname in sorted(os.listdir(CORPUS)):
+        if fname.endswith(DOC_EXT) and fname != "README.md":
+            warnings.append(f"{fname}: document outside documents/ (not validated, not indexed)")
     check_pdf_layer(docs, warnings)
     counts = check_eval(docs, errors)
     for d in docs:

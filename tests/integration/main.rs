@@ -1,1 +1,8 @@
+//! Integration tests on the real parts: tantivy, Qdrant Edge, ONNX Runtime with the int8
+//! MiniLM model, and the real HTTP server on port 0.
 
+mod bad_input;
+mod formats;
+mod incremental;
+mod retrieval;
+mod web;

@@ -1,1 +1,140 @@
-//! test helpers
+//! Helpers for doctrina's integration tests: the real embedder (ONNX Runtime + the int8
+//! MiniLM model installed by `make setup`), fresh data directories, the bundled corpus.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_index::indexer::NoProgress;
+use doctrina_index::{IndexReport, Indexer, Indexes};
+use doctrina_ingest::Ingestor;
+use doctrina_retrieve::Retriever;
+use doctrina_types::config::IngestConfig;
+use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn corpus_documents() -> PathBuf {
+    workspace().join("corpus/documents")
+}
+
+/// One real embedder per test process (ONNX Runtime allows one environment per process).
+/// Panics with the setup command if the runtime or model is missing: these tests must not
+/// pass without the real parts.
+pub fn embedder() -> Arc<dyn Embedder> {
+    static EMBEDDER: OnceLock<Arc<FastEmbedder>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let config = Config::default();
+            Arc::new(FastEmbedder::load(&config.embedding).unwrap_or_else(|e| {
+                panic!("the real embedding model is required: {e} (run `make setup`)")
+            }))
+        })
+        .clone()
+}
+
+/// A fresh data directory with its indexes.
+pub struct TestIndex {
+    // Field order matters: the indexes flush on drop, so they go before their directory.
+    pub indexes: Arc<Indexes>,
+    pub ingest: IngestConfig,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestIndex {
+    pub fn new() -> Self {
+        Self::with_ingest(IngestConfig::default())
+    }
+
+    pub fn with_ingest(ingest: IngestConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let indexes = Self::open_at(dir.path());
+        Self {
+            dir,
+            indexes: Arc::new(indexes),
+            ingest,
+        }
+    }
+
+    pub fn open_at(path: &Path) -> Indexes {
+        Indexes::open(path, EMBEDDING_DIM, Config::default().markings).expect("indexes open")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn index(&self, paths: &[PathBuf]) -> IndexReport {
+        let config = Config::default();
+        let ingestor = Ingestor::new(self.ingest.clone(), config.markings);
+        let embedder = embedder();
+        Indexer::new(&self.indexes, &ingestor, embedder.as_ref())
+            .run(paths, &NoProgress)
+            .expect("index run")
+    }
+
+    pub fn retriever(&self) -> Retriever {
+        Retriever::new(
+            self.indexes.clone(),
+            embedder(),
+            Config::default().retrieval,
+        )
+    }
+
+    pub fn search(&self, query: &str, mode: SearchMode, k: usize) -> Vec<SearchHit> {
+        self.retriever()
+            .search(query, mode, k, &PassageFilter::default())
+            .expect("search")
+    }
+}
+
+impl Default for TestIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Copies the bundled documents into `dest` (so tests can edit and delete them).
+pub fn copy_corpus(dest: &Path) {
+    std::fs::create_dir_all(dest).expect("create corpus copy");
+    for entry in std::fs::read_dir(corpus_documents()).expect("corpus/documents") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+    }
+}
+
+/// Evaluation question: `{"id","question","gold":["PUB#para"]}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    pub gold: Vec<String>,
+}
+
+pub fn questions() -> Vec<Question> {
+    let text = std::fs::read_to_string(workspace().join("corpus/eval/questions.jsonl"))
+        .expect("questions.jsonl");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("question json"))
+        .collect()
+}
+
+/// Does a hit cover a gold item `PUBLICATION#PARAGRAPH` (or a bare paragraph)?
+pub fn covers(hit: &SearchHit, gold: &str) -> bool {
+    let (publication, paragraph) = match gold.split_once('#') {
+        Some((p, para)) => (Some(p), para),
+        None => (None, gold),
+    };
+    let publication_ok = publication.is_none_or(|p| {
+        hit.publication.as_deref().is_some_and(|hp| hp.eq_ignore_ascii_case(p))
+            || hit.doc_id == p
+    });
+    publication_ok && hit.paragraphs.iter().any(|x| x == paragraph)
+}

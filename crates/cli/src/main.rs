@@ -1,1 +1,403 @@
-fn main() {}
+//! `doctrina`: the command-line interface. Commands, flags and `--json` outputs are a stable
+//! contract that evaluators script against.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_index::indexer::{FileOutcome, Progress};
+use doctrina_index::{Indexer, Indexes};
+use doctrina_ingest::Ingestor;
+use doctrina_retrieve::Retriever;
+use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Parser)]
+#[command(name = "doctrina", version, about = "Air-gapped planning assistant: cited search over doctrine")]
+struct Cli {
+    /// Configuration file (default: ./doctrina.toml if present).
+    #[arg(long, global = true, env = "DOCTRINA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the catalog and indexes live (default ./data).
+    #[arg(long, global = true, env = "DOCTRINA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Index files and directories (incremental: unchanged files are skipped).
+    Index {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print one JSON report object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the indexed passages.
+    Search {
+        query: String,
+        #[arg(long, default_value = "hybrid")]
+        mode: SearchMode,
+        #[arg(short = 'k', default_value_t = 10)]
+        k: usize,
+        /// Only passages of this publication (repeatable).
+        #[arg(long)]
+        publication: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the web app.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:8080).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Compare the catalog with both indexes; with --repair, fix what disagrees.
+    Check {
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the documents in the catalog.
+    Documents {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCTRINA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qdrant_edge=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+struct Stack {
+    config: Config,
+    indexes: Arc<Indexes>,
+    embedder: Arc<dyn Embedder>,
+}
+
+/// Loads config, the embedder and the indexes, and repairs any disagreement left by an
+/// interrupted run before anything else touches them.
+fn open(cli: &Cli) -> Result<Stack> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    let embedder: Arc<dyn Embedder> =
+        Arc::new(FastEmbedder::load(&config.embedding).context("loading the embedding model")?);
+    let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())
+        .with_context(|| format!("opening the indexes in {}", config.data_dir.display()))?;
+    let health = indexes.check(Some(embedder.as_ref()), true)?;
+    if !health.repaired.is_empty() || !health.removed.is_empty() || !health.orphans.is_empty() {
+        tracing::warn!(
+            repaired = ?health.repaired,
+            removed = ?health.removed,
+            orphans = ?health.orphans,
+            "repaired the indexes after an interrupted run"
+        );
+    }
+    Ok(Stack {
+        config,
+        indexes: Arc::new(indexes),
+        embedder,
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Index { paths, json } => {
+            let stack = open(&cli)?;
+            let ingestor = Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone());
+            let progress = BarProgress::new(!json);
+            let report = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
+                .run(paths, &progress)?;
+            progress.finish();
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "indexed {} · unchanged {} · removed {} · failed {} · {} passages written, {} embedded · {} passages in the index",
+                    report.indexed,
+                    report.unchanged,
+                    report.removed,
+                    report.failed.len(),
+                    report.chunks,
+                    report.embedded,
+                    report.total_chunks
+                );
+                for f in &report.failed {
+                    println!("  failed: {}: {}", f.path, f.error);
+                }
+            }
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Search {
+            query,
+            mode,
+            k,
+            publication,
+            json,
+        } => {
+            let stack = open(&cli)?;
+            let retriever = Retriever::new(stack.indexes, stack.embedder, stack.config.retrieval);
+            let filter = PassageFilter {
+                publications: publication.clone(),
+                ..PassageFilter::default()
+            };
+            let hits = retriever.search(query, *mode, *k, &filter)?;
+            if *json {
+                println!("{}", serde_json::to_string(&hits.iter().map(search_json).collect::<Vec<_>>())?);
+            } else {
+                print_hits(&hits);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { addr } => {
+            let stack = open(&cli)?;
+            let addr: SocketAddr = match addr {
+                Some(a) => *a,
+                None => stack
+                    .config
+                    .server
+                    .addr
+                    .parse()
+                    .with_context(|| format!("server.addr '{}'", stack.config.server.addr))?,
+            };
+            let retriever = Arc::new(Retriever::new(
+                stack.indexes,
+                stack.embedder,
+                stack.config.retrieval,
+            ));
+            let runtime = tokio::runtime::Runtime::new()?;
+            eprintln!("doctrina: serving on http://{addr}/");
+            runtime.block_on(doctrina_web::serve(addr, doctrina_web::AppState { retriever }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { repair, json } => {
+            let mut config = Config::load(cli.config.as_deref())?;
+            if let Some(dir) = &cli.data_dir {
+                config.data_dir = dir.clone();
+            }
+            let embedder = FastEmbedder::load(&config.embedding).ok();
+            let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())?;
+            let report = indexes.check(embedder.as_ref().map(|e| e as &dyn Embedder), *repair)?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} documents · passages: catalog {} · keyword {} · vectors {} · {}",
+                    report.documents,
+                    report.catalog_passages,
+                    report.keyword_passages,
+                    report.vector_passages,
+                    if report.consistent { "consistent" } else { "INCONSISTENT" }
+                );
+                for (label, ids) in [
+                    ("interrupted", &report.interrupted),
+                    ("repaired", &report.repaired),
+                    ("removed", &report.removed),
+                    ("orphans", &report.orphans),
+                    ("mismatched", &report.mismatched),
+                ] {
+                    if !ids.is_empty() {
+                        println!("  {label}: {}", ids.join(", "));
+                    }
+                }
+            }
+            Ok(if report.consistent {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Documents { json } => {
+            let stack = open(&cli)?;
+            let catalog = stack.indexes.catalog();
+            let docs = catalog.documents()?;
+            let failures = catalog.failures()?;
+            if *json {
+                let rows: Vec<_> = docs
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "id": d.meta.id,
+                            "title": d.meta.title,
+                            "publication": d.meta.publication,
+                            "edition": d.meta.edition,
+                            "supersedes": d.meta.supersedes,
+                            "marking": d.meta.marking.banner(),
+                            "format": d.meta.format,
+                            "source_path": d.meta.source_path,
+                            "status": d.status,
+                            "chunks": d.chunk_count,
+                            "last_error": d.last_error,
+                            "indexed_at": d.indexed_at,
+                        })
+                    })
+                    .collect();
+                let failed: Vec<_> = failures
+                    .iter()
+                    .map(|(path, error)| serde_json::json!({"path": path, "error": error}))
+                    .collect();
+                println!("{}", serde_json::json!({"documents": rows, "failed": failed}));
+            } else {
+                for d in &docs {
+                    println!(
+                        "{:<24} {:<14} {:<8} {:>4} chunks  {:<22} {}{}",
+                        d.meta.id,
+                        d.meta.publication.as_deref().unwrap_or("-"),
+                        d.status.as_str(),
+                        d.chunk_count,
+                        d.meta.marking.banner(),
+                        d.meta.title,
+                        d.last_error
+                            .as_deref()
+                            .map(|e| format!("  [last error: {e}]"))
+                            .unwrap_or_default()
+                    );
+                }
+                for (path, error) in &failures {
+                    println!("failed: {path}: {error}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The `search --json` object (the contract), from a hit.
+fn search_json(hit: &SearchHit) -> serde_json::Value {
+    serde_json::json!({
+        "rank": hit.rank,
+        "doc_id": hit.doc_id,
+        "passage_id": hit.passage_id,
+        "title": hit.title,
+        "publication": hit.publication,
+        "section": hit.section,
+        "paragraphs": hit.paragraphs,
+        "pages": hit.pages,
+        "marking": hit.marking,
+        "char_start": hit.char_start,
+        "char_end": hit.char_end,
+        "text": hit.text,
+        "scores": hit.scores,
+    })
+}
+
+fn print_hits(hits: &[SearchHit]) {
+    if hits.is_empty() {
+        println!("no passages match");
+    }
+    for hit in hits {
+        let paragraphs = if hit.paragraphs.is_empty() {
+            String::new()
+        } else {
+            format!(" para {}", hit.paragraphs.join(", "))
+        };
+        let pages = if hit.pages.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " p. {}",
+                hit.pages.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            )
+        };
+        println!(
+            "{:>2}. [{}] {}{}{} — {}",
+            hit.rank,
+            hit.marking,
+            hit.publication.as_deref().unwrap_or(&hit.doc_id),
+            paragraphs,
+            pages,
+            hit.title
+        );
+        if !hit.section.is_empty() {
+            println!("    {}", hit.section);
+        }
+        let preview: String = hit.text.chars().take(240).collect();
+        println!("    {}{}", preview.replace('\n', " "), if hit.text.chars().count() > 240 { "…" } else { "" });
+        println!(
+            "    fused {:.4} · bm25 {} · dense {}",
+            hit.scores.fused,
+            hit.scores.bm25.map_or("—".to_string(), |s| format!("{s:.2}")),
+            hit.scores.dense.map_or("—".to_string(), |s| format!("{s:.3}"))
+        );
+    }
+}
+
+/// A progress bar on a terminal's stderr; silent otherwise (and with --json).
+struct BarProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl BarProgress {
+    fn new(enabled: bool) -> Self {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files · {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self { bar }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for BarProgress {
+    fn files_found(&self, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+        }
+    }
+
+    fn file_done(&self, path: &std::path::Path, _outcome: FileOutcome) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+
+    fn passages_embedded(&self, count: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("embedded {count} passages"));
+        }
+    }
+}

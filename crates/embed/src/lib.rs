@@ -44,7 +44,7 @@ static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, Stri
 
 /// Loads ONNX Runtime from `dylib` once per process. Later calls with another path are
 /// ignored: a process can hold only one ONNX Runtime.
-pub fn init_onnx_runtime(dylib: &Path) -> Result<()> {
+pub fn init_onnx_runtime(dylib: &Path) -> Result<ort::environment::Environment> {
     if !dylib.exists() {
         return Err(EmbedError::Missing {
             what: "ONNX Runtime library",
@@ -60,7 +60,7 @@ pub fn init_onnx_runtime(dylib: &Path) -> Result<()> {
             .map_err(|e| e.to_string())
     });
     match outcome {
-        Ok(_) => Ok(()),
+        Ok(env) => Ok(env.clone()),
         Err(message) => Err(EmbedError::Runtime {
             path: dylib.to_path_buf(),
             message: message.clone(),
@@ -91,7 +91,7 @@ fn read(dir: &Path, file: &str, what: &'static str) -> Result<Vec<u8>> {
 
 impl FastEmbedder {
     pub fn load(config: &EmbeddingConfig) -> Result<Self> {
-        init_onnx_runtime(&config.ort_dylib)?;
+        let environment = init_onnx_runtime(&config.ort_dylib)?;
         let dir = &config.model_dir;
         let onnx = read(dir, "model.onnx", "embedding model")?;
         let tokenizer_files = TokenizerFiles {
@@ -102,7 +102,9 @@ impl FastEmbedder {
         };
         let model =
             UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
-        let mut options = InitOptionsUserDefined::new().with_max_length(config.max_length);
+        let mut options = InitOptionsUserDefined::new()
+            .with_environment(environment)
+            .with_max_length(config.max_length);
         if config.threads > 0 {
             options = options.with_intra_threads(config.threads);
         }

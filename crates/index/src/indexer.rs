@@ -222,7 +222,7 @@ impl<'a> Indexer<'a> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(path = %source.path.display(), %error, "file not indexed");
+                    tracing::debug!(path = %source.path.display(), %error, "file not indexed");
                     self.indexes.catalog().record_failure(&key, &error)?;
                     report.failed.push(FailedFile {
                         path: source.path.display().to_string(),

@@ -131,6 +131,12 @@ fn is_identifier(token: &str) -> bool {
         && (token.contains(['-', '.']) || token.chars().any(|c| c.is_alphabetic()))
 }
 
+/// True when a query names something exactly (`ATP 4-0.6`, `2-15`): keyword retrieval is
+/// then the stronger signal, and fusion weighs it up.
+pub fn has_identifier(query: &str) -> bool {
+    ident_tokens(query).iter().any(|(_, _, t)| is_identifier(t))
+}
+
 fn pretokenised(text: &str) -> PreTokenizedString {
     let tokens = ident_tokens(text)
         .into_iter()

@@ -27,6 +27,16 @@ use crate::error::{IndexError, Result};
 use crate::keyword::{KeywordDoc, KeywordIndex};
 use crate::vector::{EdgeVectorStore, VectorPoint, VectorStore};
 
+/// Fault injection for crash tests: `DOCTRINA_FAILPOINT=<name>` aborts the process at the
+/// named point, exactly as a kill would. Points: `after-index-write` (both indexes written
+/// and committed, catalog not yet).
+fn failpoint(name: &str) {
+    if std::env::var_os("DOCTRINA_FAILPOINT").is_some_and(|v| v == name) {
+        eprintln!("doctrina: failpoint {name} reached, aborting");
+        std::process::abort();
+    }
+}
+
 /// A parsed, embedded document ready to be written.
 #[derive(Debug, Clone)]
 pub struct PreparedDocument {
@@ -44,6 +54,8 @@ pub struct HealthReport {
     pub catalog_passages: usize,
     pub keyword_passages: usize,
     pub vector_passages: usize,
+    /// Documents found with an interrupted write (status `indexing` or `deleting`).
+    pub interrupted: Vec<String>,
     /// Documents whose interrupted write or mismatched counts were repaired.
     pub repaired: Vec<String>,
     /// Documents removed because their first indexing or their deletion was interrupted.
@@ -199,6 +211,7 @@ impl Indexes {
                 ))),
             };
         }
+        failpoint("after-index-write");
         let commit: Vec<_> = docs
             .iter()
             .map(|d| {
@@ -320,6 +333,7 @@ impl Indexes {
             .filter(|d| matches!(d.status, DocumentStatus::Indexing | DocumentStatus::Deleting))
             .map(|d| d.meta.id.clone())
             .collect();
+        report.interrupted = interrupted.clone();
         if repair && !interrupted.is_empty() {
             tracing::warn!(documents = interrupted.len(), "repairing interrupted index writes");
             let (repaired, removed) = self.repair_interrupted(&interrupted, embedder)?;
@@ -370,7 +384,10 @@ impl Indexes {
         report.catalog_passages = self.catalog().passage_count()?;
         report.keyword_passages = keyword;
         report.vector_passages = vectors;
-        report.consistent = report.catalog_passages == keyword && keyword == vectors;
+        report.consistent = report.catalog_passages == keyword
+            && keyword == vectors
+            && report.mismatched.is_empty()
+            && (repair || interrupted.is_empty());
         Ok(report)
     }
 }

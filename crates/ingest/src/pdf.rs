@@ -41,7 +41,7 @@ pub fn extract(bytes: &[u8], publication: Option<&str>) -> Result<Vec<Block>> {
         IngestError::CorruptPdf(format!("unreadable content ({why})"))
     })??;
     let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
-    Ok(text::extract_pages(&refs, true, publication))
+    Ok(text::extract_pages(&refs, true, publication, text::Layout::Pdf))
 }
 
 #[cfg(test)]

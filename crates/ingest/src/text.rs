@@ -62,19 +62,34 @@ struct Line<'a> {
     page: u32,
 }
 
+/// Where the text came from, which decides how much its whitespace can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Plain text: blank lines separate paragraphs, runs of spaces align table columns.
+    Plain,
+    /// A PDF text layer: justified lines carry runs of spaces between words and line
+    /// spacing shows up as blank lines inside paragraphs, so neither is structure.
+    Pdf,
+}
+
 /// Plain text: form feeds separate pages when present; otherwise pages are counted from
 /// the running headers/footers found between paragraphs.
 pub fn extract_plain(body: &str, publication: Option<&str>) -> Vec<Block> {
     let pages: Vec<&str> = body.split('\u{c}').collect();
     let explicit = pages.len() > 1;
-    extract_pages(&pages, explicit, publication)
+    extract_pages(&pages, explicit, publication, Layout::Plain)
 }
 
 /// Text split into physical pages (e.g. one string per PDF page). With `explicit_pages` the
 /// page numbers are the pages' positions; otherwise they are counted from furniture.
-pub fn extract_pages(pages: &[&str], explicit_pages: bool, publication: Option<&str>) -> Vec<Block> {
+pub fn extract_pages(
+    pages: &[&str],
+    explicit_pages: bool,
+    publication: Option<&str>,
+    layout: Layout,
+) -> Vec<Block> {
     let lines = classify_lines(pages, explicit_pages, publication);
-    build_blocks(&lines)
+    build_blocks(&lines, layout)
 }
 
 fn normalise_key(line: &str) -> String {
@@ -284,12 +299,13 @@ fn is_title_like(line: &str) -> bool {
         && t.starts_with(|c: char| c.is_uppercase())
         && !ends_sentence(t)
         && !t.ends_with(',')
+        && !t.ends_with(|c: char| c.is_ascii_digit())
         && t.chars().filter(|c| c.is_alphabetic()).count() >= 3
         && block_start_kind(t).is_none()
         && !is_table_row(line)
 }
 
-fn build_blocks(lines: &[Line<'_>]) -> Vec<Block> {
+fn build_blocks(lines: &[Line<'_>], layout: Layout) -> Vec<Block> {
     let mut blocks: Vec<Block> = Vec::new();
     let mut open: Option<Open> = None;
     let mut blank_since = true;
@@ -327,7 +343,7 @@ fn build_blocks(lines: &[Line<'_>]) -> Vec<Block> {
         let text = line.text;
         let t = text.trim();
         let start = block_start_kind(t);
-        let table_row = is_table_row(text);
+        let table_row = layout == Layout::Plain && is_table_row(text);
 
         // Continue the open block?
         if let Some(current) = open.as_mut() {
@@ -342,8 +358,9 @@ fn build_blocks(lines: &[Line<'_>]) -> Vec<Block> {
             } else if !blank_since {
                 true
             } else {
-                // A blank line: a new paragraph, unless a page break cut an unfinished one.
-                break_since && !ends_sentence(&current.text)
+                // A blank line: a new paragraph, unless a page break (or, in a PDF, mere line
+                // spacing) cut an unfinished one.
+                (break_since || layout == Layout::Pdf) && !ends_sentence(&current.text)
             };
             if continues {
                 current.append(text, line.page);

@@ -94,6 +94,9 @@ pub struct RetrievalConfig {
     pub dense_weight: f32,
     /// How many candidates each retriever contributes before fusion.
     pub candidates: usize,
+    /// Multiplies `bm25_weight` when the query contains an identifier (`ATP 4-0.6`,
+    /// `2-15`): embeddings do not know identifiers, exact keyword matches do.
+    pub identifier_bm25_boost: f32,
 }
 
 impl Default for RetrievalConfig {
@@ -103,6 +106,7 @@ impl Default for RetrievalConfig {
             bm25_weight: 1.0,
             dense_weight: 1.0,
             candidates: 50,
+            identifier_bm25_boost: 2.0,
         }
     }
 }
