@@ -58,7 +58,11 @@ fn each_bad_file_gets_its_reason_and_the_rest_is_indexed() {
         d.join("good.pdf.meta.yaml"),
     )
     .unwrap();
-    write(d, "corrupt.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\ngarbage garbage");
+    write(
+        d,
+        "corrupt.pdf",
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\ngarbage garbage",
+    );
     write(d, "encrypted.pdf", &encrypted_pdf());
     write(d, "binary.txt", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00binary");
     write(d, "empty.md", b"");
@@ -66,7 +70,11 @@ fn each_bad_file_gets_its_reason_and_the_rest_is_indexed() {
     write(d, "latin1.md", b"# Caf\xe9\n\n1-1. Na\xefve text.\n");
     write(d, "program.exe", b"whatever");
     write(d, "corrupt.docx", b"PK\x03\x04 not really a zip");
-    write(d, "bad-meta.md", b"---\nmarking: ULTRA SECRET\n---\n# x\n\n1-1. Text.\n");
+    write(
+        d,
+        "bad-meta.md",
+        b"---\nmarking: ULTRA SECRET\n---\n# x\n\n1-1. Text.\n",
+    );
 
     let report = index.index(&[d.to_path_buf()]);
     assert_eq!(report.indexed, 2, "{report:#?}");
@@ -80,7 +88,11 @@ fn each_bad_file_gets_its_reason_and_the_rest_is_indexed() {
             .clone()
     };
     assert!(reason("corrupt.pdf").contains("corrupt or unreadable PDF"));
-    assert!(reason("encrypted.pdf").contains("encrypted PDF"), "{}", reason("encrypted.pdf"));
+    assert!(
+        reason("encrypted.pdf").contains("encrypted PDF"),
+        "{}",
+        reason("encrypted.pdf")
+    );
     assert!(reason("binary.txt").contains("binary content"));
     assert!(reason("empty.md").contains("empty"));
     assert!(reason("huge.txt").contains("over the 200000-byte limit"));
@@ -107,16 +119,29 @@ fn a_broken_new_version_keeps_the_indexed_one() {
     std::fs::copy(corpus_documents().join("atp-4-0-6.md"), &file).unwrap();
     let first = index.index(&[dir.path().to_path_buf()]);
     assert_eq!(first.indexed, 1);
-    let before = index.indexes.catalog().document("atp-4-0-6").unwrap().unwrap();
+    let before = index
+        .indexes
+        .catalog()
+        .document("atp-4-0-6")
+        .unwrap()
+        .unwrap();
 
     // The custodian overwrites it with garbage: reported, and the old version keeps serving.
     std::fs::write(&file, b"\xff\xfe\x00garbage").unwrap();
     let second = index.index(&[dir.path().to_path_buf()]);
     assert_eq!(second.failed.len(), 1, "{second:#?}");
     assert_eq!(second.removed, 0);
-    let after = index.indexes.catalog().document("atp-4-0-6").unwrap().unwrap();
+    let after = index
+        .indexes
+        .catalog()
+        .document("atp-4-0-6")
+        .unwrap()
+        .unwrap();
     assert_eq!(after.chunk_count, before.chunk_count);
-    assert!(after.last_error.as_deref().unwrap_or("").contains("binary"), "{after:?}");
+    assert!(
+        after.last_error.as_deref().unwrap_or("").contains("binary"),
+        "{after:?}"
+    );
     let hits = index.search("72-hour look", SearchMode::Hybrid, 3);
     assert_eq!(hits[0].doc_id, "atp-4-0-6");
     let health = index.indexes.check(None, false).unwrap();

@@ -27,7 +27,11 @@ fn assert_spans_exact(doc: &ParsedDocument) {
             .skip(p.char_start)
             .take(p.char_end - p.char_start)
             .collect();
-        assert_eq!(span, p.text, "{}: offsets do not point at the passage text", p.id);
+        assert_eq!(
+            span, p.text,
+            "{}: offsets do not point at the passage text",
+            p.id
+        );
         assert!(!p.text.trim().is_empty());
     }
 }
@@ -37,7 +41,10 @@ fn messy_pdf_style_text_keeps_paragraphs_and_pages() {
     let doc = parse("atp-4-11-7.txt");
     assert_eq!(doc.meta.publication.as_deref(), Some("ATP 4-11.7"));
     // Running headers/footers ("... ATP 4-11.7 1-3") are gone from the text.
-    assert!(!doc.text.contains("ATP 4-11.7 1-"), "page furniture left in the text");
+    assert!(
+        !doc.text.contains("ATP 4-11.7 1-"),
+        "page furniture left in the text"
+    );
     // Paragraph 1-8 runs over a page break: one passage, both pages, text joined.
     let p = passage_with(&doc, "1-8");
     assert_eq!(p.pages, vec![3, 4], "{p:?}");
@@ -63,14 +70,20 @@ fn pdf_text_layer_gives_real_pages() {
     assert_eq!(doc.meta.publication.as_deref(), Some("FM 5-0.1"));
     let p = passage_with(&doc, "2-6");
     assert_eq!(p.pages, vec![4, 5], "2-6 continues across a page break");
-    assert!(!p.text.contains("  "), "justified-text spacing is normalised");
+    assert!(
+        !p.text.contains("  "),
+        "justified-text spacing is normalised"
+    );
     assert_eq!(passage_with(&doc, "2-12").pages, vec![5, 6]);
     assert!(
         p.section_path[0].starts_with("Chapter 2"),
         "{:?}",
         p.section_path
     );
-    assert!(!doc.text.contains("12 September 2023\n"), "running header stripped");
+    assert!(
+        !doc.text.contains("12 September 2023\n"),
+        "running header stripped"
+    );
     assert_spans_exact(&doc);
 }
 
@@ -87,7 +100,10 @@ fn docx_headings_and_paragraphs() {
 #[test]
 fn html_drops_scripts_and_keeps_structure() {
     let doc = parse("atp-6-0-8.html");
-    assert!(!doc.text.contains("alert(1)"), "script text must not be indexed");
+    assert!(
+        !doc.text.contains("alert(1)"),
+        "script text must not be indexed"
+    );
     assert!(!doc.text.contains("onclick"));
     assert!(doc.passages.iter().any(|p| !p.paragraphs.is_empty()));
     assert_spans_exact(&doc);
@@ -104,6 +120,10 @@ fn markdown_front_matter_gives_metadata() {
     let secret = parse("opord-24-07.md");
     assert_eq!(secret.meta.marking.banner(), "SECRET//NOFORN");
     // Appendix paragraphs keep their letter.
-    assert!(doc.passages.iter().any(|p| p.paragraphs.iter().any(|x| x == "A-1")));
+    assert!(
+        doc.passages
+            .iter()
+            .any(|p| p.paragraphs.iter().any(|x| x == "A-1"))
+    );
     assert_spans_exact(&doc);
 }

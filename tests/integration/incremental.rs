@@ -18,7 +18,11 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
 
     // Unchanged corpus: nothing parsed into the indexes, nothing embedded.
     let again = index.index(&roots);
-    assert_eq!((again.indexed, again.unchanged, again.embedded), (0, 15, 0), "{again:#?}");
+    assert_eq!(
+        (again.indexed, again.unchanged, again.embedded),
+        (0, 15, 0),
+        "{again:#?}"
+    );
     assert_eq!(again.total_chunks, total);
 
     // Edit one file: add a paragraph with a distinctive term.
@@ -36,7 +40,8 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
     for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
         let hits = index.search("zebra-stripe reporting of amber thresholds", mode, 3);
         assert!(
-            hits.iter().any(|h| h.paragraphs.contains(&"3-99".to_string())),
+            hits.iter()
+                .any(|h| h.paragraphs.contains(&"3-99".to_string())),
             "{mode:?}: new paragraph not found: {hits:#?}"
         );
     }
@@ -52,7 +57,14 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
     std::fs::remove_file(corpus.path().join("atp-4-11-7.txt")).unwrap();
     let deleted = index.index(&roots);
     assert_eq!(deleted.removed, 1, "{deleted:#?}");
-    assert!(index.indexes.catalog().document("atp-4-11-7").unwrap().is_none());
+    assert!(
+        index
+            .indexes
+            .catalog()
+            .document("atp-4-11-7")
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(index.indexes.keyword.count_doc("atp-4-11-7").unwrap(), 0);
     assert_eq!(index.indexes.vectors.count_doc("atp-4-11-7").unwrap(), 0);
     for mode in [SearchMode::Bm25, SearchMode::Dense] {

@@ -20,7 +20,10 @@ fn corpus_index() -> &'static TestIndex {
 fn exact_identifiers_match() {
     let index = corpus_index();
     let hits = index.search("ATP 4-0.6 paragraph 2-8", SearchMode::Hybrid, 5);
-    assert!(hits[..3].iter().any(|h| covers(h, "ATP 4-0.6#2-8")), "{hits:#?}");
+    assert!(
+        hits[..3].iter().any(|h| covers(h, "ATP 4-0.6#2-8")),
+        "{hits:#?}"
+    );
     let hits = index.search("FM 5-0.1 2-6", SearchMode::Bm25, 3);
     assert!(covers(&hits[0], "FM 5-0.1#2-6"), "{hits:#?}");
     assert_eq!(hits[0].pages, vec![4, 5]);
@@ -34,13 +37,18 @@ fn paraphrased_questions_are_found_by_hybrid() {
     // Bundled questions q20 and q23 share almost no words with their gold paragraphs.
     let questions = questions();
     for id in ["q20", "q23"] {
-        let q = questions.iter().find(|q| q.id == id).expect("question in the set");
+        let q = questions
+            .iter()
+            .find(|q| q.id == id)
+            .expect("question in the set");
         let hits = index.search(&q.question, SearchMode::Hybrid, 5);
         assert!(
             hits.iter().any(|h| q.gold.iter().any(|g| covers(h, g))),
             "{id}: {:?} not in {:#?}",
             q.gold,
-            hits.iter().map(|h| (&h.doc_id, &h.paragraphs)).collect::<Vec<_>>()
+            hits.iter()
+                .map(|h| (&h.doc_id, &h.paragraphs))
+                .collect::<Vec<_>>()
         );
         // Every hit carries its score breakdown and citation fields.
         for h in &hits {
@@ -58,11 +66,18 @@ fn hybrid_recall_on_the_bundled_question_set() {
     let questions = questions();
     assert!(questions.len() >= 30);
     let mut recall = [0.0f64; 3];
-    for (i, mode) in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid].into_iter().enumerate() {
+    for (i, mode) in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid]
+        .into_iter()
+        .enumerate()
+    {
         let mut sum = 0.0;
         for q in &questions {
             let hits = index.search(&q.question, mode, 5);
-            let found = q.gold.iter().filter(|g| hits.iter().any(|h| covers(h, g))).count();
+            let found = q
+                .gold
+                .iter()
+                .filter(|g| hits.iter().any(|h| covers(h, g)))
+                .count();
             sum += found as f64 / q.gold.len() as f64;
         }
         recall[i] = sum / questions.len() as f64;
@@ -74,11 +89,16 @@ fn hybrid_recall_on_the_bundled_question_set() {
         recall[1],
         recall[2]
     );
-    assert!(recall[2] >= HYBRID_RECALL_AT_5_FLOOR, "hybrid recall@5 {:.3}", recall[2]);
+    assert!(
+        recall[2] >= HYBRID_RECALL_AT_5_FLOOR,
+        "hybrid recall@5 {:.3}",
+        recall[2]
+    );
 }
 
-/// Set from measurement; see the closing note of the foundation issue.
-const HYBRID_RECALL_AT_5_FLOOR: f64 = 0.0;
+/// Measured 0.808 (bm25 0.782, dense 0.795) on the 39 bundled questions; the floor leaves
+/// room for about two questions of noise and fails on a real regression.
+const HYBRID_RECALL_AT_5_FLOOR: f64 = 0.75;
 
 #[test]
 fn filters_apply_inside_both_retrievers() {
@@ -90,8 +110,15 @@ fn filters_apply_inside_both_retrievers() {
     };
     for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
         let hits = retriever.search("fuel planning", mode, 5, &filter).unwrap();
-        assert_eq!(hits.len(), 5, "{mode:?}: filtered search still returns k hits");
-        assert!(hits.iter().all(|h| h.publication.as_deref() == Some("FM 5-0.1")));
+        assert_eq!(
+            hits.len(),
+            5,
+            "{mode:?}: filtered search still returns k hits"
+        );
+        assert!(
+            hits.iter()
+                .all(|h| h.publication.as_deref() == Some("FM 5-0.1"))
+        );
     }
     let unclassified = PassageFilter {
         max_marking_rank: Some(0),
@@ -99,8 +126,16 @@ fn filters_apply_inside_both_retrievers() {
     };
     for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
         let hits = retriever
-            .search("OPORD 24-07 Operation GRANITE LANTERN execution", mode, 10, &unclassified)
+            .search(
+                "OPORD 24-07 Operation GRANITE LANTERN execution",
+                mode,
+                10,
+                &unclassified,
+            )
             .unwrap();
-        assert!(hits.iter().all(|h| h.marking == "UNCLASSIFIED"), "{mode:?}: {hits:#?}");
+        assert!(
+            hits.iter().all(|h| h.marking == "UNCLASSIFIED"),
+            "{mode:?}: {hits:#?}"
+        );
     }
 }

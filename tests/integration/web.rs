@@ -10,7 +10,10 @@ async fn get(url: &str) -> (u16, String) {
     // A minimal HTTP/1.1 client over a TCP stream keeps the test free of extra crates.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -19,7 +22,10 @@ async fn get(url: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status: u16 = text[9..12].parse().expect("status code");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -29,8 +35,7 @@ async fn get(url: &str) -> (u16, String) {
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = body.split_once("\r\n") else { break };
+    while let Some((size, rest)) = body.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
@@ -62,13 +67,24 @@ async fn health_api_and_page() {
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["passages"]["catalog"], health["passages"]["vectors"]);
 
-    let (status, body) = get(&format!("{base}/api/search?q=convoy%20trail%20party&k=3&mode=hybrid")).await;
+    let (status, body) = get(&format!(
+        "{base}/api/search?q=convoy%20trail%20party&k=3&mode=hybrid"
+    ))
+    .await;
     assert_eq!(status, 200, "{body}");
     let api: Vec<SearchHit> = serde_json::from_str(&body).expect("search hits");
     let direct = retriever
-        .search("convoy trail party", SearchMode::Hybrid, 3, &PassageFilter::default())
+        .search(
+            "convoy trail party",
+            SearchMode::Hybrid,
+            3,
+            &PassageFilter::default(),
+        )
         .unwrap();
-    assert_eq!(api, direct, "the API returns what the retriever (and the CLI) returns");
+    assert_eq!(
+        api, direct,
+        "the API returns what the retriever (and the CLI) returns"
+    );
 
     let (status, body) = get(&format!("{base}/api/search?q=&k=3")).await;
     assert_eq!(status, 400);
@@ -80,10 +96,19 @@ async fn health_api_and_page() {
     let (status, _) = get(&format!("{base}/api/search?q=x&k=0")).await;
     assert_eq!(status, 400);
 
-    let (status, page) = get(&format!("{base}/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E+convoy")).await;
+    let (status, page) = get(&format!(
+        "{base}/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E+convoy"
+    ))
+    .await;
     assert_eq!(status, 200);
-    assert!(!page.contains("<script>alert(1)"), "the query is escaped, not injected");
-    assert!(page.contains("alert(1)"), "the query is echoed back (escaped)");
+    assert!(
+        !page.contains("<script>alert(1)"),
+        "the query is escaped, not injected"
+    );
+    assert!(
+        page.contains("alert(1)"),
+        "the query is echoed back (escaped)"
+    );
     assert!(page.contains("class=\"hit\""), "results rendered");
     drop(retriever);
     server.shutdown().await.expect("clean shutdown");

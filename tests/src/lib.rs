@@ -133,7 +133,9 @@ pub fn covers(hit: &SearchHit, gold: &str) -> bool {
         None => (None, gold),
     };
     let publication_ok = publication.is_none_or(|p| {
-        hit.publication.as_deref().is_some_and(|hp| hp.eq_ignore_ascii_case(p))
+        hit.publication
+            .as_deref()
+            .is_some_and(|hp| hp.eq_ignore_ascii_case(p))
             || hit.doc_id == p
     });
     publication_ok && hit.paragraphs.iter().any(|x| x == paragraph)

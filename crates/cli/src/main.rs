@@ -18,7 +18,11 @@ use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
-#[command(name = "doctrina", version, about = "Air-gapped planning assistant: cited search over doctrine")]
+#[command(
+    name = "doctrina",
+    version,
+    about = "Air-gapped planning assistant: cited search over doctrine"
+)]
 struct Cli {
     /// Configuration file (default: ./doctrina.toml if present).
     #[arg(long, global = true, env = "DOCTRINA_CONFIG")]
@@ -128,7 +132,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Index { paths, json } => {
             let stack = open(&cli)?;
-            let ingestor = Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone());
+            let ingestor =
+                Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone());
             let progress = BarProgress::new(!json);
             let report = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
                 .run(paths, &progress)?;
@@ -171,7 +176,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let hits = retriever.search(query, *mode, *k, &filter)?;
             if *json {
-                println!("{}", serde_json::to_string(&hits.iter().map(search_json).collect::<Vec<_>>())?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&hits.iter().map(search_json).collect::<Vec<_>>())?
+                );
             } else {
                 print_hits(&hits);
             }
@@ -195,7 +203,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ));
             let runtime = tokio::runtime::Runtime::new()?;
             eprintln!("doctrina: serving on http://{addr}/");
-            runtime.block_on(doctrina_web::serve(addr, doctrina_web::AppState { retriever }))?;
+            runtime.block_on(doctrina_web::serve(
+                addr,
+                doctrina_web::AppState { retriever },
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { repair, json } => {
@@ -215,7 +226,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.catalog_passages,
                     report.keyword_passages,
                     report.vector_passages,
-                    if report.consistent { "consistent" } else { "INCONSISTENT" }
+                    if report.consistent {
+                        "consistent"
+                    } else {
+                        "INCONSISTENT"
+                    }
                 );
                 for (label, ids) in [
                     ("interrupted", &report.interrupted),
@@ -264,7 +279,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|(path, error)| serde_json::json!({"path": path, "error": error}))
                     .collect();
-                println!("{}", serde_json::json!({"documents": rows, "failed": failed}));
+                println!(
+                    "{}",
+                    serde_json::json!({"documents": rows, "failed": failed})
+                );
             } else {
                 for d in &docs {
                     println!(
@@ -324,7 +342,11 @@ fn print_hits(hits: &[SearchHit]) {
         } else {
             format!(
                 " p. {}",
-                hit.pages.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                hit.pages
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         println!(
@@ -340,12 +362,24 @@ fn print_hits(hits: &[SearchHit]) {
             println!("    {}", hit.section);
         }
         let preview: String = hit.text.chars().take(240).collect();
-        println!("    {}{}", preview.replace('\n', " "), if hit.text.chars().count() > 240 { "…" } else { "" });
+        println!(
+            "    {}{}",
+            preview.replace('\n', " "),
+            if hit.text.chars().count() > 240 {
+                "…"
+            } else {
+                ""
+            }
+        );
         println!(
             "    fused {:.4} · bm25 {} · dense {}",
             hit.scores.fused,
-            hit.scores.bm25.map_or("—".to_string(), |s| format!("{s:.2}")),
-            hit.scores.dense.map_or("—".to_string(), |s| format!("{s:.3}"))
+            hit.scores
+                .bm25
+                .map_or("—".to_string(), |s| format!("{s:.2}")),
+            hit.scores
+                .dense
+                .map_or("—".to_string(), |s| format!("{s:.3}"))
         );
     }
 }

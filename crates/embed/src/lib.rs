@@ -15,7 +15,9 @@ use fastembed::{
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     /// Setup has not installed the runtime or model (or the config points elsewhere).
-    #[error("{what} not found at {path}: run `make setup` (scripts/setup.sh runtime) or fix the [embedding] config")]
+    #[error(
+        "{what} not found at {path}: run `make setup` (scripts/setup.sh runtime) or fix the [embedding] config"
+    )]
     Missing { what: &'static str, path: PathBuf },
     #[error("cannot load ONNX Runtime from {path}: {message}")]
     Runtime { path: PathBuf, message: String },
@@ -97,7 +99,11 @@ impl FastEmbedder {
         let tokenizer_files = TokenizerFiles {
             tokenizer_file: read(dir, "tokenizer.json", "tokenizer")?,
             config_file: read(dir, "config.json", "tokenizer config")?,
-            special_tokens_map_file: read(dir, "special_tokens_map.json", "tokenizer special tokens")?,
+            special_tokens_map_file: read(
+                dir,
+                "special_tokens_map.json",
+                "tokenizer special tokens",
+            )?,
             tokenizer_config_file: read(dir, "tokenizer_config.json", "tokenizer config")?,
         };
         let model =

@@ -176,16 +176,21 @@ impl Catalog {
     }
 
     pub fn document(&self, id: &str) -> Result<Option<DocumentRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"))?;
-        Ok(stmt.query_row([id], doc_from_row).optional()?.map(|(r, _)| r))
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"
+        ))?;
+        Ok(stmt
+            .query_row([id], doc_from_row)
+            .optional()?
+            .map(|(r, _)| r))
     }
 
     pub fn document_body(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT body FROM documents WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT body FROM documents WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -307,7 +312,10 @@ impl Catalog {
                 ],
             )?;
             insert_passages(&tx, passages)?;
-            tx.execute("DELETE FROM failures WHERE source_path = ?1", [&meta.source_path])?;
+            tx.execute(
+                "DELETE FROM failures WHERE source_path = ?1",
+                [&meta.source_path],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -390,7 +398,18 @@ fn insert_passages(tx: &rusqlite::Transaction<'_>, passages: &[StoredPassage]) -
     Ok(())
 }
 
-type RawPassage = (String, String, u32, String, String, String, i64, i64, String, String);
+type RawPassage = (
+    String,
+    String,
+    u32,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+);
 
 fn passage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawPassage> {
     Ok((

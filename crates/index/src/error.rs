@@ -4,7 +4,9 @@ use std::path::PathBuf;
 /// (disk, locks, a missing runtime) or a bug, and the web layer reports them as 5xx/503.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("data directory {path} is in use by another doctrina process (stop it, or use its HTTP API)")]
+    #[error(
+        "data directory {path} is in use by another doctrina process (stop it, or use its HTTP API)"
+    )]
     Locked { path: PathBuf },
     #[error("i/o error on {path}: {source}")]
     Io {

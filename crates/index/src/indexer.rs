@@ -108,7 +108,9 @@ fn collect(root: &Path, out: &mut Vec<Source>) -> Result<()> {
             if name.starts_with('.') || is_sidecar(&path) {
                 continue;
             }
-            let Ok(file_type) = entry.file_type() else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
             if file_type.is_dir() {
                 stack.push(path);
             } else if file_type.is_file() || file_type.is_symlink() {
@@ -152,8 +154,10 @@ impl<'a> Indexer<'a> {
         progress.files_found(sources.len());
 
         let existing = self.indexes.catalog().documents()?;
-        let by_path: HashMap<String, &crate::catalog::DocumentRecord> =
-            existing.iter().map(|d| (d.meta.source_path.clone(), d)).collect();
+        let by_path: HashMap<String, &crate::catalog::DocumentRecord> = existing
+            .iter()
+            .map(|d| (d.meta.source_path.clone(), d))
+            .collect();
         let by_id: HashMap<&str, &crate::catalog::DocumentRecord> =
             existing.iter().map(|d| (d.meta.id.as_str(), d)).collect();
 
@@ -170,14 +174,16 @@ impl<'a> Indexer<'a> {
             let previous = by_path.get(&key).copied();
 
             let outcome = (|| -> std::result::Result<Option<ParsedDocument>, String> {
-                let hash = self.ingestor.content_hash(&abs).map_err(|e| e.to_string())?;
-                if let Some(prev) = previous {
-                    if prev.meta.content_hash == hash
-                        && prev.pipeline_version == PIPELINE_VERSION
-                        && prev.status == doctrina_types::DocumentStatus::Indexed
-                    {
-                        return Ok(None);
-                    }
+                let hash = self
+                    .ingestor
+                    .content_hash(&abs)
+                    .map_err(|e| e.to_string())?;
+                if let Some(prev) = previous
+                    && prev.meta.content_hash == hash
+                    && prev.pipeline_version == PIPELINE_VERSION
+                    && prev.status == doctrina_types::DocumentStatus::Indexed
+                {
+                    return Ok(None);
                 }
                 let parsed = self
                     .ingestor
@@ -187,13 +193,14 @@ impl<'a> Indexer<'a> {
                 if let Some(other) = claimed_ids.get(&id) {
                     return Err(format!("document id '{id}' is already used by {other}"));
                 }
-                if let Some(owner) = by_id.get(id.as_str()) {
-                    if owner.meta.source_path != key && Path::new(&owner.meta.source_path).exists() {
-                        return Err(format!(
-                            "document id '{id}' is already used by {}",
-                            owner.meta.source_path
-                        ));
-                    }
+                if let Some(owner) = by_id.get(id.as_str())
+                    && owner.meta.source_path != key
+                    && Path::new(&owner.meta.source_path).exists()
+                {
+                    return Err(format!(
+                        "document id '{id}' is already used by {}",
+                        owner.meta.source_path
+                    ));
                 }
                 Ok(Some(parsed))
             })();
@@ -208,11 +215,11 @@ impl<'a> Indexer<'a> {
                 }
                 Ok(Some(parsed)) => {
                     claimed_ids.insert(parsed.meta.id.clone(), key.clone());
-                    if let Some(prev) = previous {
-                        if prev.meta.id != parsed.meta.id {
-                            // The file now declares another id: its old document goes.
-                            superseded_ids.push(prev.meta.id.clone());
-                        }
+                    if let Some(prev) = previous
+                        && prev.meta.id != parsed.meta.id
+                    {
+                        // The file now declares another id: its old document goes.
+                        superseded_ids.push(prev.meta.id.clone());
                     }
                     batch_passages += parsed.passages.len();
                     batch.push(parsed);
@@ -333,7 +340,10 @@ impl<'a> Indexer<'a> {
         for doc in &prepared {
             report.indexed += 1;
             report.chunks += doc.passages.len();
-            progress.file_done(Path::new(&doc.record_meta.source_path), FileOutcome::Indexed);
+            progress.file_done(
+                Path::new(&doc.record_meta.source_path),
+                FileOutcome::Indexed,
+            );
         }
         Ok(())
     }

@@ -13,8 +13,8 @@ use std::path::Path;
 use doctrina_types::PassageFilter;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
-    TermQuery, TermSetQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -99,10 +99,14 @@ fn schema() -> (Schema, Fields) {
 pub fn ident_tokens(text: &str) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
     let mut start = None;
-    let is_sep = |c: char| c.is_whitespace() || matches!(c, '/' | ',' | ';' | '(' | ')' | '[' | ']');
+    let is_sep =
+        |c: char| c.is_whitespace() || matches!(c, '/' | ',' | ';' | '(' | ')' | '[' | ']');
     let push = |s: usize, e: usize, out: &mut Vec<(usize, usize, String)>| {
         let word = &text[s..e];
-        let trimmed_start = word.len() - word.trim_start_matches(|c: char| !c.is_alphanumeric()).len();
+        let trimmed_start = word.len()
+            - word
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
         let core = word.trim_matches(|c: char| !c.is_alphanumeric());
         if !core.is_empty() {
             let from = s + trimmed_start;
@@ -262,7 +266,10 @@ impl KeywordIndex {
         let mut ids = std::collections::BTreeSet::new();
         for segment in searcher.segment_readers() {
             let inverted = segment.inverted_index(self.fields.doc_id)?;
-            let mut terms = inverted.terms().stream().map_err(tantivy::TantivyError::from)?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(tantivy::TantivyError::from)?;
             while terms.advance() {
                 let id = String::from_utf8_lossy(terms.key()).into_owned();
                 let q = TermQuery::new(
@@ -331,7 +338,8 @@ impl KeywordIndex {
         for (_, _, token) in idents.iter().filter(|(_, _, t)| is_identifier(t)) {
             for (field, boost) in [(f.ident, 3.0f32), (f.paragraph, 3.0)] {
                 let term = Term::from_field_text(field, token);
-                let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                let q: Box<dyn Query> =
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
             }
         }
@@ -343,7 +351,10 @@ impl KeywordIndex {
                     Term::from_field_text(f.ident, a),
                     Term::from_field_text(f.ident, b),
                 ]);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), 4.0))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(phrase), 4.0)),
+                ));
             }
         }
         if clauses.is_empty() {
@@ -436,20 +447,34 @@ mod tests {
             ])
             .unwrap();
         index.commit().unwrap();
-        let hits = index.search("ATP 4-0.6", 10, &PassageFilter::default()).unwrap();
+        let hits = index
+            .search("ATP 4-0.6", 10, &PassageFilter::default())
+            .unwrap();
         assert_eq!(hits[0].0, "a#0");
-        let hits = index.search("paragraph 1-4", 10, &PassageFilter::default()).unwrap();
+        let hits = index
+            .search("paragraph 1-4", 10, &PassageFilter::default())
+            .unwrap();
         assert_eq!(hits[0].0, "a#0");
         let restricted = PassageFilter {
             max_marking_rank: Some(0),
             ..PassageFilter::default()
         };
-        let hits = index.search("brigade fuel planning", 10, &restricted).unwrap();
-        assert_eq!(hits.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), vec!["a#0"]);
+        let hits = index
+            .search("brigade fuel planning", 10, &restricted)
+            .unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+            vec!["a#0"]
+        );
         index.delete_doc("a");
         index.commit().unwrap();
         assert_eq!(index.count(), 1);
         assert_eq!(index.doc_ids().unwrap(), vec!["b".to_string()]);
-        assert!(index.search("", 10, &PassageFilter::default()).unwrap().is_empty());
+        assert!(
+            index
+                .search("", 10, &PassageFilter::default())
+                .unwrap()
+                .is_empty()
+        );
     }
 }

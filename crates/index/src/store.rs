@@ -136,9 +136,17 @@ impl Indexes {
             .unwrap_or(self.scheme.levels.len() as u32)
     }
 
-    fn add_to_indexes(&self, record: &DocumentRecord, passages: &[StoredPassage], vectors: &[Vec<f32>]) -> Result<()> {
+    fn add_to_indexes(
+        &self,
+        record: &DocumentRecord,
+        passages: &[StoredPassage],
+        vectors: &[Vec<f32>],
+    ) -> Result<()> {
         let meta = &record.meta;
-        let sections: Vec<String> = passages.iter().map(|p| p.passage.section_display()).collect();
+        let sections: Vec<String> = passages
+            .iter()
+            .map(|p| p.passage.section_display())
+            .collect();
         let docs: Vec<KeywordDoc<'_>> = passages
             .iter()
             .zip(&sections)
@@ -179,7 +187,10 @@ impl Indexes {
         if docs.is_empty() {
             return Ok(());
         }
-        let begin: Vec<_> = docs.iter().map(|d| (&d.record_meta, d.marking_rank)).collect();
+        let begin: Vec<_> = docs
+            .iter()
+            .map(|d| (&d.record_meta, d.marking_rank))
+            .collect();
         self.catalog().begin_documents(&begin)?;
         let written = (|| -> Result<()> {
             for doc in docs {
@@ -261,7 +272,8 @@ impl Indexes {
                 self.purge(id)?;
                 continue;
             };
-            let committed = record.pipeline_version > 0 && record.status != DocumentStatus::Deleting;
+            let committed =
+                record.pipeline_version > 0 && record.status != DocumentStatus::Deleting;
             if !committed {
                 self.purge(id)?;
                 self.catalog().delete_documents(std::slice::from_ref(id))?;
@@ -272,7 +284,8 @@ impl Indexes {
             let vectors = self.vectors_for(&record, &passages, embedder)?;
             self.purge(id)?;
             self.add_to_indexes(&record, &passages, &vectors)?;
-            self.catalog().set_status(std::slice::from_ref(id), DocumentStatus::Indexed)?;
+            self.catalog()
+                .set_status(std::slice::from_ref(id), DocumentStatus::Indexed)?;
             repaired.push(id.clone());
         }
         self.keyword.commit()?;
@@ -330,12 +343,20 @@ impl Indexes {
         let documents = self.catalog().documents()?;
         let interrupted: Vec<String> = documents
             .iter()
-            .filter(|d| matches!(d.status, DocumentStatus::Indexing | DocumentStatus::Deleting))
+            .filter(|d| {
+                matches!(
+                    d.status,
+                    DocumentStatus::Indexing | DocumentStatus::Deleting
+                )
+            })
             .map(|d| d.meta.id.clone())
             .collect();
         report.interrupted = interrupted.clone();
         if repair && !interrupted.is_empty() {
-            tracing::warn!(documents = interrupted.len(), "repairing interrupted index writes");
+            tracing::warn!(
+                documents = interrupted.len(),
+                "repairing interrupted index writes"
+            );
             let (repaired, removed) = self.repair_interrupted(&interrupted, embedder)?;
             report.repaired.extend(repaired);
             report.removed.extend(removed);

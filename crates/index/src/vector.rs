@@ -40,8 +40,12 @@ pub trait VectorStore: Send + Sync {
     /// Removes points whose document is not in `keep` (orphans left by a crash).
     fn retain_docs(&self, keep: &[String]) -> Result<()>;
     /// Nearest passages to `vector`, best first, with cosine similarity.
-    fn search(&self, vector: &[f32], limit: usize, filter: &PassageFilter)
-    -> Result<Vec<(String, f32)>>;
+    fn search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &PassageFilter,
+    ) -> Result<Vec<(String, f32)>>;
     fn count(&self) -> Result<usize>;
     fn count_doc(&self, doc_id: &str) -> Result<usize>;
     /// Stored vectors of the given passages (those that exist).
@@ -170,14 +174,18 @@ impl VectorStore for EdgeVectorStore {
                     "caveats": p.caveats,
                     "publication": p.publication.as_deref().map(normalise_publication),
                 });
-                PointStruct::new(PointId::NumId(point_id(&p.passage_id)), p.vector.clone(), payload)
-                    .into()
+                PointStruct::new(
+                    PointId::NumId(point_id(&p.passage_id)),
+                    p.vector.clone(),
+                    payload,
+                )
+                .into()
             })
             .collect();
         self.shard
-            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                PointInsertOperations::PointsList(structs),
-            )))
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
+            ))
             .map_err(vector_error)
     }
 
@@ -251,10 +259,9 @@ impl VectorStore for EdgeVectorStore {
     fn count_doc(&self, doc_id: &str) -> Result<usize> {
         self.shard
             .count(CountRequest {
-                filter: Some(Filter::new_must(Condition::Field(FieldCondition::new_match(
-                    key("doc_id"),
-                    Match::from(doc_id.to_string()),
-                )))),
+                filter: Some(Filter::new_must(Condition::Field(
+                    FieldCondition::new_match(key("doc_id"), Match::from(doc_id.to_string())),
+                ))),
                 exact: true,
             })
             .map_err(vector_error)
@@ -330,7 +337,9 @@ mod tests {
                 })
                 .collect();
             store.upsert(&points).unwrap();
-            let hits = store.search(&unit(2), 2, &PassageFilter::default()).unwrap();
+            let hits = store
+                .search(&unit(2), 2, &PassageFilter::default())
+                .unwrap();
             assert_eq!(hits[0].0, "d0#2");
             assert!((hits[0].1 - 1.0).abs() < 1e-5);
             let low = PassageFilter {
@@ -338,7 +347,10 @@ mod tests {
                 ..PassageFilter::default()
             };
             let hits = store.search(&unit(2), 4, &low).unwrap();
-            assert!(hits.iter().all(|(id, _)| id == "d0#0" || id == "d1#1"), "{hits:?}");
+            assert!(
+                hits.iter().all(|(id, _)| id == "d0#0" || id == "d1#1"),
+                "{hits:?}"
+            );
             assert_eq!(store.count_doc("d1").unwrap(), 2);
             let v = store.vectors(&["d1#3".to_string()]).unwrap();
             assert_eq!(v["d1#3"], unit(3));

@@ -99,7 +99,10 @@ mod tests {
             classify_paragraph("Figure 2-1. Sustainment synchronization matrix"),
             BlockKind::Caption
         );
-        assert_eq!(classify_paragraph("Table A-3. Classes of supply"), BlockKind::Caption);
+        assert_eq!(
+            classify_paragraph("Table A-3. Classes of supply"),
+            BlockKind::Caption
+        );
         assert_eq!(classify_paragraph("NOTE: Plan early."), BlockKind::Note);
         assert_eq!(
             classify_paragraph("Figures show the plan."),

@@ -18,9 +18,8 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use crate::blocks::{Block, BlockKind};
 
-static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^((?:[A-Z]|\d{1,2})-\d{1,3})\.(?:\s|$)").expect("valid regex")
-});
+static NUMBERED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^((?:[A-Z]|\d{1,2})-\d{1,3})\.(?:\s|$)").expect("valid regex"));
 
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkOptions {
@@ -152,7 +151,8 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
             if let Some(p) = current.take() {
                 pieces.push(p);
             }
-            for (start, end) in split_sentences(&text, unit.start, unit.end, target_tokens, max_tokens)
+            for (start, end) in
+                split_sentences(&text, unit.start, unit.end, target_tokens, max_tokens)
             {
                 pieces.push(Piece::from_range(unit, start, end));
             }
@@ -163,10 +163,10 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
                 p.end = unit.end;
                 p.tokens += unit.tokens;
                 p.last_block = unit.last_block;
-                if let Some(n) = &unit.paragraph {
-                    if !p.paragraphs.contains(n) {
-                        p.paragraphs.push(n.clone());
-                    }
+                if let Some(n) = &unit.paragraph
+                    && !p.paragraphs.contains(n)
+                {
+                    p.paragraphs.push(n.clone());
                 }
             }
             _ => {
@@ -243,7 +243,11 @@ fn page_range(blocks: &[Block], piece: &Piece, spans: &[(usize, usize)]) -> Vec<
             last = last.max(b);
         }
     }
-    if last == 0 { Vec::new() } else { (first..=last).collect() }
+    if last == 0 {
+        Vec::new()
+    } else {
+        (first..=last).collect()
+    }
 }
 
 /// Cuts `text[start..end]` into ranges of about `target` tokens at sentence boundaries.
@@ -360,7 +364,10 @@ mod tests {
             Block::heading(2, "Section I — Estimates"),
             para("2-14. Staff sections keep running estimates current.", 3),
             Block::new(BlockKind::ListItem, "Personnel estimate").on_pages(Some((3, 3))),
-            para("2-15. The commander's guidance shapes every estimate — always.", 4),
+            para(
+                "2-15. The commander's guidance shapes every estimate — always.",
+                4,
+            ),
             Block::heading(2, "Section II — Orders"),
             para("2-16. Orders are issued in five paragraphs.", 4),
         ];

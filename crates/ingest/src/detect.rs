@@ -95,9 +95,15 @@ mod tests {
     #[test]
     fn decode_reports_first_bad_byte() {
         let err = decode_text(b"abc\xff\xfe").unwrap_err();
-        assert!(matches!(err, IngestError::InvalidUtf8 { offset: 3 }), "{err}");
+        assert!(
+            matches!(err, IngestError::InvalidUtf8 { offset: 3 }),
+            "{err}"
+        );
         let err = decode_text(b"ab\0cd").unwrap_err();
-        assert!(matches!(err, IngestError::Binary { offset: 2, .. }), "{err}");
+        assert!(
+            matches!(err, IngestError::Binary { offset: 2, .. }),
+            "{err}"
+        );
         assert_eq!(decode_text("\u{feff}hi".as_bytes()).unwrap(), "hi");
     }
 

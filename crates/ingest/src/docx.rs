@@ -35,9 +35,8 @@ pub fn extract(bytes: &[u8]) -> Result<(Vec<Block>, Option<String>)> {
     }
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| IngestError::CorruptDocx(e.to_string()))?;
-    let document = read_entry(&mut archive, "word/document.xml")?.ok_or_else(|| {
-        IngestError::CorruptDocx("word/document.xml is missing".to_string())
-    })?;
+    let document = read_entry(&mut archive, "word/document.xml")?
+        .ok_or_else(|| IngestError::CorruptDocx("word/document.xml is missing".to_string()))?;
     let core_title = read_entry(&mut archive, "docProps/core.xml")?
         .and_then(|xml| element_text(&xml, b"dc:title"))
         .filter(|t| !t.is_empty());
@@ -74,7 +73,9 @@ fn resolve_entity(name: &[u8]) -> String {
                 .strip_prefix("#x")
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .or_else(|| s.strip_prefix('#').and_then(|d| d.parse().ok()));
-            code.and_then(char::from_u32).map(String::from).unwrap_or_default()
+            code.and_then(char::from_u32)
+                .map(String::from)
+                .unwrap_or_default()
         }
     }
 }
@@ -89,7 +90,10 @@ struct Para {
 fn heading_level(style: &str) -> Option<u8> {
     let lower = style.to_ascii_lowercase();
     let rest = lower.strip_prefix("heading")?;
-    rest.trim().parse::<u8>().ok().filter(|l| (1..=6).contains(l))
+    rest.trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|l| (1..=6).contains(l))
 }
 
 fn parse_document(xml: &str) -> Result<(Vec<Block>, Option<String>)> {
@@ -116,7 +120,8 @@ fn parse_document(xml: &str) -> Result<(Vec<Block>, Option<String>)> {
                         if let Some(p) = para.as_mut() {
                             for attr in e.attributes().flatten() {
                                 if attr.key.as_ref() == b"w:val" {
-                                    p.style = Some(String::from_utf8_lossy(&attr.value).into_owned());
+                                    p.style =
+                                        Some(String::from_utf8_lossy(&attr.value).into_owned());
                                 }
                             }
                         }
@@ -256,7 +261,13 @@ mod tests {
 
     #[test]
     fn not_a_zip_is_corrupt() {
-        assert!(matches!(extract(b"hello"), Err(IngestError::CorruptDocx(_))));
-        assert!(matches!(extract(b"PK\x03\x04garbage"), Err(IngestError::CorruptDocx(_))));
+        assert!(matches!(
+            extract(b"hello"),
+            Err(IngestError::CorruptDocx(_))
+        ));
+        assert!(matches!(
+            extract(b"PK\x03\x04garbage"),
+            Err(IngestError::CorruptDocx(_))
+        ));
     }
 }

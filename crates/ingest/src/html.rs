@@ -72,7 +72,9 @@ fn walk(element: ElementRef<'_>, blocks: &mut Vec<Block>, loose: &mut String) {
                 if SKIPPED.contains(&name) {
                     continue;
                 }
-                let Some(child) = ElementRef::wrap(child) else { continue };
+                let Some(child) = ElementRef::wrap(child) else {
+                    continue;
+                };
                 match name {
                     "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
                         flush_loose(loose, blocks);
@@ -109,8 +111,8 @@ fn walk(element: ElementRef<'_>, blocks: &mut Vec<Block>, loose: &mut String) {
                     }
                     "br" => loose.push(' '),
                     // Inline elements add to the loose text of their container.
-                    "a" | "span" | "em" | "strong" | "b" | "i" | "u" | "abbr" | "code" | "small"
-                    | "sub" | "sup" | "mark" | "cite" | "q" | "time" => {
+                    "a" | "span" | "em" | "strong" | "b" | "i" | "u" | "abbr" | "code"
+                    | "small" | "sub" | "sup" | "mark" | "cite" | "q" | "time" => {
                         collect_text(child, loose);
                     }
                     _ => {

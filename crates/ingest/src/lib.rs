@@ -218,7 +218,10 @@ mod tests {
 
     #[test]
     fn slugs_are_stable_and_safe() {
-        assert_eq!(id_from_path(Path::new("manuals/ATP 4-0.6.pdf")), "manuals-atp-4-0-6-pdf");
+        assert_eq!(
+            id_from_path(Path::new("manuals/ATP 4-0.6.pdf")),
+            "manuals-atp-4-0-6-pdf"
+        );
         assert_eq!(slug("  --Hello__World!! "), "hello-world");
     }
 }

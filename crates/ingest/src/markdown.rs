@@ -48,14 +48,12 @@ pub fn extract(body: &str) -> Vec<Block> {
                     buf.push(' ');
                 }
             }
-            Event::End(TagEnd::Paragraph) => {
-                if item_depth == 0 && !in_table {
-                    let text = squash_whitespace(&buf);
-                    if !text.is_empty() {
-                        blocks.push(Block::new(classify_paragraph(&text), text));
-                    }
-                    buf.clear();
+            Event::End(TagEnd::Paragraph) if item_depth == 0 && !in_table => {
+                let text = squash_whitespace(&buf);
+                if !text.is_empty() {
+                    blocks.push(Block::new(classify_paragraph(&text), text));
                 }
+                buf.clear();
             }
             Event::Start(Tag::List(start)) => {
                 if item_depth > 0 {
@@ -115,10 +113,8 @@ pub fn extract(body: &str) -> Vec<Block> {
             }
             Event::Start(Tag::HtmlBlock) => in_html = true,
             Event::End(TagEnd::HtmlBlock) => in_html = false,
-            Event::Text(t) | Event::Code(t) => {
-                if !in_html {
-                    buf.push_str(&t);
-                }
+            Event::Text(t) | Event::Code(t) if !in_html => {
+                buf.push_str(&t);
             }
             Event::SoftBreak | Event::HardBreak => buf.push(' '),
             Event::Html(_) | Event::InlineHtml(_) => {}

@@ -231,9 +231,12 @@ mod tests {
         assert_eq!(body, "# Body\n");
         assert_eq!(meta.publication.as_deref(), Some("ATP 4-0.6"));
         assert_eq!(meta.edition.as_deref(), Some("2024-01-17"));
-        let marking =
-            resolve_marking(meta.marking.as_deref(), &meta.caveats, &MarkingScheme::default())
-                .unwrap();
+        let marking = resolve_marking(
+            meta.marking.as_deref(),
+            &meta.caveats,
+            &MarkingScheme::default(),
+        )
+        .unwrap();
         assert_eq!(marking.level, "SECRET");
         assert_eq!(marking.caveats, vec!["NOFORN", "REL TO USA"]);
     }

@@ -13,7 +13,8 @@ use crate::text;
 pub fn extract(bytes: &[u8], publication: Option<&str>) -> Result<Vec<Block>> {
     if !bytes.starts_with(b"%PDF") {
         let head = bytes.iter().take(1024);
-        if !head.clone().any(|&b| b == b'%') || !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
+        if !head.clone().any(|&b| b == b'%') || !bytes.windows(5).take(1024).any(|w| w == b"%PDF-")
+        {
             return Err(IngestError::CorruptPdf(
                 "no %PDF header: this is not a PDF file".to_string(),
             ));
@@ -41,7 +42,12 @@ pub fn extract(bytes: &[u8], publication: Option<&str>) -> Result<Vec<Block>> {
         IngestError::CorruptPdf(format!("unreadable content ({why})"))
     })??;
     let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
-    Ok(text::extract_pages(&refs, true, publication, text::Layout::Pdf))
+    Ok(text::extract_pages(
+        &refs,
+        true,
+        publication,
+        text::Layout::Pdf,
+    ))
 }
 
 #[cfg(test)]

@@ -108,11 +108,13 @@ fn is_pattern_furniture(line: &str, publication: Option<&str>) -> bool {
         return true;
     }
     // The document's own publication id, alone or with a page label.
-    if let Some(publication) = publication {
-        if let Some(rest) = t.strip_prefix(publication).or_else(|| t.strip_suffix(publication)) {
-            let rest = rest.trim();
-            return rest.is_empty() || FURNITURE.is_match(rest);
-        }
+    if let Some(publication) = publication
+        && let Some(rest) = t
+            .strip_prefix(publication)
+            .or_else(|| t.strip_suffix(publication))
+    {
+        let rest = rest.trim();
+        return rest.is_empty() || FURNITURE.is_match(rest);
     }
     false
 }
@@ -124,7 +126,11 @@ fn classify_lines<'a>(
 ) -> Vec<Line<'a>> {
     let page_lines: Vec<Vec<&'a str>> = pages
         .iter()
-        .map(|p| p.lines().map(|l| l.trim_end_matches(['\r', ' ', '\t'])).collect())
+        .map(|p| {
+            p.lines()
+                .map(|l| l.trim_end_matches(['\r', ' ', '\t']))
+                .collect()
+        })
         .collect();
 
     // Lines repeated at the top or bottom of many pages are running headers/footers.
@@ -135,8 +141,7 @@ fn classify_lines<'a>(
             let n = non_empty.len();
             let mut seen = std::collections::HashSet::new();
             for (i, l) in non_empty.iter().enumerate() {
-                if (i < 2 || i + 2 >= n) && l.trim().len() <= 100 && seen.insert(normalise_key(l))
-                {
+                if (i < 2 || i + 2 >= n) && l.trim().len() <= 100 && seen.insert(normalise_key(l)) {
                     *repeated.entry(normalise_key(l)).or_default() += 1;
                 }
             }
@@ -159,13 +164,19 @@ fn classify_lines<'a>(
             .collect();
         for (i, text) in lines.iter().enumerate() {
             if text.trim().is_empty() {
-                out.push(Line { text, kind: LineKind::Blank, page });
+                out.push(Line {
+                    text,
+                    kind: LineKind::Blank,
+                    page,
+                });
                 continue;
             }
             let pos = non_empty.iter().position(|&j| j == i).unwrap_or(0);
             let at_edge = pos < 2 || pos + 2 >= non_empty.len();
-            let is_repeated =
-                at_edge && repeated.get(&normalise_key(text)).is_some_and(|&c| c >= threshold);
+            let is_repeated = at_edge
+                && repeated
+                    .get(&normalise_key(text))
+                    .is_some_and(|&c| c >= threshold);
             if is_repeated || is_pattern_furniture(text, publication) {
                 // Furniture after content marks a page boundary (a footer, or the next
                 // page's header); a header right after a footer is the same boundary.
@@ -173,10 +184,18 @@ fn classify_lines<'a>(
                     page += 1;
                     content_since_boundary = false;
                 }
-                out.push(Line { text, kind: LineKind::Furniture, page });
+                out.push(Line {
+                    text,
+                    kind: LineKind::Furniture,
+                    page,
+                });
             } else {
                 content_since_boundary = true;
-                out.push(Line { text, kind: LineKind::Content, page });
+                out.push(Line {
+                    text,
+                    kind: LineKind::Content,
+                    page,
+                });
             }
         }
     }
@@ -271,8 +290,8 @@ impl Open {
                 .join("\n")
         } else {
             let t = squash_whitespace(&self.text);
-            let t = BULLET.replace(&t, "").into_owned();
-            t
+
+            BULLET.replace(&t, "").into_owned()
         };
         if text.is_empty() {
             return None;
@@ -347,13 +366,9 @@ fn build_blocks(lines: &[Line<'_>], layout: Layout) -> Vec<Block> {
 
         // Continue the open block?
         if let Some(current) = open.as_mut() {
-            let continues = if start.is_some() {
-                false
-            } else if current.kind == BlockKind::Table {
-                table_row && !blank_since
-            } else if current.kind == BlockKind::Heading {
-                false
-            } else if table_row {
+            let continues = if current.kind == BlockKind::Table {
+                start.is_none() && table_row && !blank_since
+            } else if start.is_some() || table_row || current.kind == BlockKind::Heading {
                 false
             } else if !blank_since {
                 true
@@ -381,14 +396,13 @@ fn build_blocks(lines: &[Line<'_>], layout: Layout) -> Vec<Block> {
             let mut heading = t.to_string();
             // "Chapter 2" on one line and its title on the next.
             let bare = t.split_whitespace().count() <= 2;
-            if bare {
-                if let Some((j, _)) = upcoming {
-                    if is_title_like(lines[j].text) {
-                        heading.push(' ');
-                        heading.push_str(lines[j].text.trim());
-                        skip_until = j + 1;
-                    }
-                }
+            if bare
+                && let Some((j, _)) = upcoming
+                && is_title_like(lines[j].text)
+            {
+                heading.push(' ');
+                heading.push_str(lines[j].text.trim());
+                skip_until = j + 1;
             }
             blocks.push(
                 Block::heading(level, squash_whitespace(&heading))
@@ -450,7 +464,11 @@ Section I - Estimates
     #[test]
     fn furniture_is_stripped_and_pages_counted() {
         let blocks = extract_plain(MESSY, Some("ATP 4-0.6"));
-        let all: String = blocks.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n");
+        let all: String = blocks
+            .iter()
+            .map(|b| b.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(!all.contains("17 January 2024"), "{all}");
         let p12 = blocks
             .iter()
@@ -462,7 +480,11 @@ Section I - Estimates
         );
         assert_eq!(p12.pages, Some((1, 2)));
         let p11 = blocks.iter().find(|b| b.text.starts_with("1-1.")).unwrap();
-        assert!(p11.text.contains("throughout the operation"), "{}", p11.text);
+        assert!(
+            p11.text.contains("throughout the operation"),
+            "{}",
+            p11.text
+        );
         assert_eq!(p11.pages, Some((1, 1)));
         let p13 = blocks.iter().find(|b| b.text.starts_with("1-3.")).unwrap();
         assert_eq!(p13.pages, Some((2, 2)));
@@ -487,8 +509,14 @@ Section I - Estimates
         let kinds: Vec<_> = blocks.iter().map(|b| b.kind).collect();
         assert!(kinds.contains(&BlockKind::Note));
         assert!(kinds.contains(&BlockKind::Caption));
-        assert_eq!(kinds.iter().filter(|k| **k == BlockKind::ListItem).count(), 2);
-        let bullet = blocks.iter().find(|b| b.kind == BlockKind::ListItem).unwrap();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == BlockKind::ListItem).count(),
+            2
+        );
+        let bullet = blocks
+            .iter()
+            .find(|b| b.kind == BlockKind::ListItem)
+            .unwrap();
         assert_eq!(bullet.text, "Class III (bulk) fuel forecasts");
     }
 

@@ -83,7 +83,11 @@ pub fn reciprocal_rank_fusion(
 }
 
 impl Retriever {
-    pub fn new(indexes: Arc<Indexes>, embedder: Arc<dyn Embedder>, config: RetrievalConfig) -> Self {
+    pub fn new(
+        indexes: Arc<Indexes>,
+        embedder: Arc<dyn Embedder>,
+        config: RetrievalConfig,
+    ) -> Self {
         Self {
             indexes,
             embedder,
@@ -106,7 +110,8 @@ impl Retriever {
         k: usize,
         filter: &PassageFilter,
     ) -> Result<Vec<SearchHit>> {
-        self.search_timed(query, mode, k, filter).map(|(hits, _)| hits)
+        self.search_timed(query, mode, k, filter)
+            .map(|(hits, _)| hits)
     }
 
     pub fn search_timed(
@@ -135,11 +140,7 @@ impl Retriever {
         };
         let dense = if mode != SearchMode::Bm25 {
             let start = Instant::now();
-            let vector = self
-                .embedder
-                .embed(&[query])?
-                .pop()
-                .unwrap_or_default();
+            let vector = self.embedder.embed(&[query])?.pop().unwrap_or_default();
             timings.embed = start.elapsed();
             let start = Instant::now();
             let hits = self.indexes.vectors.search(&vector, candidates, filter)?;
@@ -179,12 +180,16 @@ impl Retriever {
         for (id, scores) in fused {
             // A passage missing from the catalog means an index is ahead of it (a write in
             // progress); it is skipped rather than shown without its source.
-            let Some(passage) = passages.get(&id) else { continue };
+            let Some(passage) = passages.get(&id) else {
+                continue;
+            };
             if !documents.contains_key(&passage.doc_id) {
                 let doc = catalog.document(&passage.doc_id)?;
                 documents.insert(passage.doc_id.clone(), doc);
             }
-            let Some(Some(doc)) = documents.get(&passage.doc_id) else { continue };
+            let Some(Some(doc)) = documents.get(&passage.doc_id) else {
+                continue;
+            };
             hits.push(SearchHit {
                 rank: hits.len() + 1,
                 passage_id: passage.id.clone(),
@@ -218,7 +223,13 @@ mod tests {
 
     #[test]
     fn rrf_rewards_agreement_and_keeps_breakdown() {
-        let fused = reciprocal_rank_fusion(&list(&["a", "b", "c"]), &list(&["c", "b", "d"]), 60.0, 1.0, 1.0);
+        let fused = reciprocal_rank_fusion(
+            &list(&["a", "b", "c"]),
+            &list(&["c", "b", "d"]),
+            60.0,
+            1.0,
+            1.0,
+        );
         let order: Vec<&str> = fused.iter().map(|(id, _)| id.as_str()).collect();
         // c: 1/63 + 1/61 > b: 2/62 > a: 1/61 > d: 1/63
         assert_eq!(order, vec!["c", "b", "a", "d"]);

@@ -197,12 +197,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn file_then_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "custom.toml",
-                "[retrieval]\nrrf_k = 10.0\ncandidates = 7\n",
-            )?;
+            jail.create_file("custom.toml", "[retrieval]\nrrf_k = 10.0\ncandidates = 7\n")?;
             jail.set_env("DOCTRINA__RETRIEVAL__CANDIDATES", "9");
             let config = Config::load(Some(Path::new("custom.toml"))).expect("config loads");
             assert_eq!(config.retrieval.rrf_k, 10.0);

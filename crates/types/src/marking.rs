@@ -44,10 +44,16 @@ pub struct MarkingScheme {
 impl Default for MarkingScheme {
     fn default() -> Self {
         Self {
-            levels: ["UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            levels: [
+                "UNCLASSIFIED",
+                "CUI",
+                "CONFIDENTIAL",
+                "SECRET",
+                "TOP SECRET",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         }
     }
 }

@@ -33,7 +33,9 @@ impl SearchParams {
         };
         let k = self.k.unwrap_or(10);
         if k == 0 || k > MAX_K {
-            return Err(AppError::BadRequest(format!("k must be between 1 and {MAX_K}")));
+            return Err(AppError::BadRequest(format!(
+                "k must be between 1 and {MAX_K}"
+            )));
         }
         let mut filter = PassageFilter::default();
         if let Some(p) = self.publication.as_deref().filter(|p| !p.trim().is_empty()) {

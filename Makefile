@@ -1,0 +1,57 @@
+# doctrina — two commands on a fresh machine:
+#   make run    install what is missing, index the bundled corpus, serve the app
+#   make test   install what the tests need, then lint and run every test
+#
+# Downloads and builds are cached under ~/.cache/doctrina (override with DOCTRINA_CACHE),
+# including cargo's target directory, so reruns are fast.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DOCTRINA_CACHE ?= $(HOME)/.cache/doctrina
+export DOCTRINA_CACHE
+CARGO_TARGET_DIR ?= $(DOCTRINA_CACHE)/target
+export CARGO_TARGET_DIR
+DATA_DIR ?= ./data
+ADDR ?= 127.0.0.1:8080
+BIN := $(CARGO_TARGET_DIR)/release/doctrina
+
+.PHONY: all setup setup-runtime build run index serve test lint fmt clean-data
+
+all: build
+
+## Installs ONNX Runtime, the embedding model, llama-server and the small GGUF model.
+setup:
+	scripts/setup.sh all >/dev/null
+
+## Installs only what indexing and search need (ONNX Runtime, embedding model).
+setup-runtime:
+	scripts/setup.sh runtime >/dev/null
+
+build:
+	$(CARGO) build --release -p doctrina-cli
+
+## Sets everything up, indexes corpus/documents into $(DATA_DIR) and serves on $(ADDR).
+run: setup build
+	$(BIN) index corpus/documents --data-dir $(DATA_DIR)
+	@echo "doctrina: open http://$(ADDR)/"
+	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
+
+index: setup-runtime build
+	$(BIN) index corpus/documents --data-dir $(DATA_DIR)
+
+serve: setup-runtime build
+	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
+
+## Everything the tests need, then all tests (unit, integration, CLI contract).
+test: setup-runtime
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-data:
+	rm -rf $(DATA_DIR)

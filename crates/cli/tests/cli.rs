@@ -1,0 +1,225 @@
+//! The command-line contract, on the real binary: `index --json` shape and exit codes,
+//! `search --json` shape, and recovery from a run killed between the index writes and the
+//! catalog commit (injected with the `DOCTRINA_FAILPOINT` hook, which aborts the process).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/documents")
+}
+
+fn doctrina(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("DOCTRINA_FAILPOINT")
+        .output()
+        .expect("doctrina runs")
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON value ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn copy_corpus(dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(corpus()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn index_and_search_json_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    copy_corpus(docs.path());
+    std::fs::write(docs.path().join("broken.pdf"), b"%PDF-1.4 nonsense").unwrap();
+
+    let out = doctrina(
+        data.path(),
+        &["index", docs.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2), "some files failed -> exit 2");
+    let report = json(&out);
+    for key in ["indexed", "unchanged", "removed", "chunks", "embedded"] {
+        assert!(report[key].is_u64(), "{key} missing: {report}");
+    }
+    assert_eq!(report["indexed"], 15);
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["path"].as_str().unwrap().ends_with("broken.pdf"));
+    assert!(failed[0]["error"].as_str().unwrap().contains("PDF"));
+
+    std::fs::remove_file(docs.path().join("broken.pdf")).unwrap();
+    let out = doctrina(
+        data.path(),
+        &["index", docs.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(
+        (report["unchanged"].as_u64(), report["embedded"].as_u64()),
+        (Some(15), Some(0))
+    );
+
+    let out = doctrina(data.path(), &["search", "ATP 4-0.6", "-k", "3", "--json"]);
+    assert!(out.status.success());
+    let hits = json(&out);
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    let first = &hits[0];
+    assert_eq!(first["rank"], 1);
+    for key in ["doc_id", "title", "section", "text"] {
+        assert!(first[key].is_string(), "{key}: {first}");
+    }
+    assert_eq!(first["publication"], "ATP 4-0.6");
+    assert!(first["paragraphs"].is_array() && first["pages"].is_array());
+    assert!(first["scores"]["fused"].is_f64());
+    assert!(first["scores"].get("bm25").is_some() && first["scores"].get("dense").is_some());
+
+    for mode in ["bm25", "dense"] {
+        let out = doctrina(data.path(), &["search", "fuel", "--mode", mode, "--json"]);
+        assert!(out.status.success());
+        let hits = json(&out);
+        let other = if mode == "bm25" { "dense" } else { "bm25" };
+        assert!(hits[0]["scores"][other].is_null(), "{mode}: {}", hits[0]);
+    }
+
+    let out = doctrina(data.path(), &["search", "fuel", "--mode", "fuzzy"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects a bad flag value");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown search mode"));
+
+    let out = doctrina(data.path(), &["index", "/nonexistent/path", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        json(&out)["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/path")
+    );
+}
+
+#[test]
+fn a_run_killed_midway_is_repaired_on_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    copy_corpus(docs.path());
+    let root = docs.path().to_str().unwrap();
+    let out = doctrina(data.path(), &["index", root, "--json"]);
+    assert!(out.status.success());
+    let total = json(&out)["total_chunks"].as_u64().unwrap();
+
+    // Change one document, add a new one, then die after both indexes were written but
+    // before the catalog committed.
+    let edited = docs.path().join("atp-5-0-9.md");
+    let mut text = std::fs::read_to_string(&edited).unwrap();
+    text.push_str("\n\n3-98. Quartermaster lattice reviews happen weekly.\n");
+    std::fs::write(&edited, text).unwrap();
+    std::fs::write(
+        docs.path().join("new-note.md"),
+        "---\nid: new-note\ntitle: New note\n---\n# Note\n\n1-1. Porcupine drills are new.\n",
+    )
+    .unwrap();
+    let killed = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args(["index", root, "--json", "--data-dir"])
+        .arg(data.path())
+        .env("DOCTRINA_FAILPOINT", "after-index-write")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "the failpoint aborts the run");
+    assert!(
+        killed.status.code().is_none(),
+        "killed by a signal, not an orderly exit"
+    );
+
+    // Without repair, the check sees the interrupted write.
+    let out = doctrina(data.path(), &["check", "--json"]);
+    let health = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{health}");
+    let interrupted: Vec<&str> = health["interrupted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        interrupted.contains(&"atp-5-0-9") && interrupted.contains(&"new-note"),
+        "{health}"
+    );
+
+    // Repair puts both indexes back to the last committed state: the old version of the
+    // edited document serves, the never-committed one is gone, counts agree.
+    let out = doctrina(data.path(), &["check", "--repair", "--json"]);
+    let health = json(&out);
+    assert!(out.status.success(), "{health}");
+    assert_eq!(health["consistent"], true);
+    assert_eq!(health["catalog_passages"].as_u64(), Some(total));
+    assert_eq!(health["keyword_passages"].as_u64(), Some(total));
+    assert_eq!(health["vector_passages"].as_u64(), Some(total));
+    assert!(
+        health["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "new-note")
+    );
+    let out = doctrina(
+        data.path(),
+        &[
+            "search",
+            "quartermaster lattice",
+            "--mode",
+            "bm25",
+            "--json",
+        ],
+    );
+    let hits = json(&out);
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["paragraphs"] != serde_json::json!(["3-98"])),
+        "the uncommitted edit is not served: {hits}"
+    );
+
+    // The next run indexes both changes; nothing is lost.
+    let out = doctrina(data.path(), &["index", root, "--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["indexed"], 2, "{report}");
+    let out = doctrina(
+        data.path(),
+        &[
+            "search",
+            "porcupine drills",
+            "--mode",
+            "bm25",
+            "-k",
+            "1",
+            "--json",
+        ],
+    );
+    assert_eq!(json(&out)[0]["doc_id"], "new-note");
+    let out = doctrina(data.path(), &["check", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
