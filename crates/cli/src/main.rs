@@ -108,6 +108,12 @@ fn open(cli: &Cli) -> Result<Stack> {
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
     }
+    if config.vector.backend != "edge" {
+        anyhow::bail!(
+            "vector.backend '{}' is not available in this build; use 'edge' (embedded Qdrant Edge)",
+            config.vector.backend
+        );
+    }
     let embedder: Arc<dyn Embedder> =
         Arc::new(FastEmbedder::load(&config.embedding).context("loading the embedding model")?);
     let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())
