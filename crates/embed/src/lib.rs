@@ -74,6 +74,7 @@ pub fn init_onnx_runtime(dylib: &Path) -> Result<ort::environment::Environment> 
 pub struct FastEmbedder {
     model: Mutex<TextEmbedding>,
     batch_size: usize,
+    batch_tokens: usize,
     name: String,
 }
 
@@ -119,6 +120,7 @@ impl FastEmbedder {
         Ok(Self {
             model: Mutex::new(embedding),
             batch_size: config.batch_size.max(1),
+            batch_tokens: config.batch_tokens.max(1),
             name: "all-MiniLM-L6-v2-int8".to_string(),
         })
     }
@@ -143,17 +145,37 @@ impl Embedder for FastEmbedder {
     }
 
     /// Length-bucketed: texts are sorted by length so each batch pads to a similar length,
-    /// embedded, and returned in the caller's order.
+    /// and batches are sized by tokens (at most `batch_tokens` padded tokens, at most
+    /// `batch_size` texts): long passages go a few at a time, where attention cost and
+    /// memory grow with the padded length, short queries many at a time. Vectors come
+    /// back in the caller's order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let order = length_order(texts);
-        let sorted: Vec<&str> = order.iter().map(|&i| texts[i]).collect();
-        let vectors = self.embed_in_order(&sorted)?;
         let mut out = vec![Vec::new(); texts.len()];
-        for (vector, &i) in vectors.into_iter().zip(&order) {
-            out[i] = vector;
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EmbedError::Inference("embedding model lock poisoned".to_string()))?;
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < self.batch_size
+                && (end - start + 1) * estimate_tokens(texts[order[end]]) <= self.batch_tokens
+            {
+                end += 1;
+            }
+            let batch: Vec<&str> = order[start..end].iter().map(|&i| texts[i]).collect();
+            let vectors = model
+                .embed(&batch, Some(batch.len()))
+                .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            for (vector, &i) in vectors.into_iter().zip(&order[start..end]) {
+                out[i] = normalise(vector);
+            }
+            start = end;
         }
         Ok(out)
     }
@@ -161,6 +183,12 @@ impl Embedder for FastEmbedder {
     fn model_name(&self) -> &str {
         &self.name
     }
+}
+
+/// WordPiece tokens a text will take, roughly (about four characters per token, plus the
+/// two special tokens); only used to size batches.
+fn estimate_tokens(text: &str) -> usize {
+    text.len() / 4 + 2
 }
 
 /// Indices of `texts` sorted by length (stable, so equal lengths keep their order).

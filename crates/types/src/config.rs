@@ -64,8 +64,12 @@ pub struct EmbeddingConfig {
     pub model_dir: PathBuf,
     /// The ONNX Runtime shared library.
     pub ort_dylib: PathBuf,
-    /// Texts per ONNX Runtime call.
+    /// At most this many texts per ONNX Runtime call.
     pub batch_size: usize,
+    /// At most this many (padded, estimated) tokens per call: long passages go a few at a
+    /// time. Measured here: 200-token passages embed ~1.4x faster in batches of 8 than 32,
+    /// with a third of the memory.
+    pub batch_tokens: usize,
     /// Tokens per text; longer texts are truncated by the tokenizer.
     pub max_length: usize,
     /// ONNX Runtime intra-op threads; 0 uses every core.
@@ -78,7 +82,8 @@ impl Default for EmbeddingConfig {
         Self {
             model_dir: cache.join("models/all-minilm-l6-v2-int8"),
             ort_dylib: cache.join("onnxruntime-1.31.1/libonnxruntime.so.1.31.1"),
-            batch_size: 32,
+            batch_size: 64,
+            batch_tokens: 2048,
             max_length: 512,
             threads: 0,
         }
