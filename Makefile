@@ -42,9 +42,12 @@ index: setup-runtime build
 serve: setup-runtime build
 	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
-## Everything the tests need, then all tests (unit, integration, CLI contract).
+## Everything the tests need, then all tests (unit, integration, CLI contract); ends with
+## one summary line over every test binary.
 test: setup-runtime
-	$(CARGO) test --workspace --no-fail-fast
+	@mkdir -p $(CARGO_TARGET_DIR)
+	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(CARGO_TARGET_DIR)/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check
