@@ -5,4 +5,5 @@ mod bad_input;
 mod formats;
 mod incremental;
 mod retrieval;
+mod support;
 mod web;

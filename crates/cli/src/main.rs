@@ -75,6 +75,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the plan-section templates.
+    Sections {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +141,17 @@ fn open(cli: &Cli) -> Result<Stack> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Sections { json } => {
+            let library = doctrina_draft::sections::SectionLibrary::bundled()?;
+            if *json {
+                println!("{}", serde_json::to_string(library.all())?);
+            } else {
+                for t in library.all() {
+                    println!("{:<26} {:<18} {}", t.name, t.kind, t.title);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Index { paths, json } => {
             let stack = open(&cli)?;
             let ingestor =

@@ -116,6 +116,24 @@ fn index_and_search_json_contract() {
 }
 
 #[test]
+fn sections_lists_the_templates() {
+    let data = tempfile::tempdir().unwrap();
+    let out = doctrina(data.path(), &["sections", "--json"]);
+    assert!(out.status.success());
+    let sections = json(&out);
+    let names: Vec<&str> = sections
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"opord-execution") && names.contains(&"running-estimate"));
+    assert_eq!(names.len(), 8);
+    let out = doctrina(data.path(), &["sections"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Paragraph 3"));
+}
+
+#[test]
 fn a_run_killed_midway_is_repaired_on_the_next_start() {
     let data = tempfile::tempdir().unwrap();
     let docs = tempfile::tempdir().unwrap();

@@ -1,0 +1,122 @@
+//! Splitting model output into sentences and resolving their `[n]` citations.
+//!
+//! A citation is valid only if `n` names one of the sources the model was given (`1..=n`);
+//! invalid ones are removed from the rendered text and reported, never shown as valid.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use unicode_segmentation::UnicodeSegmentation;
+
+static CITATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
+});
+
+/// One sentence of a draft with the citations it carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitedSentence {
+    /// The sentence as rendered: invalid citations removed, whitespace tidied.
+    pub text: String,
+    /// The sentence without any citation marks (what the support check reads).
+    pub claim: String,
+    /// Valid source numbers, in order of appearance, without duplicates.
+    pub citations: Vec<usize>,
+    /// Numbers the model cited that name no given source.
+    pub invalid: Vec<usize>,
+}
+
+/// Splits `output` into sentences and checks each citation against `source_count`.
+/// Citations placed after a sentence's full stop (`... end. [2]`) belong to that sentence.
+pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
+    let mut raw: Vec<String> = Vec::new();
+    for line in output.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        for sentence in line.split_sentence_bounds() {
+            let s = sentence.trim();
+            if s.is_empty() {
+                continue;
+            }
+            // A sentence that is only citations attaches to the previous one.
+            if CITATION.replace_all(s, "").trim().is_empty()
+                && let Some(prev) = raw.last_mut()
+            {
+                prev.push(' ');
+                prev.push_str(s);
+                continue;
+            }
+            raw.push(s.to_string());
+        }
+    }
+    raw.into_iter()
+        .map(|s| resolve(&s, source_count))
+        .filter(|c| !c.claim.is_empty())
+        .collect()
+}
+
+fn resolve(sentence: &str, source_count: usize) -> CitedSentence {
+    let mut citations = Vec::new();
+    let mut invalid = Vec::new();
+    let text = CITATION.replace_all(sentence, |caps: &regex::Captures<'_>| {
+        let mut kept = Vec::new();
+        for n in caps[1]
+            .split([',', ';'])
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+        {
+            if (1..=source_count).contains(&n) {
+                if !citations.contains(&n) {
+                    citations.push(n);
+                }
+                kept.push(n);
+            } else if !invalid.contains(&n) {
+                invalid.push(n);
+            }
+        }
+        kept.iter().map(|n| format!("[{n}]")).collect::<String>()
+    });
+    let claim = CITATION.replace_all(&text, "");
+    CitedSentence {
+        text: tidy(&text),
+        claim: tidy(&claim),
+        citations,
+        invalid,
+    }
+}
+
+fn tidy(s: &str) -> String {
+    let squashed = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    squashed
+        .replace(" .", ".")
+        .replace(" ,", ",")
+        .replace(" ;", ";")
+        .replace(" :", ":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_resolve_and_invalid_ones_are_removed() {
+        let out = "The BSB runs the BSA [1]. Fuel is forecast 72 hours out [2][7].\nResupply is nightly [3, 9]. [1]\nNo source covers signal.";
+        let s = parse(out, 3);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].citations, vec![1]);
+        assert_eq!(s[1].citations, vec![2]);
+        assert_eq!(s[1].invalid, vec![7]);
+        assert_eq!(s[1].text, "Fuel is forecast 72 hours out [2].");
+        assert_eq!(s[1].claim, "Fuel is forecast 72 hours out.");
+        assert_eq!(
+            s[2].citations,
+            vec![3, 1],
+            "a trailing citation joins its sentence"
+        );
+        assert_eq!(s[2].invalid, vec![9]);
+        assert!(s[3].citations.is_empty());
+        assert_eq!(parse("", 3), vec![]);
+        assert_eq!(parse("Zero is never valid [0].", 3)[0].invalid, vec![0]);
+    }
+}
