@@ -30,11 +30,13 @@ setup-runtime:
 build:
 	$(CARGO) build --release -p doctrina-cli
 
-## Sets everything up, indexes corpus/documents into $(DATA_DIR) and serves on $(ADDR).
+LLM_PORT ?= 8081
+
+## Sets everything up, indexes corpus/documents into $(DATA_DIR), starts llama-server with
+## the small model on $(LLM_PORT) and serves on $(ADDR) (llama-server stops with it).
 run: setup build
 	$(BIN) index corpus/documents --data-dir $(DATA_DIR)
-	@echo "doctrina: open http://$(ADDR)/"
-	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
+	BIN=$(BIN) ADDR=$(ADDR) DATA_DIR=$(DATA_DIR) LLM_PORT=$(LLM_PORT) scripts/run.sh
 
 index: setup-runtime build
 	$(BIN) index corpus/documents --data-dir $(DATA_DIR)
@@ -42,9 +44,9 @@ index: setup-runtime build
 serve: setup-runtime build
 	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
-## Everything the tests need, then all tests (unit, integration, CLI contract); ends with
-## one summary line over every test binary.
-test: setup-runtime
+## Everything the tests need (including llama-server and the small model, which the
+## drafting tests start and stop), then all tests; ends with one summary line.
+test: setup
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(CARGO_TARGET_DIR)/test.log

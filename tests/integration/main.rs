@@ -2,6 +2,7 @@
 //! MiniLM model, and the real HTTP server on port 0.
 
 mod bad_input;
+mod draft;
 mod formats;
 mod incremental;
 mod retrieval;

@@ -1,20 +1,7 @@
 //! Hybrid retrieval on the bundled corpus: exact identifiers, paraphrased questions, filters.
 
-use std::sync::OnceLock;
-
-use doctrina_tests::{TestIndex, corpus_documents, covers, questions};
+use doctrina_tests::{corpus_index, covers, questions};
 use doctrina_types::{PassageFilter, SearchMode};
-
-/// The bundled corpus indexed once for all retrieval tests.
-fn corpus_index() -> &'static TestIndex {
-    static INDEX: OnceLock<TestIndex> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        let index = TestIndex::new();
-        let report = index.index(&[corpus_documents()]);
-        assert!(report.failed.is_empty(), "{report:#?}");
-        index
-    })
-}
 
 #[test]
 fn exact_identifiers_match() {

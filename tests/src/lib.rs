@@ -1,6 +1,8 @@
 //! Helpers for doctrina's integration tests: the real embedder (ONNX Runtime + the int8
 //! MiniLM model installed by `make setup`), fresh data directories, the bundled corpus.
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -139,4 +141,32 @@ pub fn covers(hit: &SearchHit, gold: &str) -> bool {
             || hit.doc_id == p
     });
     publication_ok && hit.paragraphs.iter().any(|x| x == paragraph)
+}
+
+/// The bundled corpus indexed once per test process, shared by the tests that only read.
+pub fn corpus_index() -> &'static TestIndex {
+    static INDEX: OnceLock<TestIndex> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let index = TestIndex::new();
+        let report = index.index(&[corpus_documents()]);
+        assert!(report.failed.is_empty(), "{report:#?}");
+        index
+    })
+}
+
+/// A drafter over the shared corpus index, storing drafts in `store_dir`.
+pub fn drafter(
+    chat: Option<Arc<dyn doctrina_draft::inference::ChatModel>>,
+    store_dir: &Path,
+) -> doctrina_draft::Drafter {
+    doctrina_draft::Drafter {
+        retriever: Arc::new(corpus_index().retriever()),
+        chat,
+        checker: doctrina_draft::support::SupportChecker::new(
+            embedder(),
+            doctrina_draft::support::Thresholds::default(),
+        ),
+        sections: doctrina_draft::sections::SectionLibrary::bundled().expect("templates"),
+        store: doctrina_draft::DraftStore::open(&store_dir.join("drafts.sqlite")).expect("store"),
+    }
 }

@@ -75,6 +75,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draft a plan section from retrieved passages, with verified citations.
+    Draft {
+        /// Section template name (see `doctrina sections`).
+        #[arg(long)]
+        section: String,
+        /// The task the section is for.
+        #[arg(long)]
+        task: String,
+        /// `llm` (the local inference server) or `extractive` (quoted passages, no server).
+        #[arg(long, default_value = "llm")]
+        mode: doctrina_draft::DraftMode,
+        /// Sources to give the model (fewer if they do not fit its context window).
+        #[arg(long, default_value_t = 6)]
+        sources: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored drafts, or show one exactly as produced.
+    Drafts {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the plan-section templates.
     Sections {
         #[arg(long)]
@@ -109,10 +132,7 @@ struct Stack {
 /// Loads config, the embedder and the indexes, and repairs any disagreement left by an
 /// interrupted run before anything else touches them.
 fn open(cli: &Cli) -> Result<Stack> {
-    let mut config = Config::load(cli.config.as_deref())?;
-    if let Some(dir) = &cli.data_dir {
-        config.data_dir = dir.clone();
-    }
+    let config = load_config(cli)?;
     if config.vector.backend != "edge" {
         anyhow::bail!(
             "vector.backend '{}' is not available in this build; use 'edge' (embedded Qdrant Edge)",
@@ -141,6 +161,82 @@ fn open(cli: &Cli) -> Result<Stack> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Draft {
+            section,
+            task,
+            mode,
+            sources,
+            json,
+        } => {
+            let stack = open(&cli)?;
+            let drafter = drafter(&stack)?;
+            let request = doctrina_draft::DraftRequest {
+                section: section.clone(),
+                task: task.clone(),
+                mode: *mode,
+                sources: *sources,
+                filter: PassageFilter::default(),
+            };
+            let live = !*json && std::io::stderr().is_terminal();
+            let on_delta = move |delta: &str| {
+                if live {
+                    eprint!("{delta}");
+                }
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            match runtime.block_on(drafter.draft(&request, &on_delta)) {
+                Ok(record) => {
+                    if live {
+                        eprintln!();
+                    }
+                    if *json {
+                        println!("{}", serde_json::to_string(&record)?);
+                    } else {
+                        print_draft(&record);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if live {
+                        eprintln!();
+                    }
+                    Err(e.into())
+                }
+            }
+        }
+        Command::Drafts { id, json } => {
+            let config = load_config(&cli)?;
+            let store = doctrina_draft::DraftStore::open(&config.data_dir.join("drafts.sqlite"))?;
+            match id {
+                Some(id) => {
+                    let record = store
+                        .get(id)?
+                        .ok_or_else(|| anyhow::anyhow!("no draft '{id}'"))?;
+                    if *json {
+                        println!("{}", serde_json::to_string(&record)?);
+                    } else {
+                        print_draft(&record);
+                    }
+                }
+                None => {
+                    let drafts = store.list(100)?;
+                    if *json {
+                        let rows: Vec<_> = drafts
+                            .iter()
+                            .map(|(id, at, section, task)| {
+                                serde_json::json!({"draft_id": id, "created_at": at, "section": section, "task": task})
+                            })
+                            .collect();
+                        println!("{}", serde_json::to_string(&rows)?);
+                    } else {
+                        for (id, at, section, task) in drafts {
+                            println!("{id}  {at}  {section:<26} {task}");
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sections { json } => {
             let library = doctrina_draft::sections::SectionLibrary::bundled()?;
             if *json {
@@ -232,10 +328,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { repair, json } => {
-            let mut config = Config::load(cli.config.as_deref())?;
-            if let Some(dir) = &cli.data_dir {
-                config.data_dir = dir.clone();
-            }
+            let config = load_config(&cli)?;
             let embedder = FastEmbedder::load(&config.embedding).ok();
             let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())?;
             let report = indexes.check(embedder.as_ref().map(|e| e as &dyn Embedder), *repair)?;
@@ -327,6 +420,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn drafter(stack: &Stack) -> Result<doctrina_draft::Drafter> {
+    let retriever = Arc::new(Retriever::new(
+        stack.indexes.clone(),
+        stack.embedder.clone(),
+        stack.config.retrieval.clone(),
+    ));
+    let chat: Arc<dyn doctrina_draft::inference::ChatModel> = Arc::new(
+        doctrina_draft::inference::OpenAiChat::new(stack.config.inference.clone())?,
+    );
+    Ok(doctrina_draft::Drafter {
+        retriever,
+        chat: Some(chat),
+        checker: doctrina_draft::support::SupportChecker::new(
+            stack.embedder.clone(),
+            doctrina_draft::support::Thresholds::default(),
+        ),
+        sections: doctrina_draft::sections::SectionLibrary::bundled()?,
+        store: doctrina_draft::DraftStore::open(&stack.config.data_dir.join("drafts.sqlite"))?,
+    })
+}
+
+fn print_draft(record: &doctrina_draft::DraftRecord) {
+    println!(
+        "{} — {} [{}] draft {}",
+        record.section_title, record.task, record.model, record.draft_id
+    );
+    if record.incomplete {
+        println!(
+            "INCOMPLETE: {}",
+            record.error.as_deref().unwrap_or("output broke off")
+        );
+    }
+    println!("\n{}\n", record.text.trim());
+    println!("Checks:");
+    for s in &record.sentences {
+        println!("  [{}] {}", s.support.as_str(), s.text);
+    }
+    if !record.invalid_citations.is_empty() {
+        println!(
+            "  invalid citations removed: {:?}",
+            record.invalid_citations
+        );
+    }
+    for n in &record.flagged_sources {
+        println!(
+            "  source [{n}] contains text that looks like instructions to the model (prompt injection); it was given as data only"
+        );
+    }
+    if !record.dropped_sources.is_empty() {
+        println!(
+            "  dropped to fit the context window: {}",
+            record.dropped_sources.join(", ")
+        );
+    }
+    println!("Sources:");
+    for s in &record.sources {
+        println!("  [{}] {} — {} ({})", s.n, s.label(), s.title, s.marking);
     }
 }
 

@@ -116,6 +116,101 @@ fn index_and_search_json_contract() {
 }
 
 #[test]
+fn draft_json_contract_and_inference_failure() {
+    let data = tempfile::tempdir().unwrap();
+    let out = doctrina(
+        data.path(),
+        &["index", corpus().to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success());
+    let args = [
+        "draft",
+        "--section",
+        "opord-execution",
+        "--task",
+        "Attack to seize OBJ IRON; describe the concept of operations",
+        "--mode",
+        "extractive",
+        "--json",
+    ];
+    let out = doctrina(data.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let draft = json(&out);
+    for key in ["draft_id", "section", "text", "model"] {
+        assert!(draft[key].is_string(), "{key}: {draft}");
+    }
+    assert_eq!(draft["section"], "opord-execution");
+    let source = &draft["sources"][0];
+    assert_eq!(source["n"], 1);
+    for key in ["doc_id", "text"] {
+        assert!(source[key].is_string(), "{key}");
+    }
+    assert!(source["paragraphs"].is_array() && source["pages"].is_array());
+    assert!(source.get("publication").is_some());
+    let sentence = &draft["sentences"][0];
+    assert!(sentence["text"].is_string() && sentence["citations"].is_array());
+    assert!(
+        ["supported", "weak", "unsupported", "uncited"]
+            .contains(&sentence["support"].as_str().unwrap())
+    );
+    assert!(draft["invalid_citations"].is_array());
+    for key in ["retrieval", "total"] {
+        assert!(draft["timings_ms"][key].is_u64(), "{key}");
+    }
+    assert!(draft["timings_ms"].get("first_token").is_some());
+
+    // The stored draft re-opens exactly as produced.
+    let id = draft["draft_id"].as_str().unwrap();
+    let out = doctrina(data.path(), &["drafts", id, "--json"]);
+    assert_eq!(json(&out), draft);
+
+    // LLM mode with the inference server down: exit 1 and a message naming the server.
+    let mut llm = args.to_vec();
+    llm[6] = "llm";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args(&llm)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env(
+            "DOCTRINA__INFERENCE__BASE_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("DOCTRINA__INFERENCE__RETRIES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("unreachable"),
+        "{stderr}"
+    );
+
+    let out = doctrina(
+        data.path(),
+        &[
+            "draft",
+            "--section",
+            "nope",
+            "--task",
+            "x",
+            "--mode",
+            "extractive",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown section 'nope'"));
+}
+
+#[test]
 fn sections_lists_the_templates() {
     let data = tempfile::tempdir().unwrap();
     let out = doctrina(data.path(), &["sections", "--json"]);

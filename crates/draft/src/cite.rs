@@ -26,13 +26,44 @@ pub struct CitedSentence {
     pub invalid: Vec<usize>,
 }
 
+/// The output as shown: invalid citation numbers removed, layout kept.
+pub fn render(output: &str, source_count: usize) -> String {
+    CITATION
+        .replace_all(output, |caps: &regex::Captures<'_>| {
+            caps[1]
+                .split([',', ';'])
+                .filter_map(|n| n.trim().parse::<usize>().ok())
+                .filter(|n| (1..=source_count).contains(n))
+                .map(|n| format!("[{n}]"))
+                .collect::<String>()
+        })
+        .into_owned()
+}
+
+/// Markdown markers at the start of a line (`#`, `-`, `*`, `>`) and emphasis.
+fn strip_markup(line: &str) -> &str {
+    line.trim_start_matches(['#', '-', '*', '>', ' ', '\t'])
+        .trim()
+}
+
+/// A line that is a sub-heading rather than a claim: short, no citation, no full stop.
+fn is_heading(line: &str) -> bool {
+    !CITATION.is_match(line)
+        && !line
+            .trim_end_matches(['*', '_', ' '])
+            .ends_with(['.', '!', '?'])
+        && line.split_whitespace().count() <= 8
+}
+
 /// Splits `output` into sentences and checks each citation against `source_count`.
+/// Sub-heading lines are not sentences.
 /// Citations placed after a sentence's full stop (`... end. [2]`) belong to that sentence.
 pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
     let mut raw: Vec<String> = Vec::new();
     for line in output.lines() {
-        let line = line.trim();
-        if line.is_empty() {
+        let markdown_heading = line.trim_start().starts_with('#');
+        let line = strip_markup(line);
+        if line.is_empty() || markdown_heading || is_heading(line) {
             continue;
         }
         for sentence in line.split_sentence_bounds() {
@@ -87,6 +118,7 @@ fn resolve(sentence: &str, source_count: usize) -> CitedSentence {
 }
 
 fn tidy(s: &str) -> String {
+    let s = s.replace("**", "");
     let squashed = s.split_whitespace().collect::<Vec<_>>().join(" ");
     squashed
         .replace(" .", ".")
@@ -117,6 +149,14 @@ mod tests {
         assert_eq!(s[2].invalid, vec![9]);
         assert!(s[3].citations.is_empty());
         assert_eq!(parse("", 3), vec![]);
+        let with_headings = "## a. Concept of operations\n- **The BSB** moves at night [2].";
+        let s = parse(with_headings, 2);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].text, "The BSB moves at night [2].");
+        assert_eq!(
+            render("Fuel [1][4], water [2, 5].", 2),
+            "Fuel [1], water [2]."
+        );
         assert_eq!(parse("Zero is never valid [0].", 3)[0].invalid, vec![0]);
     }
 }

@@ -1,6 +1,15 @@
-//! Drafting plan sections: citation parsing and the local support check. (The inference
-//! client, context assembly and draft records build on these.)
+//! Drafting plan sections through the local inference server, with verified citations:
+//! section templates (data files), context assembly with numbered sources and
+//! prompt-injection flags, the OpenAI-compatible streaming client, `[n]` citation parsing,
+//! the local support check, extractive drafts and draft records.
 
 pub mod cite;
+pub mod context;
+pub mod drafter;
+pub mod inference;
+pub mod record;
 pub mod sections;
 pub mod support;
+
+pub use drafter::{DraftError, DraftRequest, Drafter};
+pub use record::{DraftMode, DraftRecord, DraftStore};

@@ -20,6 +20,7 @@ pub struct Config {
     pub vector: VectorConfig,
     pub server: ServerConfig,
     pub markings: MarkingScheme,
+    pub inference: InferenceConfig,
 }
 
 impl Default for Config {
@@ -32,7 +33,66 @@ impl Default for Config {
             vector: VectorConfig::default(),
             server: ServerConfig::default(),
             markings: MarkingScheme::default(),
+            inference: InferenceConfig::default(),
         }
+    }
+}
+
+/// The local OpenAI-compatible inference server (llama.cpp's llama-server, vLLM, Ollama).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InferenceConfig {
+    /// e.g. `http://127.0.0.1:8081` (the `/v1/...` paths are appended).
+    pub base_url: String,
+    /// Model name sent with each request (llama-server serves whatever it loaded).
+    pub model: String,
+    /// Bearer token, if the server wants one. Never logged or printed.
+    pub api_key: Option<String>,
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the first streamed token.
+    pub first_token_timeout_ms: u64,
+    /// Longest a whole completion may take.
+    pub total_timeout_ms: u64,
+    /// Retries for connection errors and 5xx answers (before anything streamed).
+    pub retries: u32,
+    pub retry_backoff_ms: u64,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// Context window assumed when the server does not say.
+    pub context_tokens: usize,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8081".to_string(),
+            model: "local".to_string(),
+            api_key: None,
+            connect_timeout_ms: 2_000,
+            first_token_timeout_ms: 60_000,
+            total_timeout_ms: 300_000,
+            retries: 2,
+            retry_backoff_ms: 250,
+            max_tokens: 400,
+            temperature: 0.2,
+            context_tokens: 4096,
+        }
+    }
+}
+
+impl std::fmt::Debug for InferenceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_token_timeout_ms", &self.first_token_timeout_ms)
+            .field("total_timeout_ms", &self.total_timeout_ms)
+            .field("retries", &self.retries)
+            .field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,6 +252,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_key_is_never_printed() {
+        let config = InferenceConfig {
+            api_key: Some("s3cr3t".into()),
+            ..InferenceConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
 
     #[test]
     fn defaults_are_embedded() {

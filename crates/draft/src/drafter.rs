@@ -1,0 +1,299 @@
+//! The drafting pipeline: retrieve for the section and task, assemble numbered sources,
+//! fit the context window, stream the model's output (or compose an extractive draft),
+//! resolve and verify every citation, and store the record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use doctrina_retrieve::Retriever;
+use doctrina_types::{PassageFilter, SearchHit, SearchMode};
+
+use crate::cite;
+use crate::context::{self, Source};
+use crate::inference::{ChatModel, InferenceError, estimate_tokens};
+use crate::record::{
+    DraftMode, DraftRecord, DraftStore, EvidenceSpan, SentenceRecord, StoreError, Timings,
+};
+use crate::sections::SectionLibrary;
+use crate::support::{SupportChecker, SupportError};
+
+/// Headroom kept free in the context window beyond the completion's `max_tokens`.
+const CONTEXT_MARGIN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DraftError {
+    #[error("unknown section '{name}' (available: {available})")]
+    UnknownSection { name: String, available: String },
+    #[error("the task is empty")]
+    EmptyTask,
+    #[error("no passages were found for this task; index documents first")]
+    NoSources,
+    #[error("no inference server is configured; use --mode extractive")]
+    NoServer,
+    /// The model failed; the record (with whatever streamed) was stored as `draft_id`.
+    #[error("{error} (draft {draft_id} stored as incomplete)")]
+    Inference {
+        draft_id: String,
+        error: InferenceError,
+    },
+    #[error(transparent)]
+    Retrieve(#[from] doctrina_retrieve::RetrieveError),
+    #[error(transparent)]
+    Support(#[from] SupportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct DraftRequest {
+    pub section: String,
+    pub task: String,
+    pub mode: DraftMode,
+    /// How many sources to give the model (before the context budget).
+    pub sources: usize,
+    pub filter: PassageFilter,
+}
+
+pub struct Drafter {
+    pub retriever: Arc<Retriever>,
+    pub chat: Option<Arc<dyn ChatModel>>,
+    pub checker: SupportChecker,
+    pub sections: SectionLibrary,
+    pub store: DraftStore,
+}
+
+impl std::fmt::Debug for Drafter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drafter").finish_non_exhaustive()
+    }
+}
+
+impl Drafter {
+    /// Retrieval for a section: the task, and the task with each of the template's queries,
+    /// merged by reciprocal rank.
+    fn retrieve(
+        &self,
+        queries: &[String],
+        k: usize,
+        filter: &PassageFilter,
+    ) -> Result<Vec<SearchHit>, DraftError> {
+        let mut scores: HashMap<String, (f32, SearchHit)> = HashMap::new();
+        for query in queries {
+            let hits = self
+                .retriever
+                .search(query, SearchMode::Hybrid, k.max(5), filter)?;
+            for (rank, hit) in hits.into_iter().enumerate() {
+                let entry = scores
+                    .entry(hit.passage_id.clone())
+                    .or_insert_with(|| (0.0, hit.clone()));
+                entry.0 += 1.0 / (60.0 + rank as f32 + 1.0);
+            }
+        }
+        let mut merged: Vec<(f32, SearchHit)> = scores.into_values().collect();
+        merged.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.passage_id.cmp(&b.1.passage_id))
+        });
+        Ok(merged.into_iter().take(k).map(|(_, h)| h).collect())
+    }
+
+    fn verify(
+        &self,
+        output: &str,
+        sources: &[Source],
+    ) -> Result<(Vec<SentenceRecord>, Vec<usize>), DraftError> {
+        let mut invalid = Vec::new();
+        let mut sentences = Vec::new();
+        for sentence in cite::parse(output, sources.len()) {
+            for n in &sentence.invalid {
+                if !invalid.contains(n) {
+                    invalid.push(*n);
+                }
+            }
+            let cited: Vec<&str> = sentence
+                .citations
+                .iter()
+                .map(|n| sources[n - 1].text.as_str())
+                .collect();
+            let verdict = self.checker.check(&sentence.claim, &cited)?;
+            let evidence = verdict.evidence.map(|e| EvidenceSpan {
+                n: sentence.citations[e.passage],
+                char_start: e.char_start,
+                char_end: e.char_end,
+                text: e.text,
+            });
+            sentences.push(SentenceRecord {
+                text: sentence.text,
+                citations: sentence.citations,
+                support: verdict.support,
+                score: verdict.score,
+                features: verdict.features,
+                evidence,
+            });
+        }
+        Ok((sentences, invalid))
+    }
+
+    /// Produces, verifies and stores a draft. `on_delta` sees streamed text as it arrives.
+    pub async fn draft(
+        &self,
+        request: &DraftRequest,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<DraftRecord, DraftError> {
+        let started = Instant::now();
+        let template = self
+            .sections
+            .get(&request.section)
+            .ok_or_else(|| DraftError::UnknownSection {
+                name: request.section.clone(),
+                available: self
+                    .sections
+                    .all()
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?
+            .clone();
+        let task = request.task.trim();
+        if task.is_empty() {
+            return Err(DraftError::EmptyTask);
+        }
+        let chat = match request.mode {
+            DraftMode::Llm => Some(self.chat.clone().ok_or(DraftError::NoServer)?),
+            DraftMode::Extractive => None,
+        };
+
+        let mut queries = vec![task.to_string()];
+        queries.extend(template.queries.iter().map(|q| format!("{task} {q}")));
+        let hits = self.retrieve(&queries, request.sources.max(1), &request.filter)?;
+        if hits.is_empty() {
+            return Err(DraftError::NoSources);
+        }
+        let mut sources: Vec<Source> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Source::from_hit(i + 1, h))
+            .collect();
+        let retrieval_ms = started.elapsed().as_millis() as u64;
+
+        // Fit the prompt into the context window, dropping the lowest-ranked sources.
+        let mut messages = context::messages(&template, task, &sources);
+        let mut dropped = Vec::new();
+        let mut prompt_tokens;
+        let mut token_count = "estimate".to_string();
+        loop {
+            let text = context::prompt_text(&messages);
+            prompt_tokens = match &chat {
+                Some(chat) => match chat.count_tokens(&text).await {
+                    Some(n) => {
+                        token_count = "server".to_string();
+                        n
+                    }
+                    None => estimate_tokens(&text),
+                },
+                None => estimate_tokens(&text),
+            };
+            let budget = chat.as_ref().map_or(usize::MAX, |c| {
+                c.context_tokens()
+                    .saturating_sub(c.max_tokens() as usize + CONTEXT_MARGIN)
+            });
+            if prompt_tokens <= budget || sources.len() <= 1 {
+                break;
+            }
+            if let Some(last) = sources.pop() {
+                dropped.push(last.passage_id);
+            }
+            messages = context::messages(&template, task, &sources);
+        }
+        let flagged: Vec<usize> = sources
+            .iter()
+            .filter(|s| s.injection_suspected)
+            .map(|s| s.n)
+            .collect();
+
+        let (draft_id, created_at) = self.store.new_id()?;
+        let mut record = DraftRecord {
+            draft_id: draft_id.clone(),
+            created_at,
+            section: template.name.clone(),
+            section_title: template.title.clone(),
+            task: task.to_string(),
+            mode: request.mode,
+            text: String::new(),
+            raw_output: String::new(),
+            prompt: messages.clone(),
+            prompt_tokens,
+            token_count,
+            server: chat.as_ref().map(|c| c.server().to_string()),
+            model: chat
+                .as_ref()
+                .map_or_else(|| "extractive".to_string(), |c| c.model().to_string()),
+            max_tokens: chat.as_ref().map_or(0, |c| c.max_tokens()),
+            temperature: chat.as_ref().map_or(0.0, |c| c.temperature()),
+            sources: Vec::new(),
+            dropped_sources: dropped,
+            flagged_sources: flagged,
+            sentences: Vec::new(),
+            invalid_citations: Vec::new(),
+            incomplete: false,
+            error: None,
+            timings_ms: Timings {
+                retrieval: retrieval_ms,
+                ..Timings::default()
+            },
+        };
+
+        let outcome = match &chat {
+            Some(chat) => chat.complete(&messages, on_delta).await.map(|c| {
+                record.model = c.model.clone();
+                record.timings_ms.first_token = c.first_token_ms;
+                c.text
+            }),
+            None => {
+                let text = self.extractive(task, &sources)?;
+                on_delta(&text);
+                Ok(text)
+            }
+        };
+        let failure = match outcome {
+            Ok(text) => {
+                record.raw_output = text;
+                None
+            }
+            Err(error) => {
+                record.raw_output = error.partial().to_string();
+                record.incomplete = true;
+                record.error = Some(error.to_string());
+                Some(error)
+            }
+        };
+        record.text = cite::render(&record.raw_output, sources.len());
+        let (sentences, invalid) = self.verify(&record.raw_output, &sources)?;
+        record.sentences = sentences;
+        record.invalid_citations = invalid;
+        record.sources = sources;
+        record.timings_ms.total = started.elapsed().as_millis() as u64;
+        self.store.save(&record)?;
+        match failure {
+            None => Ok(record),
+            Some(error) => Err(DraftError::Inference { draft_id, error }),
+        }
+    }
+
+    /// An extractive draft: the sentence of each top source that best matches the task,
+    /// quoted and cited. Deterministic; needs no inference server.
+    fn extractive(&self, task: &str, sources: &[Source]) -> Result<String, DraftError> {
+        let mut text = String::from(
+            "# EXTRACTIVE DRAFT: quoted from the sources, not generated. Review and edit before use.\n\n",
+        );
+        for source in sources.iter().take(6) {
+            let (_, evidence) = self.checker.features(task, &[source.text.as_str()])?;
+            let Some(evidence) = evidence else { continue };
+            let quote = evidence.text.trim().trim_end_matches(['.', ';', ':']);
+            text.push_str(&format!("- \"{quote}.\" [{}]\n", source.n));
+        }
+        Ok(text)
+    }
+}

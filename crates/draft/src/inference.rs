@@ -1,0 +1,414 @@
+//! Client for any OpenAI-compatible chat server (`/v1/chat/completions`): llama.cpp's
+//! llama-server, vLLM, Ollama. Streaming over SSE, with connect / first-token / total
+//! timeouts, retries with backoff for connection errors and 5xx (only before anything has
+//! streamed), a health check and the server's `/tokenize` when it has one.
+//!
+//! Every failure names the server and the cause; a stream that breaks keeps what it
+//! delivered, marked incomplete.
+
+use std::time::{Duration, Instant};
+
+use doctrina_types::config::InferenceConfig;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A finished (or broken-off) completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub text: String,
+    pub model: String,
+    pub finish_reason: Option<String>,
+    pub first_token_ms: Option<u64>,
+    pub total_ms: u64,
+}
+
+/// What went wrong talking to the inference server.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InferenceError {
+    #[error("inference server {server} is unreachable: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("inference server {server} sent no first token within {timeout_ms} ms")]
+    FirstTokenTimeout { server: String, timeout_ms: u64 },
+    #[error("inference server {server} did not finish within {timeout_ms} ms ({} characters kept, marked incomplete)", partial.chars().count())]
+    TotalTimeout {
+        server: String,
+        timeout_ms: u64,
+        partial: String,
+    },
+    #[error("inference server {server} answered HTTP {status}: {body}")]
+    Http {
+        server: String,
+        status: u16,
+        body: String,
+    },
+    #[error("inference server {server} sent an invalid response: {cause}")]
+    InvalidResponse {
+        server: String,
+        cause: String,
+        partial: String,
+    },
+    #[error("inference server {server} cut the stream off ({} characters kept, marked incomplete): {cause}", partial.chars().count())]
+    StreamCut {
+        server: String,
+        cause: String,
+        partial: String,
+    },
+    #[error("inference server {server} returned empty output")]
+    Empty { server: String },
+}
+
+impl InferenceError {
+    /// Text that streamed before the failure (kept in the draft record).
+    pub fn partial(&self) -> &str {
+        match self {
+            Self::TotalTimeout { partial, .. }
+            | Self::InvalidResponse { partial, .. }
+            | Self::StreamCut { partial, .. } => partial,
+            _ => "",
+        }
+    }
+}
+
+/// A chat model behind a server. `on_delta` sees each streamed piece of text.
+pub trait ChatModel: Send + Sync {
+    fn server(&self) -> &str;
+    fn model(&self) -> &str;
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [Message],
+        on_delta: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Completion, InferenceError>>;
+    /// Tokens the server counts for `text`, if it can tell (llama.cpp's `/tokenize`).
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>>;
+    fn health(&self) -> BoxFuture<'_, Result<(), InferenceError>>;
+    /// The server's context window, when known.
+    fn context_tokens(&self) -> usize;
+    fn max_tokens(&self) -> u32;
+    fn temperature(&self) -> f32;
+}
+
+/// An OpenAI-compatible server over HTTP.
+pub struct OpenAiChat {
+    config: InferenceConfig,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OpenAiChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiChat")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiChat {
+    pub fn new(config: InferenceConfig) -> Result<Self, InferenceError> {
+        let base = config.base_url.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .no_proxy()
+            .build()
+            .map_err(|e| InferenceError::Unreachable {
+                server: base.clone(),
+                cause: e.to_string(),
+            })?;
+        Ok(Self { config, base, http })
+    }
+
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> InferenceError {
+        let cause = if e.is_connect() {
+            "connection refused or failed".to_string()
+        } else if e.is_timeout() {
+            format!("no connection within {} ms", self.config.connect_timeout_ms)
+        } else {
+            e.to_string()
+        };
+        InferenceError::Unreachable {
+            server: self.base.clone(),
+            cause,
+        }
+    }
+
+    /// Sends the request, retrying connection errors and 5xx with exponential backoff.
+    async fn send(
+        &self,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, InferenceError> {
+        let url = format!("{}/v1/chat/completions", self.base);
+        let mut attempt = 0;
+        loop {
+            let request = self.authorised(self.http.post(&url).json(body));
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let first_token = Duration::from_millis(self.config.first_token_timeout_ms);
+            let outcome = tokio::time::timeout(remaining.min(first_token), request.send()).await;
+            let retryable = match outcome {
+                Err(_) => {
+                    return Err(InferenceError::FirstTokenTimeout {
+                        server: self.base.clone(),
+                        timeout_ms: self.config.first_token_timeout_ms,
+                    });
+                }
+                Ok(Err(e)) => {
+                    let err = self.unreachable(&e);
+                    if !(e.is_connect() || e.is_timeout()) || attempt >= self.config.retries {
+                        return Err(err);
+                    }
+                    err
+                }
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    if status.is_success() {
+                        return Ok(response);
+                    }
+                    let text = response.text().await.unwrap_or_default();
+                    let err = InferenceError::Http {
+                        server: self.base.clone(),
+                        status: status.as_u16(),
+                        body: text.chars().take(300).collect(),
+                    };
+                    if !status.is_server_error() || attempt >= self.config.retries {
+                        return Err(err);
+                    }
+                    err
+                }
+            };
+            attempt += 1;
+            let backoff = self.config.retry_backoff_ms * (1 << (attempt - 1).min(6));
+            tracing::warn!(error = %retryable, attempt, backoff_ms = backoff, "retrying inference request");
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+        }
+    }
+
+    async fn stream(
+        &self,
+        messages: &[Message],
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Completion, InferenceError> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
+        let body = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "stream": true,
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+        });
+        let response = self.send(&body, deadline).await?;
+        let mut stream = response.bytes_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut text = String::new();
+        let mut model = self.config.model.clone();
+        let mut finish_reason = None;
+        let mut first_token_ms = None;
+        let mut done = false;
+        let first_token_deadline =
+            started + Duration::from_millis(self.config.first_token_timeout_ms);
+        while !done {
+            let wait_until = if first_token_ms.is_none() {
+                first_token_deadline.min(deadline)
+            } else {
+                deadline
+            };
+            let next = tokio::time::timeout(
+                wait_until.saturating_duration_since(Instant::now()),
+                stream.next(),
+            )
+            .await;
+            let chunk = match next {
+                Err(_) if first_token_ms.is_none() && wait_until == first_token_deadline => {
+                    return Err(InferenceError::FirstTokenTimeout {
+                        server: self.base.clone(),
+                        timeout_ms: self.config.first_token_timeout_ms,
+                    });
+                }
+                Err(_) => {
+                    return Err(InferenceError::TotalTimeout {
+                        server: self.base.clone(),
+                        timeout_ms: self.config.total_timeout_ms,
+                        partial: text,
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(InferenceError::StreamCut {
+                        server: self.base.clone(),
+                        cause: e.to_string(),
+                        partial: text,
+                    });
+                }
+                Ok(Some(Ok(bytes))) => bytes,
+            };
+            buffer.extend_from_slice(&chunk);
+            while let Some(pos) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim();
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let data = data.trim();
+                if data == "[DONE]" {
+                    done = true;
+                    break;
+                }
+                let event: Value =
+                    serde_json::from_str(data).map_err(|e| InferenceError::InvalidResponse {
+                        server: self.base.clone(),
+                        cause: format!("bad JSON in stream: {e}"),
+                        partial: text.clone(),
+                    })?;
+                if let Some(error) = event.get("error") {
+                    return Err(InferenceError::InvalidResponse {
+                        server: self.base.clone(),
+                        cause: format!("server error in stream: {error}"),
+                        partial: text.clone(),
+                    });
+                }
+                if let Some(m) = event.get("model").and_then(Value::as_str) {
+                    model = m.to_string();
+                }
+                let choice = &event["choices"][0];
+                if let Some(delta) = choice["delta"]["content"].as_str()
+                    && !delta.is_empty()
+                {
+                    first_token_ms.get_or_insert(started.elapsed().as_millis() as u64);
+                    text.push_str(delta);
+                    on_delta(delta);
+                }
+                if let Some(reason) = choice["finish_reason"].as_str() {
+                    finish_reason = Some(reason.to_string());
+                }
+            }
+        }
+        if !done && finish_reason.is_none() {
+            return Err(InferenceError::StreamCut {
+                server: self.base.clone(),
+                cause: "the stream ended before the completion finished".to_string(),
+                partial: text,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(InferenceError::Empty {
+                server: self.base.clone(),
+            });
+        }
+        Ok(Completion {
+            text,
+            model,
+            finish_reason,
+            first_token_ms,
+            total_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+impl ChatModel for OpenAiChat {
+    fn server(&self) -> &str {
+        &self.base
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [Message],
+        on_delta: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
+        Box::pin(self.stream(messages, on_delta))
+    }
+
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(async move {
+            let request = self
+                .authorised(self.http.post(format!("{}/tokenize", self.base)))
+                .json(&json!({ "content": text }))
+                .timeout(Duration::from_millis(
+                    self.config.first_token_timeout_ms.min(10_000),
+                ));
+            let response = request.send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body: Value = response.json().await.ok()?;
+            body["tokens"].as_array().map(Vec::len)
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), InferenceError>> {
+        Box::pin(async move {
+            let timeout = Duration::from_millis(self.config.connect_timeout_ms.max(1_000));
+            let mut last = None;
+            for path in ["/health", "/v1/models"] {
+                let request = self
+                    .authorised(self.http.get(format!("{}{path}", self.base)))
+                    .timeout(timeout);
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) => {
+                        last = Some(InferenceError::Http {
+                            server: self.base.clone(),
+                            status: r.status().as_u16(),
+                            body: format!("{path} not ready"),
+                        })
+                    }
+                    Err(e) => last = Some(self.unreachable(&e)),
+                }
+            }
+            Err(last.unwrap_or(InferenceError::Empty {
+                server: self.base.clone(),
+            }))
+        })
+    }
+
+    fn context_tokens(&self) -> usize {
+        self.config.context_tokens
+    }
+
+    fn max_tokens(&self) -> u32 {
+        self.config.max_tokens
+    }
+
+    fn temperature(&self) -> f32 {
+        self.config.temperature
+    }
+}
+
+/// A conservative token estimate for when the server cannot count: about three characters
+/// per token (real tokenizers average closer to four on English prose).
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(3)
+}

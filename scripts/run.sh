@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Starts llama-server with the small GGUF model (unless something already answers on
+# LLM_PORT), then `doctrina serve`; stops the llama-server it started when serve exits.
+set -euo pipefail
+: "${BIN:?}" "${ADDR:?}" "${DATA_DIR:?}" "${LLM_PORT:=8081}"
+CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
+LLAMA="$CACHE/venv/bin/llama-cpp-server"
+MODEL="$CACHE/models/gemma-3-270m-q4_k_m.gguf"
+export DOCTRINA__INFERENCE__BASE_URL="http://127.0.0.1:$LLM_PORT"
+
+llama_pid=""
+if curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1; then
+  echo "run: an inference server already answers on port $LLM_PORT; using it" >&2
+else
+  mkdir -p "$DATA_DIR"
+  "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 4096 \
+    >"$DATA_DIR/llama-server.log" 2>&1 &
+  llama_pid=$!
+  trap '[ -n "$llama_pid" ] && kill "$llama_pid" 2>/dev/null || true' EXIT INT TERM
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1 && break
+    kill -0 "$llama_pid" 2>/dev/null || { echo "run: llama-server failed, see $DATA_DIR/llama-server.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "run: llama-server (gemma-3-270m) on http://127.0.0.1:$LLM_PORT" >&2
+fi
+echo "doctrina: open http://$ADDR/" >&2
+"$BIN" serve --addr "$ADDR" --data-dir "$DATA_DIR"

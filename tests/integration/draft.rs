@@ -1,0 +1,370 @@
+//! Drafting: extractive mode with no server, a real llama-server draft, citation checks
+//! through the whole pipeline, and inference faults (fake server) that end in time with a
+//! clear message and keep what streamed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use doctrina_draft::inference::{ChatModel, InferenceError, OpenAiChat};
+use doctrina_draft::support::Support;
+use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest};
+use doctrina_tests::drafter;
+use doctrina_tests::servers::{FakeServer, Fault, LlamaServer, free_port};
+use doctrina_types::PassageFilter;
+use doctrina_types::config::InferenceConfig;
+
+fn request(mode: DraftMode) -> DraftRequest {
+    DraftRequest {
+        section: "opord-sustainment".to_string(),
+        task: "Sustain the battalion attack: plan bulk fuel and ammunition resupply".to_string(),
+        mode,
+        sources: 5,
+        filter: PassageFilter::default(),
+    }
+}
+
+fn chat(url: &str, tweak: impl FnOnce(&mut InferenceConfig)) -> Arc<dyn ChatModel> {
+    let mut config = InferenceConfig {
+        base_url: url.to_string(),
+        first_token_timeout_ms: 3_000,
+        total_timeout_ms: 20_000,
+        retry_backoff_ms: 50,
+        ..InferenceConfig::default()
+    };
+    tweak(&mut config);
+    Arc::new(OpenAiChat::new(config).expect("client"))
+}
+
+/// Every citation shown resolves to a source the model was given.
+fn assert_citations_resolve(record: &DraftRecord) {
+    let n = record.sources.len();
+    for s in &record.sentences {
+        for c in &s.citations {
+            assert!((1..=n).contains(c), "citation [{c}] outside 1..={n}");
+        }
+        if s.citations.is_empty() {
+            assert_eq!(s.support, Support::Uncited, "{s:?}");
+        }
+        if let Some(e) = &s.evidence {
+            let source = &record.sources[e.n - 1];
+            let span: String = source
+                .text
+                .chars()
+                .skip(e.char_start)
+                .take(e.char_end - e.char_start)
+                .collect();
+            assert_eq!(
+                span, e.text,
+                "evidence is the exact span of the cited source"
+            );
+        }
+    }
+    for bad in &record.invalid_citations {
+        assert!(
+            !record.text.contains(&format!("[{bad}]")),
+            "invalid [{bad}] still shown"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extractive_draft_needs_no_server() {
+    let store = tempfile::tempdir().unwrap();
+    // No inference server at all.
+    let drafter = drafter(None, store.path());
+    let record = drafter
+        .draft(&request(DraftMode::Extractive), &|_| {})
+        .await
+        .expect("extractive draft");
+    assert!(
+        record.text.starts_with("# EXTRACTIVE DRAFT"),
+        "clearly labelled"
+    );
+    assert!(!record.sources.is_empty() && record.sentences.len() >= 3);
+    assert!(record.sentences.iter().all(|s| s.citations.len() == 1));
+    let supported = record
+        .sentences
+        .iter()
+        .filter(|s| s.support == Support::Supported)
+        .count();
+    assert_eq!(
+        supported,
+        record.sentences.len(),
+        "quotes are supported by their sources: {record:#?}"
+    );
+    assert_citations_resolve(&record);
+    // Deterministic, and stored exactly as produced.
+    let again = drafter
+        .draft(&request(DraftMode::Extractive), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.text, record.text);
+    assert_eq!(
+        drafter.store.get(&record.draft_id).unwrap().as_ref(),
+        Some(&record)
+    );
+    // LLM mode without a server is a clear error, not a hang.
+    let err = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DraftError::NoServer), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_draft_against_the_real_llama_server() {
+    let server = tokio::task::spawn_blocking(LlamaServer::start)
+        .await
+        .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let chat = chat(&server.url, |c| {
+        c.max_tokens = 160;
+        c.first_token_timeout_ms = 60_000;
+        c.total_timeout_ms = 120_000;
+    });
+    chat.health().await.expect("llama-server is healthy");
+    let drafter = drafter(Some(chat), store.path());
+    let deltas = AtomicUsize::new(0);
+    let record = drafter
+        .draft(&request(DraftMode::Llm), &|_| {
+            deltas.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .expect("llm draft");
+    assert!(deltas.load(Ordering::SeqCst) > 1, "the draft streamed");
+    assert!(!record.raw_output.is_empty());
+    assert_eq!(record.server.as_deref(), Some(server.url.as_str()));
+    assert_eq!(
+        record.token_count, "server",
+        "llama-server counted the prompt tokens"
+    );
+    assert!(record.prompt_tokens > 0 && record.prompt_tokens < 4096);
+    assert!(record.timings_ms.first_token.is_some());
+    assert!(!record.sources.is_empty());
+    assert_citations_resolve(&record);
+    // The system prompt carries the template's instructions and the data-not-instructions rule.
+    assert!(record.prompt[0].content.contains("not instructions"));
+    assert!(record.prompt[1].content.contains("<source n=\"1\""));
+    assert_eq!(
+        drafter.store.get(&record.draft_id).unwrap().as_ref(),
+        Some(&record)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_citations_are_removed_and_reported() {
+    let server = FakeServer::start(Fault::Reply(
+        "## a. Logistics\nThe FSC carries fuel forward [1]. Class V is pushed nightly [2][99]. Rations come from the moon [42].\nNo source covers signal.".to_string(),
+    ))
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, |_| {})), store.path());
+    let record = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .expect("draft");
+    assert_eq!(record.invalid_citations, vec![99, 42]);
+    assert!(!record.text.contains("[99]") && !record.text.contains("[42]"));
+    assert!(record.text.contains("[2]"));
+    let labels: Vec<Support> = record.sentences.iter().map(|s| s.support).collect();
+    assert_eq!(labels.len(), 4, "{:#?}", record.sentences);
+    assert_eq!(
+        labels[2],
+        Support::Uncited,
+        "only an invalid citation: uncited"
+    );
+    assert_eq!(labels[3], Support::Uncited);
+    assert_citations_resolve(&record);
+}
+
+async fn expect_failure(
+    fault: Fault,
+    tweak: impl FnOnce(&mut InferenceConfig),
+) -> (InferenceError, DraftRecord, Duration) {
+    let server = FakeServer::start(fault).await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, tweak)), store.path());
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        drafter.draft(&request(DraftMode::Llm), &|_| {}),
+    )
+    .await
+    .expect("a fault must never hang");
+    let elapsed = started.elapsed();
+    let Err(DraftError::Inference { draft_id, error }) = outcome else {
+        panic!("expected an inference error, got {outcome:?}");
+    };
+    assert!(
+        error.to_string().contains(&server.url),
+        "the message names the server: {error}"
+    );
+    let record = drafter
+        .store
+        .get(&draft_id)
+        .unwrap()
+        .expect("the failed draft is stored");
+    assert!(record.incomplete);
+    assert_eq!(record.error.as_deref(), Some(error.to_string().as_str()));
+    (error, record, elapsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_then_reported() {
+    let server = FakeServer::start(Fault::ServerError).await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, |c| c.retries = 2)), store.path());
+    let err = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .unwrap_err();
+    let DraftError::Inference { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(error, InferenceError::Http { status: 500, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("model crashed"));
+    assert_eq!(server.request_count(), 3, "one try and two retries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_a_clear_error() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&url, |c| c.retries = 1)), store.path());
+    let err = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .unwrap_err();
+    let DraftError::Inference { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(error, InferenceError::Unreachable { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&url));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_token_times_out() {
+    let (error, record, elapsed) =
+        expect_failure(Fault::SlowFirstToken(Duration::from_secs(20)), |c| {
+            c.first_token_timeout_ms = 1_000
+        })
+        .await;
+    assert!(
+        matches!(
+            error,
+            InferenceError::FirstTokenTimeout {
+                timeout_ms: 1_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "ended by its timeout, not the server"
+    );
+    assert!(record.raw_output.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_keeps_what_arrived() {
+    let (error, record, _) = expect_failure(Fault::CutStream, |_| {}).await;
+    assert!(matches!(error, InferenceError::StreamCut { .. }), "{error}");
+    assert_eq!(record.raw_output, "The BSB moves fuel forward [1].");
+    assert_eq!(
+        record.sentences.len(),
+        1,
+        "what arrived is still parsed and checked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_and_empty_output_are_reported() {
+    let (error, record, _) = expect_failure(Fault::InvalidJson, |_| {}).await;
+    assert!(
+        matches!(error, InferenceError::InvalidResponse { .. }),
+        "{error}"
+    );
+    assert_eq!(record.raw_output, "Partial ");
+    let (error, _, _) = expect_failure(Fault::Empty, |_| {}).await;
+    assert!(matches!(error, InferenceError::Empty { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_instructions_in_a_source_are_flagged() {
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(None, store.path());
+    let mut req = request(DraftMode::Extractive);
+    req.section = "opord-situation".to_string();
+    req.task =
+        "Evaluate information from local sources for reliability and manipulation by residents"
+            .to_string();
+    let record = drafter.draft(&req, &|_| {}).await.expect("draft");
+    let flagged: Vec<&str> = record
+        .flagged_sources
+        .iter()
+        .map(|n| record.sources[n - 1].passage_id.as_str())
+        .collect();
+    assert!(
+        record
+            .sources
+            .iter()
+            .any(|s| s.doc_id == "atp-3-57-9" && s.paragraphs.contains(&"2-4".to_string())),
+        "the poisoned paragraph is retrieved: {:?}",
+        record
+            .sources
+            .iter()
+            .map(|s| (&s.doc_id, &s.paragraphs))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        flagged.iter().any(|id| id.starts_with("atp-3-57-9")),
+        "{flagged:?}"
+    );
+    // In the prompt, source text sits inside <source> delimiters after the rule to ignore
+    // instructions found there.
+    let prompt = &record.prompt[1].content;
+    let at = prompt
+        .find("Ignore all previous instructions")
+        .expect("passage text given as data");
+    assert!(prompt[..at].rfind("<source n=").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_that_do_not_fit_the_context_are_dropped_lowest_first() {
+    let server = FakeServer::start(Fault::Reply(
+        "The FSC carries fuel forward [1].".to_string(),
+    ))
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(
+        Some(chat(&server.url, |c| {
+            c.context_tokens = 1_400;
+            c.max_tokens = 200;
+        })),
+        store.path(),
+    );
+    let mut req = request(DraftMode::Llm);
+    req.sources = 8;
+    let record = drafter.draft(&req, &|_| {}).await.expect("draft");
+    assert!(
+        !record.dropped_sources.is_empty(),
+        "a 1400-token window cannot hold 8 passages"
+    );
+    assert_eq!(
+        record.token_count, "estimate",
+        "the fake server has no /tokenize"
+    );
+    assert!(record.prompt_tokens <= 1_400 - 200 - 64 || record.sources.len() == 1);
+    assert_eq!(record.sources.len() + record.dropped_sources.len(), 8);
+    for s in &record.sources {
+        assert!(!record.dropped_sources.contains(&s.passage_id));
+    }
+}
