@@ -13,10 +13,12 @@ if curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1; then
   echo "run: an inference server already answers on port $LLM_PORT; using it" >&2
 else
   mkdir -p "$DATA_DIR"
-  "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 4096 \
+  # The wrapper runs llama-server as a child: give them their own process group and stop
+  # the whole group.
+  setsid "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 4096 \
     >"$DATA_DIR/llama-server.log" 2>&1 &
   llama_pid=$!
-  trap '[ -n "$llama_pid" ] && kill "$llama_pid" 2>/dev/null || true' EXIT INT TERM
+  trap '[ -n "$llama_pid" ] && kill -- "-$llama_pid" 2>/dev/null || true' EXIT INT TERM
   for _ in $(seq 1 120); do
     curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1 && break
     kill -0 "$llama_pid" 2>/dev/null || { echo "run: llama-server failed, see $DATA_DIR/llama-server.log" >&2; exit 1; }

@@ -368,3 +368,20 @@ async fn sources_that_do_not_fit_the_context_are_dropped_lowest_first() {
         assert!(!record.dropped_sources.contains(&s.passage_id));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streaming_answers_work_too() {
+    let server = FakeServer::start(Fault::JsonReply(
+        "The FSC carries fuel forward [1].".to_string(),
+    ))
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, |c| c.stream = false)), store.path());
+    let record = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .expect("draft");
+    assert_eq!(record.raw_output, "The FSC carries fuel forward [1].");
+    assert_eq!(record.model, "fake");
+    assert_eq!(record.sentences[0].citations, vec![1]);
+}

@@ -3,6 +3,7 @@
 //! to inject faults a real server will not produce on demand.
 
 use std::net::TcpListener as StdListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,7 +50,10 @@ impl LlamaServer {
             model.display()
         );
         let port = free_port();
+        // The wrapper runs llama-server as its child: both go in their own process group,
+        // which `stop` kills as a whole.
         let child = Command::new(&binary)
+            .process_group(0)
             .arg("-m")
             .arg(&model)
             .args([
@@ -86,6 +90,8 @@ impl LlamaServer {
 
     /// Stops the server (also done on drop).
     pub fn stop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -129,6 +135,8 @@ pub enum Fault {
     Empty,
     /// A normal stream of this text (for citation checks with controlled output).
     Reply(String),
+    /// A non-streaming JSON answer with this text.
+    JsonReply(String),
 }
 
 /// A fake OpenAI-compatible server on a free port; counts the requests it saw.
@@ -247,6 +255,19 @@ async fn respond(socket: &mut tokio::net::TcpStream, fault: &Fault) -> std::io::
             socket
                 .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
                 .await
+        }
+        Fault::JsonReply(text) => {
+            let body = serde_json::json!({
+                "model": "fake",
+                "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            })
+            .to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(body.as_bytes()).await
         }
         Fault::Reply(text) => {
             socket.write_all(STREAM_HEAD.as_bytes()).await?;

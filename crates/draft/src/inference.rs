@@ -211,6 +211,65 @@ impl OpenAiChat {
         }
     }
 
+    /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
+    async fn whole(
+        &self,
+        messages: &[Message],
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Completion, InferenceError> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
+        let body = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "stream": false,
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+        });
+        let response = self.send(&body, deadline).await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let bytes = tokio::time::timeout(remaining, response.bytes())
+            .await
+            .map_err(|_| InferenceError::TotalTimeout {
+                server: self.base.clone(),
+                timeout_ms: self.config.total_timeout_ms,
+                partial: String::new(),
+            })?
+            .map_err(|e| InferenceError::StreamCut {
+                server: self.base.clone(),
+                cause: e.to_string(),
+                partial: String::new(),
+            })?;
+        let answer: Value =
+            serde_json::from_slice(&bytes).map_err(|e| InferenceError::InvalidResponse {
+                server: self.base.clone(),
+                cause: format!("bad JSON: {e}"),
+                partial: String::new(),
+            })?;
+        let choice = &answer["choices"][0];
+        let text = choice["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if text.trim().is_empty() {
+            return Err(InferenceError::Empty {
+                server: self.base.clone(),
+            });
+        }
+        on_delta(&text);
+        let total_ms = started.elapsed().as_millis() as u64;
+        Ok(Completion {
+            text,
+            model: answer["model"]
+                .as_str()
+                .unwrap_or(&self.config.model)
+                .to_string(),
+            finish_reason: choice["finish_reason"].as_str().map(str::to_string),
+            first_token_ms: Some(total_ms),
+            total_ms,
+        })
+    }
+
     async fn stream(
         &self,
         messages: &[Message],
@@ -348,7 +407,11 @@ impl ChatModel for OpenAiChat {
         messages: &'a [Message],
         on_delta: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
-        Box::pin(self.stream(messages, on_delta))
+        if self.config.stream {
+            Box::pin(self.stream(messages, on_delta))
+        } else {
+            Box::pin(self.whole(messages, on_delta))
+        }
     }
 
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>> {

@@ -58,6 +58,8 @@ pub struct InferenceConfig {
     pub retry_backoff_ms: u64,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// Stream the completion over SSE (the default); `false` waits for one JSON answer.
+    pub stream: bool,
     /// Context window assumed when the server does not say.
     pub context_tokens: usize,
 }
@@ -75,6 +77,7 @@ impl Default for InferenceConfig {
             retry_backoff_ms: 250,
             max_tokens: 400,
             temperature: 0.2,
+            stream: true,
             context_tokens: 4096,
         }
     }
