@@ -211,6 +211,16 @@ impl OpenAiChat {
         }
     }
 
+    fn request_body(&self, messages: &[Message], stream: bool) -> Value {
+        json!({
+            "model": self.config.model,
+            "messages": messages,
+            "stream": stream,
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+        })
+    }
+
     /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
     async fn whole(
         &self,
@@ -219,13 +229,7 @@ impl OpenAiChat {
     ) -> Result<Completion, InferenceError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
-        let body = json!({
-            "model": self.config.model,
-            "messages": messages,
-            "stream": false,
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-        });
+        let body = self.request_body(messages, false);
         let response = self.send(&body, deadline).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let bytes = tokio::time::timeout(remaining, response.bytes())
@@ -277,13 +281,7 @@ impl OpenAiChat {
     ) -> Result<Completion, InferenceError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
-        let body = json!({
-            "model": self.config.model,
-            "messages": messages,
-            "stream": true,
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-        });
+        let body = self.request_body(messages, true);
         let response = self.send(&body, deadline).await?;
         let mut stream = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
