@@ -111,36 +111,10 @@ pub fn copy_corpus(dest: &Path) {
     }
 }
 
-/// Evaluation question: `{"id","question","gold":["PUB#para"]}`.
-#[derive(Debug, serde::Deserialize)]
-pub struct Question {
-    pub id: String,
-    pub question: String,
-    pub gold: Vec<String>,
-}
-
-pub fn questions() -> Vec<Question> {
-    let text = std::fs::read_to_string(workspace().join("corpus/eval/questions.jsonl"))
-        .expect("questions.jsonl");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("question json"))
-        .collect()
-}
-
-/// Does a hit cover a gold item `PUBLICATION#PARAGRAPH` (or a bare paragraph)?
-pub fn covers(hit: &SearchHit, gold: &str) -> bool {
-    let (publication, paragraph) = match gold.split_once('#') {
-        Some((p, para)) => (Some(p), para),
-        None => (None, gold),
-    };
-    let publication_ok = publication.is_none_or(|p| {
-        hit.publication
-            .as_deref()
-            .is_some_and(|hp| hp.eq_ignore_ascii_case(p))
-            || hit.doc_id == p
-    });
-    publication_ok && hit.paragraphs.iter().any(|x| x == paragraph)
+/// The bundled question set (`corpus/eval/questions.jsonl`).
+pub fn questions() -> Vec<doctrina_eval::Question> {
+    doctrina_eval::load_questions(&workspace().join("corpus/eval/questions.jsonl"))
+        .expect("questions.jsonl")
 }
 
 /// The bundled corpus indexed once per test process, shared by the tests that only read.

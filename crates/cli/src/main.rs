@@ -98,8 +98,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate retrieval or drafts.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// List the plan-section templates.
     Sections {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Recall@1/5/10, MRR@10 and nDCG@10 per mode on a JSONL question set with gold paragraphs.
+    Retrieval {
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(short = 'k', default_value_t = 10)]
+        k: usize,
+        /// Comma-separated: bm25,dense,hybrid.
+        #[arg(long, default_value = "bm25,dense,hybrid", value_delimiter = ',')]
+        modes: Vec<SearchMode>,
         #[arg(long)]
         json: bool,
     },
@@ -233,6 +252,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             println!("{id}  {at}  {section:<26} {task}");
                         }
                     }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(EvalCommand::Retrieval {
+            questions,
+            k,
+            modes,
+            json,
+        }) => {
+            let questions = doctrina_eval::load_questions(questions)?;
+            let stack = open(&cli)?;
+            let retriever = Retriever::new(stack.indexes, stack.embedder, stack.config.retrieval);
+            let report = doctrina_eval::evaluate_retrieval(
+                &retriever,
+                &questions,
+                modes,
+                *k,
+                &PassageFilter::default(),
+            )?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{} questions", report.questions);
+                println!(
+                    "{:<8} {:>9} {:>9} {:>10} {:>8} {:>8}",
+                    "mode", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"
+                );
+                for (mode, m) in &report.modes {
+                    println!(
+                        "{mode:<8} {:>9.3} {:>9.3} {:>10.3} {:>8.3} {:>8.3}",
+                        m.recall_1, m.recall_5, m.recall_10, m.mrr_10, m.ndcg_10
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

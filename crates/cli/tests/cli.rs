@@ -101,6 +101,35 @@ fn index_and_search_json_contract() {
         assert!(hits[0]["scores"][other].is_null(), "{mode}: {}", hits[0]);
     }
 
+    let questions = corpus().join("../eval/questions.jsonl");
+    let out = doctrina(
+        data.path(),
+        &[
+            "eval",
+            "retrieval",
+            "--questions",
+            questions.to_str().unwrap(),
+            "--modes",
+            "bm25,hybrid",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["questions"], 39);
+    for key in ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"] {
+        assert!(report["modes"]["hybrid"][key].is_f64(), "{key}: {report}");
+    }
+    assert!(
+        report["modes"].get("dense").is_none(),
+        "only the modes asked for"
+    );
+    assert_eq!(report["per_question"].as_array().unwrap().len(), 39);
+
     let out = doctrina(data.path(), &["search", "fuel", "--mode", "fuzzy"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects a bad flag value");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown search mode"));
