@@ -255,12 +255,6 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn clear_failure(&mut self, source_path: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM failures WHERE source_path = ?1", [source_path])?;
-        Ok(())
-    }
-
     /// Step 1 of writing documents: mark them as being written. New documents get a row
     /// with no passages; existing ones keep their metadata and passages (the last good
     /// state) until [`Catalog::commit_documents`].
@@ -272,7 +266,8 @@ impl Catalog {
                 [&meta.id],
             )?;
             if updated == 0 {
-                insert_document(&tx, meta, *rank, DocumentStatus::Indexing, 0, "")?;
+                // Pipeline version 0 marks a document that has never committed.
+                upsert_document(&tx, meta, *rank, 0, DocumentStatus::Indexing, 0, "")?;
             }
         }
         tx.commit()?;
@@ -288,28 +283,14 @@ impl Catalog {
         let tx = self.conn.transaction()?;
         for (meta, rank, body, passages) in docs {
             tx.execute("DELETE FROM passages WHERE doc_id = ?1", [&meta.id])?;
-            tx.execute(
-                "UPDATE documents SET source_path = ?2, title = ?3, publication = ?4, edition = ?5, \
-                 supersedes = ?6, marking_level = ?7, marking_rank = ?8, caveats = ?9, format = ?10, \
-                 content_hash = ?11, pipeline_version = ?12, status = 'indexed', chunk_count = ?13, \
-                 last_error = NULL, body = ?14, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-                 indexed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-                params![
-                    meta.id,
-                    meta.source_path,
-                    meta.title,
-                    meta.publication,
-                    meta.edition,
-                    meta.supersedes,
-                    meta.marking.level,
-                    rank,
-                    json(&meta.marking.caveats),
-                    meta.format.as_str(),
-                    meta.content_hash,
-                    pipeline_version,
-                    passages.len() as i64,
-                    body,
-                ],
+            upsert_document(
+                &tx,
+                meta,
+                *rank,
+                pipeline_version,
+                DocumentStatus::Indexed,
+                passages.len(),
+                body,
             )?;
             insert_passages(&tx, passages)?;
             tx.execute(
@@ -343,10 +324,13 @@ impl Catalog {
     }
 }
 
-fn insert_document(
+/// Writes a document row: inserts it, or replaces its metadata, status and body. An
+/// `indexed` write also clears the last error and stamps `indexed_at`.
+fn upsert_document(
     tx: &rusqlite::Transaction<'_>,
     meta: &DocumentMeta,
     rank: u32,
+    pipeline_version: u32,
     status: DocumentStatus,
     chunk_count: usize,
     body: &str,
@@ -354,7 +338,17 @@ fn insert_document(
     tx.execute(
         "INSERT INTO documents (id, source_path, title, publication, edition, supersedes, marking_level, \
          marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT(id) DO UPDATE SET source_path = excluded.source_path, title = excluded.title, \
+         publication = excluded.publication, edition = excluded.edition, supersedes = excluded.supersedes, \
+         marking_level = excluded.marking_level, marking_rank = excluded.marking_rank, \
+         caveats = excluded.caveats, format = excluded.format, content_hash = excluded.content_hash, \
+         pipeline_version = excluded.pipeline_version, status = excluded.status, \
+         chunk_count = excluded.chunk_count, body = excluded.body, \
+         last_error = CASE WHEN excluded.status = 'indexed' THEN NULL ELSE last_error END, \
+         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+         indexed_at = CASE WHEN excluded.status = 'indexed' \
+             THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE indexed_at END",
         params![
             meta.id,
             meta.source_path,
@@ -367,6 +361,7 @@ fn insert_document(
             json(&meta.marking.caveats),
             meta.format.as_str(),
             meta.content_hash,
+            pipeline_version,
             status.as_str(),
             chunk_count as i64,
             body,
