@@ -279,15 +279,18 @@ impl<'a> Indexer<'a> {
         let mut prepared = Vec::with_capacity(batch.len());
         let mut to_embed: Vec<(usize, usize, String)> = Vec::new();
         for (d, parsed) in batch.into_iter().enumerate() {
+            let texts: Vec<String> = parsed
+                .passages
+                .iter()
+                .map(|passage| embedding_text(&parsed.meta, passage))
+                .collect();
             let passages: Vec<StoredPassage> = parsed
                 .passages
                 .into_iter()
-                .map(|passage| {
-                    let text = embedding_text(&parsed.meta, &passage);
-                    StoredPassage {
-                        embed_hash: embed_hash(&text),
-                        passage,
-                    }
+                .zip(&texts)
+                .map(|(passage, text)| StoredPassage {
+                    embed_hash: embed_hash(text),
+                    passage,
                 })
                 .collect();
             // Reuse vectors of the previous version's passages whose embedded text is the same.
@@ -306,7 +309,7 @@ impl<'a> Indexer<'a> {
                 self.indexes.vectors.vectors(&reuse_ids)?
             };
             let mut vectors = Vec::with_capacity(passages.len());
-            for (i, p) in passages.iter().enumerate() {
+            for (i, (p, text)) in passages.iter().zip(texts).enumerate() {
                 let reused = reusable
                     .get(p.embed_hash.as_str())
                     .and_then(|id| stored.get(*id));
@@ -314,7 +317,7 @@ impl<'a> Indexer<'a> {
                     Some(v) => vectors.push(v.clone()),
                     None => {
                         vectors.push(Vec::new());
-                        to_embed.push((d, i, embedding_text(&parsed.meta, &p.passage)));
+                        to_embed.push((d, i, text));
                     }
                 }
             }

@@ -141,8 +141,11 @@ fn classify_lines<'a>(
             let n = non_empty.len();
             let mut seen = std::collections::HashSet::new();
             for (i, l) in non_empty.iter().enumerate() {
-                if (i < 2 || i + 2 >= n) && l.trim().len() <= 100 && seen.insert(normalise_key(l)) {
-                    *repeated.entry(normalise_key(l)).or_default() += 1;
+                if (i < 2 || i + 2 >= n) && l.trim().len() <= 100 {
+                    let key = normalise_key(l);
+                    if seen.insert(key.clone()) {
+                        *repeated.entry(key).or_default() += 1;
+                    }
                 }
             }
         }
