@@ -211,14 +211,24 @@ impl OpenAiChat {
         }
     }
 
-    fn request_body(&self, messages: &[Message], stream: bool) -> Value {
-        json!({
+    /// Sends the completion request; returns when it started, its total deadline and the
+    /// response (headers received).
+    async fn start(
+        &self,
+        messages: &[Message],
+        stream: bool,
+    ) -> Result<(Instant, Instant, reqwest::Response), InferenceError> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
+        let body = json!({
             "model": self.config.model,
             "messages": messages,
             "stream": stream,
             "max_tokens": self.config.max_tokens,
             "temperature": self.config.temperature,
-        })
+        });
+        let response = self.send(&body, deadline).await?;
+        Ok((started, deadline, response))
     }
 
     /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
@@ -227,10 +237,7 @@ impl OpenAiChat {
         messages: &[Message],
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Completion, InferenceError> {
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
-        let body = self.request_body(messages, false);
-        let response = self.send(&body, deadline).await?;
+        let (started, deadline, response) = self.start(messages, false).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let bytes = tokio::time::timeout(remaining, response.bytes())
             .await
@@ -279,10 +286,7 @@ impl OpenAiChat {
         messages: &[Message],
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Completion, InferenceError> {
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
-        let body = self.request_body(messages, true);
-        let response = self.send(&body, deadline).await?;
+        let (started, deadline, response) = self.start(messages, true).await?;
         let mut stream = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
         let mut text = String::new();
