@@ -49,6 +49,7 @@ fn assert_citations_resolve(record: &DraftRecord) {
         if let Some(e) = &s.evidence {
             let source = &record.sources[e.n - 1];
             let span: String = source
+                .hit
                 .text
                 .chars()
                 .skip(e.char_start)
@@ -310,18 +311,18 @@ async fn injected_instructions_in_a_source_are_flagged() {
     let flagged: Vec<&str> = record
         .flagged_sources
         .iter()
-        .map(|n| record.sources[n - 1].passage_id.as_str())
+        .map(|n| record.sources[n - 1].hit.passage_id.as_str())
         .collect();
     assert!(
         record
             .sources
             .iter()
-            .any(|s| s.doc_id == "atp-3-57-9" && s.paragraphs.contains(&"2-4".to_string())),
+            .any(|s| s.hit.doc_id == "atp-3-57-9" && s.hit.paragraphs.contains(&"2-4".to_string())),
         "the poisoned paragraph is retrieved: {:?}",
         record
             .sources
             .iter()
-            .map(|s| (&s.doc_id, &s.paragraphs))
+            .map(|s| (&s.hit.doc_id, &s.hit.paragraphs))
             .collect::<Vec<_>>()
     );
     assert!(
@@ -365,7 +366,7 @@ async fn sources_that_do_not_fit_the_context_are_dropped_lowest_first() {
     assert!(record.prompt_tokens <= 1_400 - 200 - 64 || record.sources.len() == 1);
     assert_eq!(record.sources.len() + record.dropped_sources.len(), 8);
     for s in &record.sources {
-        assert!(!record.dropped_sources.contains(&s.passage_id));
+        assert!(!record.dropped_sources.contains(&s.hit.passage_id));
     }
 }
 

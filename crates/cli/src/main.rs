@@ -539,7 +539,13 @@ fn print_draft(record: &doctrina_draft::DraftRecord) {
     }
     println!("Sources:");
     for s in &record.sources {
-        println!("  [{}] {} — {} ({})", s.n, s.label(), s.title, s.marking);
+        println!(
+            "  [{}] {} — {} ({})",
+            s.n,
+            s.label(),
+            s.hit.title,
+            s.hit.marking
+        );
     }
 }
 

@@ -19,24 +19,14 @@ static INJECTION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
-/// A source as given to the model.
+/// A source as given to the model: the retrieved passage (its `rank` is its source
+/// number) and what the record adds about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
     pub n: usize,
-    /// Rank in the merged retrieval (1 = best).
-    pub rank: usize,
-    pub passage_id: String,
-    pub doc_id: String,
-    pub title: String,
-    pub publication: Option<String>,
-    pub section: String,
-    pub paragraphs: Vec<String>,
-    pub pages: Vec<u32>,
-    pub marking: String,
-    pub char_start: usize,
-    pub char_end: usize,
-    pub text: String,
-    /// sha256 of `text`, so a record proves which text the model saw.
+    #[serde(flatten)]
+    pub hit: SearchHit,
+    /// sha256 of the passage text, so a record proves which text the model saw.
     pub text_hash: String,
     /// The passage contains text that reads like instructions to the model.
     pub injection_suspected: bool,
@@ -46,34 +36,24 @@ impl Source {
     pub fn from_hit(n: usize, hit: &SearchHit) -> Self {
         Self {
             n,
-            rank: n,
-            passage_id: hit.passage_id.clone(),
-            doc_id: hit.doc_id.clone(),
-            title: hit.title.clone(),
-            publication: hit.publication.clone(),
-            section: hit.section.clone(),
-            paragraphs: hit.paragraphs.clone(),
-            pages: hit.pages.clone(),
-            marking: hit.marking.clone(),
-            char_start: hit.char_start,
-            char_end: hit.char_end,
-            text: hit.text.clone(),
             text_hash: doctrina_types::sha256_hex(hit.text.as_bytes()),
             injection_suspected: looks_like_injection(&hit.text),
+            hit: SearchHit {
+                rank: n,
+                ..hit.clone()
+            },
         }
     }
 
     /// `ATP 4-0.6, para 2-8, p. 3`
     pub fn label(&self) -> String {
-        let mut label = self
-            .publication
-            .clone()
-            .unwrap_or_else(|| self.title.clone());
-        if !self.paragraphs.is_empty() {
-            label.push_str(&format!(", para {}", self.paragraphs.join(", ")));
+        let hit = &self.hit;
+        let mut label = hit.publication.clone().unwrap_or_else(|| hit.title.clone());
+        if !hit.paragraphs.is_empty() {
+            label.push_str(&format!(", para {}", hit.paragraphs.join(", ")));
         }
-        if !self.pages.is_empty() {
-            let pages: Vec<String> = self.pages.iter().map(u32::to_string).collect();
+        if !hit.pages.is_empty() {
+            let pages: Vec<String> = hit.pages.iter().map(u32::to_string).collect();
             label.push_str(&format!(", p. {}", pages.join("-")));
         }
         label
@@ -96,7 +76,7 @@ pub fn messages(template: &SectionTemplate, task: &str, sources: &[Source]) -> V
     );
     for s in sources {
         // Angle brackets inside the text cannot close the delimiter.
-        let text = s.text.replace('<', "‹").replace('>', "›");
+        let text = s.hit.text.replace('<', "‹").replace('>', "›");
         user.push_str(&format!(
             "<source n=\"{}\" ref=\"{}\">\n{}\n</source>\n",
             s.n,

@@ -114,7 +114,7 @@ impl Drafter {
             let cited: Vec<&str> = sentence
                 .citations
                 .iter()
-                .map(|n| sources[n - 1].text.as_str())
+                .map(|n| sources[n - 1].hit.text.as_str())
                 .collect();
             let verdict = self.checker.check(&sentence.claim, &cited)?;
             let evidence = verdict.evidence.map(|e| EvidenceSpan {
@@ -203,7 +203,7 @@ impl Drafter {
                 break;
             }
             if let Some(last) = sources.pop() {
-                dropped.push(last.passage_id);
+                dropped.push(last.hit.passage_id);
             }
             messages = context::messages(&template, task, &sources);
         }
@@ -289,7 +289,7 @@ impl Drafter {
             "# EXTRACTIVE DRAFT: quoted from the sources, not generated. Review and edit before use.\n\n",
         );
         for source in sources.iter().take(6) {
-            let (_, evidence) = self.checker.features(task, &[source.text.as_str()])?;
+            let (_, evidence) = self.checker.features(task, &[source.hit.text.as_str()])?;
             let Some(evidence) = evidence else { continue };
             let quote = evidence.text.trim().trim_end_matches(['.', ';', ':']);
             text.push_str(&format!("- \"{quote}.\" [{}]\n", source.n));
