@@ -15,7 +15,7 @@ DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:8080
 BIN := $(CARGO_TARGET_DIR)/release/doctrina
 
-.PHONY: all setup setup-runtime build run index serve test lint fmt clean-data
+.PHONY: all setup setup-runtime setup-browser build run index serve test lint fmt clean-data
 
 all: build
 
@@ -26,6 +26,10 @@ setup:
 ## Installs only what indexing and search need (ONNX Runtime, embedding model).
 setup-runtime:
 	scripts/setup.sh runtime >/dev/null
+
+## Installs Debian chromium + chromium-driver for the browser tests.
+setup-browser:
+	scripts/setup.sh browser >/dev/null
 
 build:
 	$(CARGO) build --release -p doctrina-cli
@@ -44,9 +48,10 @@ index: setup-runtime build
 serve: setup-runtime build
 	$(BIN) serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
-## Everything the tests need (including llama-server and the small model, which the
-## drafting tests start and stop), then all tests; ends with one summary line.
-test: setup
+## Everything the tests need (llama-server and the small model, which the drafting tests
+## start and stop; Chromium for the browser tests), then all tests; ends with one summary
+## line. Browser screenshots land in test-artifacts/browser/.
+test: setup setup-browser
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(CARGO_TARGET_DIR)/test.log

@@ -18,6 +18,7 @@ fn request(mode: DraftMode) -> DraftRequest {
     DraftRequest {
         section: "opord-sustainment".to_string(),
         task: "Sustain the battalion attack: plan bulk fuel and ammunition resupply".to_string(),
+        guidance: None,
         mode,
         sources: 5,
         filter: PassageFilter::default(),

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use doctrina_tests::{TestIndex, corpus_documents};
+use doctrina_tests::{corpus_index, drafter_over, serve_app};
 use doctrina_types::{PassageFilter, SearchHit, SearchMode};
-use doctrina_web::AppState;
 
 async fn get(url: &str) -> (u16, String) {
     // A minimal HTTP/1.1 client over a TCP stream keeps the test free of extra crates.
@@ -48,18 +47,13 @@ fn dechunk(mut body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_api_and_page() {
-    let index = TestIndex::new();
-    let report = index.index(&[corpus_documents()]);
-    assert!(report.failed.is_empty());
-    let retriever = Arc::new(index.retriever());
-    let server = doctrina_web::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        AppState {
-            retriever: retriever.clone(),
-        },
+    let dir = tempfile::tempdir().unwrap();
+    let retriever = Arc::new(corpus_index().retriever());
+    let server = serve_app(
+        drafter_over(retriever.clone(), None, dir.path()),
+        dir.path(),
     )
-    .await
-    .expect("server starts");
+    .await;
     let base = format!("http://{}", server.addr);
 
     let (status, body) = get(&format!("{base}/healthz")).await;

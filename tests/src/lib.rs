@@ -1,6 +1,7 @@
 //! Helpers for doctrina's integration tests: the real embedder (ONNX Runtime + the int8
 //! MiniLM model installed by `make setup`), fresh data directories, the bundled corpus.
 
+pub mod browser;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -133,8 +134,29 @@ pub fn drafter(
     chat: Option<Arc<dyn doctrina_draft::inference::ChatModel>>,
     store_dir: &Path,
 ) -> doctrina_draft::Drafter {
+    drafter_over(Arc::new(corpus_index().retriever()), chat, store_dir)
+}
+
+/// The real web app (with the workspace) on a free port, drafting with `chat`, keeping
+/// plans and drafts in `store_dir`.
+pub async fn serve_app(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::Server {
+    let plans = doctrina_plan::PlanStore::open(&store_dir.join("plans.sqlite")).expect("plans");
+    doctrina_web::spawn(
+        "127.0.0.1:0".parse().expect("addr"),
+        doctrina_web::AppState::new(Arc::new(drafter), plans),
+    )
+    .await
+    .expect("server starts")
+}
+
+/// A drafter over any retriever.
+pub fn drafter_over(
+    retriever: Arc<Retriever>,
+    chat: Option<Arc<dyn doctrina_draft::inference::ChatModel>>,
+    store_dir: &Path,
+) -> doctrina_draft::Drafter {
     doctrina_draft::Drafter {
-        retriever: Arc::new(corpus_index().retriever()),
+        retriever,
         chat,
         checker: doctrina_draft::support::SupportChecker::new(
             embedder(),
@@ -143,4 +165,16 @@ pub fn drafter(
         sections: doctrina_draft::sections::SectionLibrary::bundled().expect("templates"),
         store: doctrina_draft::DraftStore::open(&store_dir.join("drafts.sqlite")).expect("store"),
     }
+}
+
+/// An OpenAI-compatible client for `url` with short timeouts (tests).
+pub fn chat_at(url: &str) -> Arc<dyn doctrina_draft::inference::ChatModel> {
+    let config = doctrina_types::config::InferenceConfig {
+        base_url: url.to_string(),
+        first_token_timeout_ms: 3_000,
+        total_timeout_ms: 60_000,
+        retry_backoff_ms: 50,
+        ..Default::default()
+    };
+    Arc::new(doctrina_draft::inference::OpenAiChat::new(config).expect("client"))
 }

@@ -83,6 +83,9 @@ enum Command {
         /// The task the section is for.
         #[arg(long)]
         task: String,
+        /// Guidance for the section (intent, constraints), given to the model with the task.
+        #[arg(long)]
+        guidance: Option<String>,
         /// `llm` (the local inference server) or `extractive` (quoted passages, no server).
         #[arg(long, default_value = "llm")]
         mode: doctrina_draft::DraftMode,
@@ -183,6 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Draft {
             section,
             task,
+            guidance,
             mode,
             sources,
             json,
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let request = doctrina_draft::DraftRequest {
                 section: section.clone(),
                 task: task.clone(),
+                guidance: guidance.clone(),
                 mode: *mode,
                 sources: *sources,
                 filter: PassageFilter::default(),
@@ -366,16 +371,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .parse()
                     .with_context(|| format!("server.addr '{}'", stack.config.server.addr))?,
             };
-            let retriever = Arc::new(Retriever::new(
-                stack.indexes,
-                stack.embedder,
-                stack.config.retrieval,
-            ));
+            let drafter = Arc::new(drafter(&stack)?);
+            let plans = doctrina_plan::PlanStore::open(&stack.config.data_dir.join("plans.sqlite"))
+                .context("opening the plan store")?;
             let runtime = tokio::runtime::Runtime::new()?;
             eprintln!("doctrina: serving on http://{addr}/");
             runtime.block_on(doctrina_web::serve(
                 addr,
-                doctrina_web::AppState { retriever },
+                doctrina_web::AppState::new(drafter, plans),
             ))?;
             Ok(ExitCode::SUCCESS)
         }

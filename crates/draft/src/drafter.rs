@@ -49,6 +49,9 @@ pub enum DraftError {
 pub struct DraftRequest {
     pub section: String,
     pub task: String,
+    /// The officer's guidance for this section (commander's intent, constraints); given to
+    /// the model with the task but not used for retrieval.
+    pub guidance: Option<String>,
     pub mode: DraftMode,
     /// How many sources to give the model (before the context budget).
     pub sources: usize,
@@ -98,7 +101,9 @@ impl Drafter {
         Ok(merged.into_iter().take(k).map(|(_, h)| h).collect())
     }
 
-    fn verify(
+    /// Splits `output` into sentences, resolves their citations against `sources` and
+    /// labels each sentence's support. Used on model output and on a reviewer's edits.
+    pub fn verify(
         &self,
         output: &str,
         sources: &[Source],
@@ -123,6 +128,17 @@ impl Drafter {
                 char_end: e.char_end,
                 text: e.text,
             });
+            let cited_spans = verdict
+                .spans
+                .into_iter()
+                .zip(&sentence.citations)
+                .map(|(e, &n)| EvidenceSpan {
+                    n,
+                    char_start: e.char_start,
+                    char_end: e.char_end,
+                    text: e.text,
+                })
+                .collect();
             sentences.push(SentenceRecord {
                 text: sentence.text,
                 citations: sentence.citations,
@@ -130,6 +146,7 @@ impl Drafter {
                 score: verdict.score,
                 features: verdict.features,
                 evidence,
+                cited_spans,
             });
         }
         Ok((sentences, invalid))
@@ -160,6 +177,11 @@ impl Drafter {
         if task.is_empty() {
             return Err(DraftError::EmptyTask);
         }
+        let guidance = request
+            .guidance
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty());
         let chat = match request.mode {
             DraftMode::Llm => Some(self.chat.clone().ok_or(DraftError::NoServer)?),
             DraftMode::Extractive => None,
@@ -179,7 +201,7 @@ impl Drafter {
         let retrieval_ms = started.elapsed().as_millis() as u64;
 
         // Fit the prompt into the context window, dropping the lowest-ranked sources.
-        let mut messages = context::messages(&template, task, &sources);
+        let mut messages = context::messages(&template, task, guidance, &sources);
         let mut dropped = Vec::new();
         let mut prompt_tokens;
         let mut token_count = "estimate".to_string();
@@ -205,7 +227,7 @@ impl Drafter {
             if let Some(last) = sources.pop() {
                 dropped.push(last.hit.passage_id);
             }
-            messages = context::messages(&template, task, &sources);
+            messages = context::messages(&template, task, guidance, &sources);
         }
         let flagged: Vec<usize> = sources
             .iter()

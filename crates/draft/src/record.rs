@@ -50,6 +50,10 @@ pub struct SentenceRecord {
     pub score: f32,
     pub features: Features,
     pub evidence: Option<EvidenceSpan>,
+    /// The best-matching span of each cited source, in citation order (what a reviewer
+    /// sees highlighted when opening that citation).
+    #[serde(default)]
+    pub cited_spans: Vec<EvidenceSpan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

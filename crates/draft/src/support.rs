@@ -123,6 +123,9 @@ pub struct Verdict {
     pub features: Features,
     pub score: f32,
     pub evidence: Option<Evidence>,
+    /// The best-matching span of each cited passage, in citation order.
+    #[serde(default)]
+    pub spans: Vec<Evidence>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,8 +231,19 @@ impl SupportChecker {
         claim: &str,
         passages: &[&str],
     ) -> Result<(Features, Option<Evidence>), SupportError> {
+        let (features, best, _) = self.features_per_passage(claim, passages)?;
+        Ok((features, best))
+    }
+
+    /// Like [`Self::features`], plus the best-matching span of every passage (in order), so
+    /// each citation of a sentence can show its own span.
+    pub fn features_per_passage(
+        &self,
+        claim: &str,
+        passages: &[&str],
+    ) -> Result<(Features, Option<Evidence>, Vec<Evidence>), SupportError> {
         if passages.is_empty() {
-            return Ok((Features::default(), None));
+            return Ok((Features::default(), None, Vec::new()));
         }
         let mut spans: Vec<(usize, usize, usize, &str)> = Vec::new();
         for (i, p) in passages.iter().enumerate() {
@@ -242,43 +256,47 @@ impl SupportChecker {
         texts.extend(spans.iter().map(|s| s.3));
         let vectors = self.embedder.embed(&texts)?;
         let (claim_vector, span_vectors) = vectors.split_first().expect("claim embedded");
-        let mut best: Option<(f32, usize)> = None;
-        for (k, v) in span_vectors.iter().enumerate() {
-            let sim = cosine(claim_vector, v);
-            if best.is_none_or(|(b, _)| sim > b) {
-                best = Some((sim, k));
-            }
-        }
-        let (similarity, k) = best.unwrap_or((0.0, 0));
-        // The evidence shown is the best single sentence when the whole passage wins.
-        let k = if spans[k].1 == 0 && spans[k].2 == spans[k].3.chars().count() {
-            span_vectors
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| {
-                    spans[*j].0 == spans[k].0
-                        && !(spans[*j].1 == 0 && spans[*j].2 == spans[*j].3.chars().count())
-                })
-                .max_by(|a, b| cosine(claim_vector, a.1).total_cmp(&cosine(claim_vector, b.1)))
-                .map_or(k, |(j, _)| j)
-        } else {
-            k
-        };
-        let (passage, char_start, char_end, text) = spans[k];
+        let sims: Vec<f32> = span_vectors
+            .iter()
+            .map(|v| cosine(claim_vector, v))
+            .collect();
+        let whole = |j: usize| spans[j].1 == 0 && spans[j].2 == spans[j].3.chars().count();
+        // The similarity is the best over whole passages and their sentences.
+        let (similarity, best_passage) = sims
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+            .map_or((0.0, 0), |(k, sim)| (*sim, spans[k].0));
+        // The evidence shown for a passage is its best single sentence (the whole passage
+        // when it has no sentence boundaries).
+        let per_passage: Vec<Evidence> = (0..passages.len())
+            .map(|i| {
+                let spans = &spans;
+                let candidates: Vec<usize> =
+                    (0..spans.len()).filter(|&j| spans[j].0 == i).collect();
+                let best = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&j| !whole(j))
+                    .max_by(|&a, &b| sims[a].total_cmp(&sims[b]).then(b.cmp(&a)))
+                    .or_else(|| candidates.first().copied())
+                    .expect("every passage has its whole span");
+                let (passage, char_start, char_end, text) = spans[best];
+                Evidence {
+                    passage,
+                    char_start,
+                    char_end,
+                    text: text.to_string(),
+                }
+            })
+            .collect();
         let features = Features {
             similarity,
             overlap: self.overlap(claim, passages),
             novel_number: novel_number(claim, passages),
         };
-        Ok((
-            features,
-            Some(Evidence {
-                passage,
-                char_start,
-                char_end,
-                text: text.to_string(),
-            }),
-        ))
+        let best = per_passage.get(best_passage).cloned();
+        Ok((features, best, per_passage))
     }
 
     /// Labels a claim against the passages it cites (`uncited` when there are none).
@@ -289,14 +307,16 @@ impl SupportChecker {
                 features: Features::default(),
                 score: 0.0,
                 evidence: None,
+                spans: Vec::new(),
             });
         }
-        let (features, evidence) = self.features(claim, cited)?;
+        let (features, evidence, spans) = self.features_per_passage(claim, cited)?;
         Ok(Verdict {
             support: self.thresholds.label(features),
             features,
             score: self.thresholds.score(features),
             evidence,
+            spans,
         })
     }
 }

@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS failures (
 "#;
 
 /// A document row as the catalog holds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DocumentRecord {
     pub meta: DocumentMeta,
     pub marking_rank: u32,

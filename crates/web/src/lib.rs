@@ -2,20 +2,42 @@
 //! `app()` builds the router so tests can serve the real app on port 0.
 
 mod error;
+mod page;
+pub mod render;
 mod routes;
+pub mod user;
+pub mod workspace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use doctrina_draft::Drafter;
+use doctrina_plan::PlanStore;
 use doctrina_retrieve::Retriever;
 
 pub use error::AppError;
+pub use routes::ROUTES;
 
-/// Shared state: the retriever owns the indexes and the embedder.
+/// Shared state: the retriever owns the indexes and the embedder; the drafter talks to the
+/// inference server and keeps draft records; the plan store keeps plans and their versions.
 #[derive(Clone)]
 pub struct AppState {
     pub retriever: Arc<Retriever>,
+    pub drafter: Arc<Drafter>,
+    pub plans: Arc<PlanStore>,
+    pub drafting: Arc<workspace::InFlight>,
+}
+
+impl AppState {
+    pub fn new(drafter: Arc<Drafter>, plans: PlanStore) -> Self {
+        Self {
+            retriever: drafter.retriever.clone(),
+            drafter,
+            plans: Arc::new(plans),
+            drafting: Arc::default(),
+        }
+    }
 }
 
 pub fn app(state: AppState) -> Router {

@@ -11,6 +11,25 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/app.js", get(script))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3.1 description of the JSON API (kept in `static/openapi.json`; a test
+/// checks it against the router's routes).
+pub const OPENAPI: &str = include_str!("../../../../static/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The page script: streaming drafts and the citation side panel. Everything else works
+/// without it.
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../../static/app.js"),
+    )
 }
 
 /// 200 when the indexes answer: counts from the catalog and both indexes.

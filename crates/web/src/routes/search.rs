@@ -1,11 +1,17 @@
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse};
+
+use super::ApiQuery;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use doctrina_types::{PassageFilter, SearchHit, SearchMode};
 use serde::Deserialize;
 
+use crate::page::{self, PageResult};
+use crate::render::{Segment, highlight_terms};
+use crate::user::Actor;
+use crate::workspace::passage_anchor;
 use crate::{AppError, AppState};
 
 const MAX_K: usize = 100;
@@ -23,10 +29,12 @@ pub struct SearchParams {
     k: Option<usize>,
     mode: Option<String>,
     publication: Option<String>,
+    /// The highest marking level to include (e.g. `CUI`).
+    marking: Option<String>,
 }
 
 impl SearchParams {
-    fn parsed(&self) -> Result<(SearchMode, usize, PassageFilter), AppError> {
+    fn parsed(&self, state: &AppState) -> Result<(SearchMode, usize, PassageFilter), AppError> {
         let mode = match self.mode.as_deref() {
             None | Some("") => SearchMode::Hybrid,
             Some(m) => m.parse().map_err(AppError::BadRequest)?,
@@ -41,12 +49,22 @@ impl SearchParams {
         if let Some(p) = self.publication.as_deref().filter(|p| !p.trim().is_empty()) {
             filter.publications.push(p.trim().to_string());
         }
+        if let Some(level) = self.marking.as_deref().filter(|m| !m.trim().is_empty()) {
+            let scheme = &state.retriever.indexes().scheme;
+            let rank = scheme.rank(level).ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "unknown marking level '{level}' (expected one of {})",
+                    scheme.levels.join(", ")
+                ))
+            })?;
+            filter.max_marking_rank = Some(rank);
+        }
         Ok((mode, k, filter))
     }
 }
 
 async fn run_search(state: &AppState, params: &SearchParams) -> Result<Vec<SearchHit>, AppError> {
-    let (mode, k, filter) = params.parsed()?;
+    let (mode, k, filter) = params.parsed(state)?;
     let retriever = state.retriever.clone();
     let query = params.q.clone();
     Ok(tokio::task::spawn_blocking(move || retriever.search(&query, mode, k, &filter)).await??)
@@ -55,26 +73,54 @@ async fn run_search(state: &AppState, params: &SearchParams) -> Result<Vec<Searc
 /// `GET /api/search?q=...&k=...&mode=...`: the same objects as `doctrina search --json`.
 async fn search_api(
     State(state): State<AppState>,
-    Query(params): Query<SearchParams>,
+    ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<Vec<SearchHit>>, AppError> {
     Ok(Json(run_search(&state, &params).await?))
+}
+
+struct HitView {
+    hit: SearchHit,
+    segments: Vec<Segment>,
+    anchor: String,
 }
 
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage {
+    user: String,
     query: String,
     mode: String,
     publication: String,
-    hits: Vec<SearchHit>,
+    marking: String,
+    publications: Vec<String>,
+    levels: Vec<String>,
+    hits: Vec<HitView>,
     error: Option<String>,
     searched: bool,
 }
 
+/// Publications in the catalog, for the filter.
+fn publications(state: &AppState) -> Vec<String> {
+    let docs = state
+        .retriever
+        .indexes()
+        .catalog()
+        .documents()
+        .unwrap_or_default();
+    let mut pubs: Vec<String> = docs
+        .into_iter()
+        .filter_map(|d| d.meta.publication)
+        .collect();
+    pubs.sort();
+    pubs.dedup();
+    pubs
+}
+
 async fn search_page(
     State(state): State<AppState>,
+    Actor(user): Actor,
     Query(params): Query<SearchParams>,
-) -> impl IntoResponse {
+) -> PageResult {
     let searched = !params.q.trim().is_empty();
     let (hits, error) = if searched {
         match run_search(&state, &params).await {
@@ -84,19 +130,25 @@ async fn search_page(
     } else {
         (Vec::new(), None)
     };
-    let page = SearchPage {
+    let hits = hits
+        .into_iter()
+        .map(|hit| HitView {
+            segments: highlight_terms(&hit.text, &params.q),
+            anchor: passage_anchor(&hit.paragraphs, &hit.passage_id),
+            hit,
+        })
+        .collect();
+    page::html(&SearchPage {
+        user,
         query: params.q.clone(),
         mode: params.mode.clone().unwrap_or_else(|| "hybrid".to_string()),
         publication: params.publication.clone().unwrap_or_default(),
+        marking: params.marking.clone().unwrap_or_default(),
+        publications: publications(&state),
+        levels: state.retriever.indexes().scheme.levels.clone(),
         hits,
         error,
         searched,
-    };
-    match page.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            AppError::BadRequest("page could not be rendered".to_string()).into_response()
-        }
-    }
+    })
+    .map(IntoResponse::into_response)
 }

@@ -1,0 +1,175 @@
+//! A plan as one document: the accepted text of each section with its citations renumbered
+//! into one plan-wide reference list (publication, paragraph, page), and the highest
+//! marking of the cited sources as the banner. Sections nobody accepted are exported as
+//! an explicit placeholder, never as if they were final.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use doctrina_draft::context::Source;
+use doctrina_types::{Marking, MarkingScheme};
+use regex::Regex;
+use serde::Serialize;
+
+use crate::store::{Plan, Section, Version};
+
+static CITATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
+});
+
+/// One section as given to the exporter: its accepted version (if any) and the sources
+/// that version's citations number.
+#[derive(Debug)]
+pub struct SectionInput<'a> {
+    pub section: &'a Section,
+    pub accepted: Option<&'a Version>,
+    pub sources: &'a [Source],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reference {
+    /// The number used in the exported text.
+    pub n: usize,
+    pub passage_id: String,
+    pub doc_id: String,
+    pub title: String,
+    pub publication: Option<String>,
+    pub paragraphs: Vec<String>,
+    pub pages: Vec<u32>,
+    pub marking: String,
+    /// `ATP 4-0.6, para 2-8, p. 3`
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedSection {
+    pub title: String,
+    pub status: String,
+    /// The accepted version number, if any.
+    pub version: Option<u32>,
+    pub accepted_by: Option<String>,
+    /// Markdown with citations renumbered into [`Export::references`] (`None` when the
+    /// section has no accepted text).
+    pub text: Option<String>,
+    /// The highest marking of the sources this section cites (portion mark).
+    pub marking: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Export {
+    pub plan_id: String,
+    pub title: String,
+    pub kind: String,
+    /// The highest marking of every cited source.
+    pub banner: String,
+    pub sections: Vec<ExportedSection>,
+    pub references: Vec<Reference>,
+}
+
+/// Builds the export. `accepted_by` names who accepted each section's version.
+pub fn build(
+    plan: &Plan,
+    inputs: &[SectionInput<'_>],
+    accepted_by: &dyn Fn(&Section) -> Option<String>,
+    scheme: &MarkingScheme,
+) -> Export {
+    let mut references: Vec<Reference> = Vec::new();
+    let mut by_passage: HashMap<String, usize> = HashMap::new();
+    let mut all_markings: Vec<Marking> = Vec::new();
+    let mut sections = Vec::new();
+    for input in inputs {
+        let Some(version) = input.accepted else {
+            sections.push(ExportedSection {
+                title: input.section.title.clone(),
+                status: input.section.status.as_str().to_string(),
+                version: None,
+                accepted_by: None,
+                text: None,
+                marking: scheme.highest(&[]).banner(),
+            });
+            continue;
+        };
+        let mut section_markings = Vec::new();
+        let text = CITATION.replace_all(&version.text, |caps: &regex::Captures<'_>| {
+            let mut out = String::new();
+            for n in caps[1].split([',', ';']) {
+                let n: usize = n.trim().parse().unwrap_or(0);
+                let Some(source) = input.sources.iter().find(|s| s.n == n) else {
+                    // Not a valid citation: exported visibly unresolved, never as a reference.
+                    out.push_str(&format!("[{n}: unresolved]"));
+                    continue;
+                };
+                let hit = &source.hit;
+                section_markings.push(Marking::parse_banner(&hit.marking));
+                let global = *by_passage.entry(hit.passage_id.clone()).or_insert_with(|| {
+                    references.push(Reference {
+                        n: references.len() + 1,
+                        passage_id: hit.passage_id.clone(),
+                        doc_id: hit.doc_id.clone(),
+                        title: hit.title.clone(),
+                        publication: hit.publication.clone(),
+                        paragraphs: hit.paragraphs.clone(),
+                        pages: hit.pages.clone(),
+                        marking: hit.marking.clone(),
+                        label: source.label(),
+                    });
+                    references.len()
+                });
+                out.push_str(&format!("[{global}]"));
+            }
+            out
+        });
+        all_markings.extend(section_markings.iter().cloned());
+        sections.push(ExportedSection {
+            title: input.section.title.clone(),
+            status: input.section.status.as_str().to_string(),
+            version: Some(version.n),
+            accepted_by: accepted_by(input.section),
+            text: Some(text.into_owned()),
+            marking: scheme.highest(&section_markings).banner(),
+        });
+    }
+    Export {
+        plan_id: plan.id.clone(),
+        title: plan.title.clone(),
+        kind: plan.kind.title().to_string(),
+        banner: scheme.highest(&all_markings).banner(),
+        sections,
+        references,
+    }
+}
+
+/// The export as Markdown: banner top and bottom, sections with portion marks, references.
+pub fn to_markdown(export: &Export) -> String {
+    let mut out = format!("**{}**\n\n# {}\n\n", export.banner, export.title);
+    out.push_str(&format!("_{}_\n\n", export.kind));
+    for section in &export.sections {
+        out.push_str(&format!("## {}\n\n", section.title));
+        match &section.text {
+            Some(text) => {
+                out.push_str(&format!("({})\n\n", section.marking));
+                out.push_str(text.trim());
+                out.push_str("\n\n");
+                if let (Some(v), Some(by)) = (section.version, &section.accepted_by) {
+                    out.push_str(&format!("_Accepted: version {v} by {by}._\n\n"));
+                }
+            }
+            None => out.push_str(&format!(
+                "> NOT ACCEPTED: this section is {} and is not part of the approved plan.\n\n",
+                section.status
+            )),
+        }
+    }
+    if !export.references.is_empty() {
+        out.push_str("## References\n\n");
+        for r in &export.references {
+            out.push_str(&format!(
+                "{}. {} — {} ({})\n",
+                r.n, r.label, r.title, r.marking
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("**{}**\n", export.banner));
+    out
+}

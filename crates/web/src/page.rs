@@ -1,0 +1,74 @@
+//! Helpers for server-rendered pages: rendering, redirects, and errors shown as a page
+//! (the JSON API shows the same errors as `{"error":{...}}`).
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::AppError;
+use crate::user::percent_encode;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    user: String,
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+/// An error on a page request: rendered as an HTML page with the right status.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.0.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, code, "page failed");
+        }
+        let page = ErrorPage {
+            user: String::new(),
+            status: status.as_u16(),
+            code,
+            message: self.0.public_message(),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, page.message).into_response(),
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+pub fn html<T: Template>(page: &T) -> PageResult {
+    Ok(Html(page.render().map_err(AppError::from)?).into_response())
+}
+
+/// 303 to `url` (after a form post), with `error` carried as a query parameter so the page
+/// shows it.
+pub fn see_other(url: &str, error: Option<&AppError>) -> Response {
+    match error {
+        None => Redirect::to(url).into_response(),
+        Some(e) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let (path, fragment) = url.split_once('#').unwrap_or((url, ""));
+            let fragment = if fragment.is_empty() {
+                String::new()
+            } else {
+                format!("#{fragment}")
+            };
+            Redirect::to(&format!(
+                "{path}{sep}error={}{fragment}",
+                percent_encode(&e.public_message())
+            ))
+            .into_response()
+        }
+    }
+}

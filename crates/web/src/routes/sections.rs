@@ -1,0 +1,643 @@
+//! A plan section: draft (streamed over SSE), read with support labels and cited sources,
+//! edit, accept or reject, comment. Pages and the JSON API.
+
+use std::convert::Infallible;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use doctrina_draft::DraftMode;
+use doctrina_draft::context::Source;
+use doctrina_plan::{
+    CitationChange, Comment, Plan, Review, ReviewAction, Section, Version, VersionKind,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiJson, ApiQuery};
+use crate::page::{self, PageResult, see_other};
+use crate::render::{self, Segment};
+use crate::user::Actor;
+use crate::workspace::{self, CitedSource, DraftInput, SourceStatus};
+use crate::{AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sections/{id}", get(section_page))
+        .route("/sections/{id}/draft", post(draft_form))
+        .route("/sections/{id}/edit", post(edit_form))
+        .route("/sections/{id}/review", post(review_form))
+        .route("/sections/{id}/comments", post(comment_form))
+        .route("/sections/{id}/sources/{n}", get(source_page))
+        .route("/api/sections/{id}", get(section_api))
+        .route("/api/sections/{id}/draft", post(draft_api))
+        .route("/api/sections/{id}/edit", post(edit_api))
+        .route("/api/sections/{id}/accept", post(accept_api))
+        .route("/api/sections/{id}/reject", post(reject_api))
+        .route("/api/sections/{id}/comments", post(comment_api))
+        .route("/api/sections/{id}/sources/{n}", get(source_api))
+}
+
+// ---------------------------------------------------------------------------------------
+// Views
+
+struct CiteView {
+    n: usize,
+    href: String,
+}
+
+struct SentenceView {
+    idx: usize,
+    text: String,
+    label: &'static str,
+    score: f32,
+    cites: Vec<CiteView>,
+}
+
+struct VersionView {
+    n: u32,
+    kind: &'static str,
+    author: String,
+    created_at: String,
+    mode: String,
+    text: String,
+    html: String,
+    sentences: Vec<SentenceView>,
+    invalid_citations: Vec<usize>,
+    incomplete: bool,
+    error: Option<String>,
+    changes: Vec<CitationChange>,
+    draft_id: String,
+    counts: Vec<(&'static str, usize)>,
+    flagged_sources: Vec<usize>,
+    source_count: usize,
+}
+
+struct HistoryItem {
+    n: u32,
+    kind: &'static str,
+    author: String,
+    created_at: String,
+    changes: usize,
+}
+
+struct SourceView {
+    c: CitedSource,
+    segments: Vec<Segment>,
+    doc_href: String,
+    status: &'static str,
+    citing: Vec<(usize, String, &'static str)>,
+}
+
+fn section_href(section_id: &str, v: u32, cite: Option<(usize, Option<usize>)>) -> String {
+    let mut href = format!("/sections/{section_id}?v={v}");
+    if let Some((n, s)) = cite {
+        href.push_str(&format!("&cite={n}"));
+        if let Some(s) = s {
+            href.push_str(&format!("&s={s}"));
+        }
+        href.push_str("#source");
+    }
+    href
+}
+
+fn kind_str(kind: VersionKind) -> &'static str {
+    match kind {
+        VersionKind::Draft => "draft",
+        VersionKind::Edit => "edit",
+    }
+}
+
+fn version_view(
+    section: &Section,
+    v: &Version,
+    sources: &[Source],
+    flagged: &[usize],
+) -> VersionView {
+    let count = sources.len();
+    let sentences: Vec<SentenceView> = v
+        .sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SentenceView {
+            idx: i,
+            text: strip_citations(&s.text),
+            label: s.support.as_str(),
+            score: s.score,
+            cites: s
+                .citations
+                .iter()
+                .map(|&n| CiteView {
+                    n,
+                    href: section_href(&section.id, v.n, Some((n, Some(i)))),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for label in ["supported", "weak", "unsupported", "uncited"] {
+        counts.push((
+            label,
+            v.sentences
+                .iter()
+                .filter(|s| s.support.as_str() == label)
+                .count(),
+        ));
+    }
+    VersionView {
+        n: v.n,
+        kind: kind_str(v.kind),
+        author: v.author.clone(),
+        created_at: v.created_at.clone(),
+        mode: match v.mode {
+            Some(DraftMode::Llm) => "llm".to_string(),
+            Some(DraftMode::Extractive) => "extractive".to_string(),
+            None => String::new(),
+        },
+        text: v.text.clone(),
+        html: render::markdown_with_citations(&v.text, &|n| n >= 1 && n <= count, &|n| {
+            section_href(&section.id, v.n, Some((n, None)))
+        }),
+        sentences,
+        invalid_citations: v.invalid_citations.clone(),
+        incomplete: v.incomplete,
+        error: v.error.clone(),
+        changes: v.changes.clone(),
+        draft_id: v.draft_id.clone().unwrap_or_default(),
+        counts,
+        flagged_sources: flagged.to_vec(),
+        source_count: count,
+    }
+}
+
+fn strip_citations(text: &str) -> String {
+    static CITE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\s*\[\s*\d{1,4}(?:\s*[,;]\s*\d{1,4})*\s*\]").expect("valid regex")
+    });
+    CITE.replace_all(text, "").into_owned()
+}
+
+fn source_view(c: CitedSource) -> SourceView {
+    let segments = render::mark_spans(&c.source.hit.text, &c.spans);
+    let doc_href = format!("/documents/{}#{}", c.source.hit.doc_id, c.anchor);
+    let status = match c.status {
+        SourceStatus::Current => "current",
+        SourceStatus::Changed => "changed",
+        SourceStatus::Removed => "removed",
+    };
+    let citing = c
+        .citing
+        .iter()
+        .filter(|(i, _)| c.sentence.is_none_or(|s| s == *i))
+        .map(|(i, s)| (*i, strip_citations(&s.text), s.support.as_str()))
+        .collect();
+    SourceView {
+        segments,
+        doc_href,
+        status,
+        citing,
+        c,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+#[derive(Template)]
+#[template(path = "section.html")]
+struct SectionPage {
+    user: String,
+    plan: Plan,
+    section: Section,
+    current: Option<VersionView>,
+    viewing_old: bool,
+    history: Vec<HistoryItem>,
+    reviews: Vec<Review>,
+    comments: Vec<Comment>,
+    panel: Option<SourceView>,
+    panel_error: Option<String>,
+    error: Option<String>,
+    llm_available: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct SectionParams {
+    v: Option<u32>,
+    cite: Option<usize>,
+    s: Option<usize>,
+    error: Option<String>,
+}
+
+async fn section_page(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    Query(params): Query<SectionParams>,
+) -> PageResult {
+    let section = workspace::section(&state, &id)?;
+    let plan = workspace::plan(&state, &section.plan_id)?;
+    let versions = state.plans.versions(&section.id)?;
+    let shown = params.v.unwrap_or(section.current_version);
+    let current = match versions.iter().find(|v| v.n == shown) {
+        Some(v) => {
+            let record = workspace::draft_record(&state, v)?;
+            let (sources, flagged) = record
+                .map(|r| (r.sources, r.flagged_sources))
+                .unwrap_or_default();
+            Some(version_view(&section, v, &sources, &flagged))
+        }
+        None if shown == 0 => None,
+        None => return Err(AppError::NotFound(format!("version {shown}")).into()),
+    };
+    let (panel, panel_error) = match params.cite {
+        Some(n) => match workspace::cited_source(&state, &id, Some(shown), n, params.s) {
+            Ok(c) => (Some(source_view(c)), None),
+            Err(e) => (None, Some(e.public_message())),
+        },
+        None => (None, None),
+    };
+    let history = versions
+        .iter()
+        .rev()
+        .map(|v| HistoryItem {
+            n: v.n,
+            kind: kind_str(v.kind),
+            author: v.author.clone(),
+            created_at: v.created_at.clone(),
+            changes: v.changes.len(),
+        })
+        .collect();
+    page::html(&SectionPage {
+        user,
+        viewing_old: shown != section.current_version,
+        reviews: state.plans.reviews(&section.id)?,
+        comments: state.plans.comments(&section.id)?,
+        plan,
+        section,
+        current,
+        history,
+        panel,
+        panel_error,
+        error: params.error,
+        llm_available: state.drafter.chat.is_some(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "source.html")]
+struct SourcePage {
+    user: String,
+    panel: SourceView,
+    section_href: String,
+}
+
+#[derive(Template)]
+#[template(path = "source_panel.html")]
+struct SourcePanel {
+    panel: SourceView,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct SourceParams {
+    v: Option<u32>,
+    s: Option<usize>,
+    #[serde(default)]
+    fragment: bool,
+}
+
+/// The cited source on its own page, or (`fragment=true`) as the side-panel fragment.
+async fn source_page(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path((id, n)): Path<(String, usize)>,
+    Query(params): Query<SourceParams>,
+) -> PageResult {
+    let c = workspace::cited_source(&state, &id, params.v, n, params.s)?;
+    let section_href = section_href(&id, c.version, Some((n, params.s)));
+    let panel = source_view(c);
+    if params.fragment {
+        page::html(&SourcePanel { panel })
+    } else {
+        page::html(&SourcePage {
+            user,
+            panel,
+            section_href,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DraftForm {
+    #[serde(default)]
+    mode: String,
+    task: Option<String>,
+    guidance: Option<String>,
+}
+
+fn parse_mode(mode: &str) -> Result<doctrina_draft::DraftMode, AppError> {
+    if mode.is_empty() {
+        return Ok(doctrina_draft::DraftMode::Llm);
+    }
+    mode.parse().map_err(AppError::BadRequest)
+}
+
+/// Without JavaScript: drafts to completion, then shows the section.
+async fn draft_form(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    Form(form): Form<DraftForm>,
+) -> Response {
+    let back = format!("/sections/{id}");
+    let result = async {
+        let input = DraftInput {
+            mode: parse_mode(&form.mode)?,
+            task: form.task.clone(),
+            guidance: form.guidance.clone(),
+            sources: None,
+        };
+        let job = workspace::begin_draft(&state, &id, &input)?;
+        workspace::run_draft(&state, job, &user, Box::new(|_| {})).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => match outcome.error {
+            None => see_other(&back, None),
+            Some(e) => see_other(&back, Some(&AppError::BadRequest(e))),
+        },
+        Err(e) => see_other(&back, Some(&e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    base: u32,
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    let back = format!("/sections/{id}");
+    match workspace::edit(&state, &id, &form.text, form.base, &user).await {
+        Ok(_) => see_other(&back, None),
+        Err(e) => see_other(&back, Some(&e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    version: u32,
+    #[serde(default)]
+    note: String,
+}
+
+async fn review_form(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let back = format!("/sections/{id}");
+    let action = match form.action.as_str() {
+        "accept" => ReviewAction::Accept,
+        "reject" => ReviewAction::Reject,
+        other => {
+            return see_other(
+                &back,
+                Some(&AppError::BadRequest(format!(
+                    "unknown review action '{other}'"
+                ))),
+            );
+        }
+    };
+    match workspace::review(&state, &id, form.version, action, &user, &form.note) {
+        Ok(_) => see_other(&back, None),
+        Err(e) => see_other(&back, Some(&e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentForm {
+    #[serde(default)]
+    text: String,
+}
+
+async fn comment_form(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    Form(form): Form<CommentForm>,
+) -> Response {
+    let back = format!("/sections/{id}#comments");
+    match workspace::comment(&state, &id, &user, &form.text) {
+        Ok(_) => see_other(&back, None),
+        Err(e) => see_other(&back, Some(&e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON API
+
+#[derive(Serialize)]
+struct SectionDetail {
+    section: Section,
+    current: Option<Version>,
+    /// The sources the current version's citations number.
+    sources: Vec<Source>,
+    versions: Vec<Version>,
+    reviews: Vec<Review>,
+    comments: Vec<Comment>,
+}
+
+async fn section_api(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SectionDetail>, AppError> {
+    let section = workspace::section(&state, &id)?;
+    let versions = state.plans.versions(&section.id)?;
+    let current = versions
+        .iter()
+        .find(|v| v.n == section.current_version)
+        .cloned();
+    let sources = match &current {
+        Some(v) => workspace::sources_of(&state, v)?,
+        None => Vec::new(),
+    };
+    Ok(Json(SectionDetail {
+        reviews: state.plans.reviews(&section.id)?,
+        comments: state.plans.comments(&section.id)?,
+        section,
+        current,
+        sources,
+        versions,
+    }))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct DraftParams {
+    stream: Option<bool>,
+}
+
+fn event(name: &str, data: serde_json::Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+fn summary(outcome: &workspace::DraftOutcome) -> serde_json::Value {
+    let v = &outcome.version;
+    let mut labels = serde_json::Map::new();
+    for s in &v.sentences {
+        let entry = labels.entry(s.support.as_str()).or_insert(json!(0));
+        *entry = json!(entry.as_u64().unwrap_or(0) + 1);
+    }
+    json!({
+        "section_id": v.section_id,
+        "version": v.n,
+        "draft_id": v.draft_id,
+        "incomplete": v.incomplete,
+        "error": outcome.error,
+        "invalid_citations": v.invalid_citations,
+        "support": labels,
+        "url": format!("/sections/{}", v.section_id),
+    })
+}
+
+/// `POST /api/sections/{id}/draft`: streams `start`, `delta`…, then `done` (or `error`) as
+/// server-sent events; `?stream=false` answers with the stored version as JSON. The draft
+/// runs to the end and is stored even if the client goes away.
+async fn draft_api(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DraftParams>,
+    ApiJson(input): ApiJson<DraftInput>,
+) -> Result<Response, AppError> {
+    let job = workspace::begin_draft(&state, &id, &input)?;
+    if params.stream == Some(false) {
+        let outcome = workspace::run_draft(&state, job, &user, Box::new(|_| {})).await?;
+        return Ok((StatusCode::CREATED, Json(outcome)).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let _ = tx.send(event(
+        "start",
+        json!({"section_id": id, "mode": input.mode, "task": job.request.task}),
+    ));
+    tokio::spawn(async move {
+        let deltas = tx.clone();
+        let on_delta = Box::new(move |text: &str| {
+            let _ = deltas.send(event("delta", json!({ "text": text })));
+        });
+        match workspace::run_draft(&state, job, &user, on_delta).await {
+            Ok(outcome) => {
+                let _ = tx.send(event("done", summary(&outcome)));
+            }
+            Err(e) => {
+                let (_, code) = e.status_and_code();
+                let _ = tx.send(event(
+                    "error",
+                    json!({"error": {"code": code, "message": e.public_message()}}),
+                ));
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditInput {
+    text: String,
+    /// The version the edit was made on (refused with 409 if the section has moved on).
+    base_version: u32,
+}
+
+async fn edit_api(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<EditInput>,
+) -> Result<(StatusCode, Json<Version>), AppError> {
+    let version = workspace::edit(&state, &id, &input.text, input.base_version, &user).await?;
+    Ok((StatusCode::CREATED, Json(version)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewInput {
+    version: u32,
+    #[serde(default)]
+    note: String,
+}
+
+async fn accept_api(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ReviewInput>,
+) -> Result<Json<Review>, AppError> {
+    Ok(Json(workspace::review(
+        &state,
+        &id,
+        input.version,
+        ReviewAction::Accept,
+        &user,
+        &input.note,
+    )?))
+}
+
+async fn reject_api(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ReviewInput>,
+) -> Result<Json<Review>, AppError> {
+    Ok(Json(workspace::review(
+        &state,
+        &id,
+        input.version,
+        ReviewAction::Reject,
+        &user,
+        &input.note,
+    )?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentInput {
+    text: String,
+}
+
+async fn comment_api(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<CommentInput>,
+) -> Result<(StatusCode, Json<Comment>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(workspace::comment(&state, &id, &user, &input.text)?),
+    ))
+}
+
+async fn source_api(
+    State(state): State<AppState>,
+    Path((id, n)): Path<(String, usize)>,
+    ApiQuery(params): ApiQuery<SourceParams>,
+) -> Result<Json<CitedSource>, AppError> {
+    Ok(Json(workspace::cited_source(
+        &state, &id, params.v, n, params.s,
+    )?))
+}

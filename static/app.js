@@ -1,0 +1,135 @@
+// doctrina page script (no dependencies). Pages work without it; it adds two things:
+// drafts stream in live over server-sent events, and a citation opens its source passage
+// in the side panel without leaving the draft. Everything inserted as HTML comes from the
+// server's own escaped templates; streamed model text is inserted as text only.
+(function () {
+  'use strict';
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+
+  function showError(container, message) {
+    var p = document.createElement('p');
+    p.className = 'error';
+    p.setAttribute('role', 'alert');
+    p.textContent = message;
+    container.appendChild(p);
+  }
+
+  // --- Streaming drafts -----------------------------------------------------------------
+  var form = $('#draft-form');
+  if (form && window.fetch && window.ReadableStream && window.TextDecoder) {
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var data = new FormData(form);
+      var body = {
+        mode: data.get('mode') || 'llm',
+        task: data.get('task') || '',
+        guidance: data.get('guidance') || ''
+      };
+      var box = $('#stream');
+      var out = $('.stream-text', box);
+      var status = $('.stream-status', box);
+      var button = $('#draft-button');
+      box.hidden = false;
+      out.textContent = '';
+      status.textContent = 'Retrieving sources…';
+      button.disabled = true;
+      var finished = false;
+
+      function handle(block) {
+        var name = 'message';
+        var payload = '';
+        block.split('\n').forEach(function (line) {
+          if (line.indexOf('event:') === 0) { name = line.slice(6).trim(); }
+          else if (line.indexOf('data:') === 0) { payload += line.slice(5).replace(/^ /, ''); }
+        });
+        if (!payload) { return; }
+        var data = JSON.parse(payload);
+        if (name === 'start') {
+          status.textContent = 'Drafting…';
+        } else if (name === 'delta') {
+          out.textContent += data.text;
+          out.scrollTop = out.scrollHeight;
+        } else if (name === 'done') {
+          finished = true;
+          status.textContent = data.error
+            ? 'Stopped: ' + data.error + ' (the partial text was kept)'
+            : 'Done. Checking citations…';
+          var next = data.url + '?v=' + data.version;
+          if (data.error) { next += '&error=' + encodeURIComponent(data.error); }
+          window.location.assign(next);
+        } else if (name === 'error') {
+          finished = true;
+          throw new Error(data.error.message);
+        }
+      }
+
+      fetch('/api/sections/' + encodeURIComponent(form.dataset.section) + '/draft', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'accept': 'text/event-stream' },
+        body: JSON.stringify(body)
+      }).then(function (response) {
+        var type = response.headers.get('content-type') || '';
+        if (!response.ok || type.indexOf('text/event-stream') < 0) {
+          return response.json().then(function (json) {
+            throw new Error(json && json.error ? json.error.message : 'HTTP ' + response.status);
+          }, function () { throw new Error('HTTP ' + response.status); });
+        }
+        var reader = response.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = '';
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) {
+              if (!finished) {
+                throw new Error('The connection closed before the draft finished; reload the page to see what was stored.');
+              }
+              return undefined;
+            }
+            buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, '\n');
+            var blocks = buffer.split('\n\n');
+            buffer = blocks.pop();
+            blocks.forEach(handle);
+            return pump();
+          });
+        }
+        return pump();
+      }).catch(function (error) {
+        status.textContent = '';
+        showError(status, error.message);
+        button.disabled = false;
+      });
+    });
+  }
+
+  // --- Citation side panel --------------------------------------------------------------
+  var current = $('#current');
+  var panel = $('#source');
+  if (current && panel && window.fetch) {
+    document.addEventListener('click', function (event) {
+      var link = event.target.closest ? event.target.closest('a.cite') : null;
+      if (!link || !current.contains(link)) { return; }
+      event.preventDefault();
+      var url = '/sections/' + encodeURIComponent(current.dataset.section) + '/sources/' +
+        encodeURIComponent(link.dataset.n) + '?v=' + encodeURIComponent(current.dataset.version) +
+        (link.dataset.s ? '&s=' + encodeURIComponent(link.dataset.s) : '') + '&fragment=true';
+      fetch(url).then(function (response) {
+        if (!response.ok) { throw new Error('HTTP ' + response.status); }
+        return response.text();
+      }).then(function (html) {
+        panel.innerHTML = html;
+        Array.prototype.forEach.call(document.querySelectorAll('a.cite.active'), function (a) {
+          a.classList.remove('active');
+        });
+        link.classList.add('active');
+        var mark = panel.querySelector('mark');
+        if (mark) { mark.scrollIntoView({ block: 'nearest' }); }
+        if (window.history && window.history.replaceState) {
+          window.history.replaceState(null, '', link.href);
+        }
+      }).catch(function () {
+        window.location.assign(link.href);
+      });
+    });
+  }
+}());
