@@ -4,14 +4,17 @@
 //! edit, accept, export. Plus XSS payloads in model output executing nothing in the
 //! browser. Screenshots of each step: `test-artifacts/browser/`.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use doctrina_draft::inference::{ChatModel, OpenAiChat};
 
 use doctrina_tests::browser::Browser;
 use doctrina_tests::servers::{FakeServer, Fault, LlamaServer};
 use doctrina_tests::{chat_at, drafter, serve_app};
 use fantoccini::Locator;
 
-const LONG: Duration = Duration::from_secs(180);
+const LONG: Duration = Duration::from_secs(480);
 
 async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elements::Element {
     b.client
@@ -33,7 +36,17 @@ async fn js(b: &Browser, script: &str) -> serde_json::Value {
 async fn officer_drafts_reviews_and_exports_in_chromium() {
     let llama = LlamaServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_app(drafter(Some(chat_at(&llama.url)), dir.path()), dir.path()).await;
+    // Generous timeouts and a short answer: the small model shares two cores with the
+    // rest of the test suite.
+    let config = doctrina_types::config::InferenceConfig {
+        base_url: llama.url.clone(),
+        first_token_timeout_ms: 240_000,
+        total_timeout_ms: 400_000,
+        max_tokens: 96,
+        ..Default::default()
+    };
+    let chat: Arc<dyn ChatModel> = Arc::new(OpenAiChat::new(config).expect("client"));
+    let server = serve_app(drafter(Some(chat), dir.path()), dir.path()).await;
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("officer").await;
 
@@ -120,7 +133,11 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
         .unwrap();
     wait_css(&b, "#stream:not([hidden])", LONG).await;
     b.shot("llm-streaming").await;
-    wait_css(&b, "#current[data-version='1']", LONG).await;
+    let shown = wait_css(&b, "#current[data-version='1'], #stream .error", LONG).await;
+    if shown.attr("class").await.unwrap().as_deref() == Some("error") {
+        b.shot("llm-error").await;
+        panic!("the draft failed: {}", shown.text().await.unwrap());
+    }
     let user = js(
         &b,
         "return document.querySelector('#current h2 small').textContent",
