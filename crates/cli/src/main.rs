@@ -109,6 +109,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure parsing, embedding (the limit), end-to-end indexing, batching, re-indexing,
+    /// query latency at scale, memory, disk and HTTP load, in one run.
+    Bench {
+        /// Chunks to generate and index end to end (with embeddings).
+        #[arg(long, default_value_t = 2_000)]
+        chunks: usize,
+        /// Index this directory instead of the generated corpus.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Passage counts of the query-latency indexes (stored vectors).
+        #[arg(long, default_value = "10000,100000", value_delimiter = ',')]
+        scales: Vec<usize>,
+        /// Queries per mode and scale.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Concurrent HTTP users for the load test on the largest scale.
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        /// Seconds of HTTP load (0 skips it).
+        #[arg(long, default_value_t = 30)]
+        load_seconds: u64,
+        /// Where the corpus and indexes are built (a temporary directory inside it).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +318,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         m.recall_1, m.recall_5, m.recall_10, m.mrr_10, m.ndcg_10
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            chunks,
+            corpus,
+            scales,
+            queries,
+            users,
+            load_seconds,
+            work_dir,
+            json,
+        } => {
+            let config = load_config(&cli)?;
+            let options = doctrina_bench::BenchOptions {
+                chunks: *chunks,
+                corpus: corpus.clone(),
+                scales: scales.clone(),
+                queries: *queries,
+                load_users: *users,
+                load_seconds: *load_seconds,
+                work_dir: work_dir.clone(),
+                ..doctrina_bench::BenchOptions::default()
+            };
+            let report = doctrina_bench::run(&options, &config)?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", doctrina_bench::render(&report));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -365,3 +365,67 @@ fn a_run_killed_midway_is_repaired_on_the_next_start() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A small `doctrina bench --json` run: every figure of the contract is present and sane.
+/// It asserts no timings (those are for the full run to report).
+#[test]
+fn bench_smoke_prints_every_figure() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = doctrina(
+        data.path(),
+        &[
+            "bench",
+            "--chunks",
+            "60",
+            "--scales",
+            "500",
+            "--queries",
+            "10",
+            "--users",
+            "4",
+            "--load-seconds",
+            "1",
+            "--work-dir",
+            work.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = json(&out);
+    let i = &r["indexing"];
+    for key in ["parse_documents", "parse_chunks", "raw_embedding", "end_to_end"] {
+        assert!(i[key]["per_second"].as_f64().unwrap() > 0.0, "{key}: {r}");
+    }
+    assert!(r["corpus"]["chunks"].as_u64().unwrap() >= 60, "{r}");
+    assert_eq!(i["end_to_end"]["items"], r["corpus"]["chunks"], "{r}");
+    assert!(i["ratio_to_raw"].as_f64().unwrap() > 0.0);
+    assert!(i["reindex_unchanged_seconds"].is_f64());
+    assert_eq!(i["reindex_changed_files"], 1, "{r}");
+    assert!(i["reindex_changed_embedded"].as_u64().unwrap() >= 1, "{r}");
+    assert!(i["disk_mb_per_10k_chunks"].as_f64().unwrap() > 0.0);
+    assert!(r["batching"]["speedup"].as_f64().unwrap() > 0.0);
+    let scale = &r["scales"][0];
+    assert_eq!(scale["chunks"], 500);
+    for key in [
+        "query_embedding",
+        "bm25",
+        "dense_excluding_embedding",
+        "hybrid_excluding_embedding",
+        "hybrid_total",
+    ] {
+        assert_eq!(scale[key]["samples"], 10, "{key}: {scale}");
+        assert!(scale[key]["p99"].as_f64().unwrap() >= scale[key]["p50"].as_f64().unwrap());
+    }
+    let load = &r["load"];
+    assert!(load["requests"].as_u64().unwrap() > 0, "{load}");
+    assert_eq!(load["errors"], 0, "{load}");
+    assert!(r["memory"]["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("stored")
+            || n.as_str().unwrap().contains("reused")),
+        "stored vectors are declared: {r}"
+    );
+    // The work directory is cleaned up.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}

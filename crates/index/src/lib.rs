@@ -12,5 +12,5 @@ pub use catalog::{Catalog, DocumentRecord, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;
-pub use store::{HealthReport, Indexes};
+pub use store::{HealthReport, Indexes, PreparedDocument};
 pub use vector::{EdgeVectorStore, VectorPoint, VectorStore};

@@ -1,0 +1,792 @@
+//! `doctrina bench`: one run that measures every stage of indexing and search against the
+//! physical limit on this machine (computing embeddings), on a deterministic generated
+//! corpus or a given one. Every figure is measured in the run that prints it; where a
+//! figure rests on something not computed in the run (stored vectors at scale), the report
+//! says so in `notes`.
+
+pub mod corpus;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_index::catalog::{StoredPassage, embed_hash, embedding_text};
+use doctrina_index::indexer::NoProgress;
+use doctrina_index::{Indexer, Indexes, PreparedDocument};
+use doctrina_ingest::{Ingestor, PIPELINE_VERSION, ParsedDocument, id_from_path};
+use doctrina_retrieve::Retriever;
+use doctrina_types::{
+    Config, DocumentMeta, EMBEDDING_DIM, Marking, Passage, PassageFilter, SearchMode,
+    SourceFormat,
+};
+use serde::Serialize;
+
+use crate::corpus::Rng;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Chunks to generate and index end to end (ignored with `corpus`).
+    pub chunks: usize,
+    /// Index this directory instead of a generated corpus.
+    pub corpus: Option<PathBuf>,
+    /// Passage counts of the query-latency indexes.
+    pub scales: Vec<usize>,
+    /// Queries per mode and scale.
+    pub queries: usize,
+    /// Texts in the fixed-order versus length-bucketed comparison.
+    pub batching_texts: usize,
+    pub load_users: usize,
+    pub load_seconds: u64,
+    /// Where the corpus and data directories go (a temporary directory by default).
+    pub work_dir: Option<PathBuf>,
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            chunks: 2_000,
+            corpus: None,
+            scales: vec![10_000, 100_000],
+            queries: 200,
+            batching_texts: 384,
+            load_users: 50,
+            load_seconds: 30,
+            work_dir: None,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rate {
+    pub seconds: f64,
+    pub items: usize,
+    pub per_second: f64,
+}
+
+impl Rate {
+    fn new(items: usize, elapsed: Duration) -> Self {
+        let seconds = elapsed.as_secs_f64();
+        Self {
+            seconds: round(seconds, 3),
+            items,
+            per_second: round(items as f64 / seconds.max(1e-9), 1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+impl Percentiles {
+    /// Percentiles in milliseconds (nearest rank).
+    pub fn of(durations: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| -> f64 {
+            if ms.is_empty() {
+                return 0.0;
+            }
+            let rank = ((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+            round(ms[rank - 1], 3)
+        };
+        Self {
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: at(1.0),
+            samples: ms.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusFigures {
+    pub source: String,
+    pub documents: usize,
+    pub chunks: usize,
+    pub chunk_chars_min: usize,
+    pub chunk_chars_mean: usize,
+    pub chunk_chars_max: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexingFigures {
+    /// Parsing and chunking only (documents/s in `documents`, chunks/s in `chunks`).
+    pub parse_documents: Rate,
+    pub parse_chunks: Rate,
+    /// ONNX Runtime embedding of exactly the texts indexing embeds, in one call.
+    pub raw_embedding: Rate,
+    /// `doctrina index` on a fresh data directory: parse, chunk, embed, BM25, vectors,
+    /// catalog, flush.
+    pub end_to_end: Rate,
+    /// end_to_end / raw_embedding chunks per second (target ≥ 0.90).
+    pub ratio_to_raw: f64,
+    pub disk_bytes: u64,
+    pub disk_mb_per_10k_chunks: f64,
+    pub reindex_unchanged_seconds: f64,
+    pub reindex_changed_files: usize,
+    pub reindex_changed_seconds: f64,
+    pub reindex_changed_embedded: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchingFigures {
+    pub texts: usize,
+    pub fixed_order: Rate,
+    pub length_bucketed: Rate,
+    /// length_bucketed / fixed_order throughput (target ≥ 1.3).
+    pub speedup: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleFigures {
+    pub chunks: usize,
+    pub build: Rate,
+    pub disk_bytes: u64,
+    pub disk_mb_per_10k_chunks: f64,
+    pub rss_mb_after: f64,
+    /// Latency per stage, milliseconds.
+    pub query_embedding: Percentiles,
+    pub bm25: Percentiles,
+    pub dense_excluding_embedding: Percentiles,
+    pub hybrid_excluding_embedding: Percentiles,
+    pub hybrid_total: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadFigures {
+    pub chunks: usize,
+    pub users: usize,
+    pub seconds: f64,
+    pub requests: usize,
+    pub errors: usize,
+    pub requests_per_second: f64,
+    pub latency: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryFigures {
+    /// Peak resident memory of the bench process over the whole run.
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub cores: usize,
+    pub corpus: CorpusFigures,
+    pub indexing: IndexingFigures,
+    pub batching: BatchingFigures,
+    pub scales: Vec<ScaleFigures>,
+    pub load: Option<LoadFigures>,
+    pub memory: MemoryFigures,
+    pub total_seconds: f64,
+    pub notes: Vec<String>,
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Resident memory from `/proc/self/status` (`VmRSS` now, `VmHWM` peak), in MB.
+pub fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| round(kb / 1024.0, 1))
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn mb_per_10k(bytes: u64, chunks: usize) -> f64 {
+    round(bytes as f64 / 1e6 * 10_000.0 / chunks.max(1) as f64, 1)
+}
+
+/// Progress lines go to stderr so `--json` stays clean.
+fn say(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchReport> {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    let work = match &options.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            tempfile::tempdir_in(dir)?
+        }
+        None => tempfile::tempdir()?,
+    };
+    let embedder = Arc::new(FastEmbedder::load(&config.embedding)?);
+    let ingestor = Ingestor::new(config.ingest.clone(), config.markings.clone());
+
+    // The corpus: generated (sized to the requested chunk count) or given.
+    let corpus_dir = match &options.corpus {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = work.path().join("corpus");
+            let probe: usize = (0..4)
+                .map(|n| {
+                    ingestor
+                        .parse_bytes(
+                            corpus::document(n, options.seed).as_bytes(),
+                            SourceFormat::Markdown,
+                            None,
+                            "probe.md",
+                            "probe",
+                            String::new(),
+                        )
+                        .map(|d| d.passages.len())
+                        .unwrap_or(1)
+                })
+                .sum();
+            let per_doc = (probe as f64 / 4.0).max(1.0);
+            let docs = ((options.chunks as f64 / per_doc).ceil() as usize).max(1);
+            corpus::write(&dir, docs, options.seed)?;
+            dir
+        }
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !doctrina_ingest::is_sidecar(p))
+        .collect();
+    files.sort();
+
+    // Parse and chunk.
+    say(&format!("parsing {} files", files.len()));
+    let t = Instant::now();
+    let mut parsed: Vec<ParsedDocument> = Vec::new();
+    for path in &files {
+        let relative = path.strip_prefix(&corpus_dir).unwrap_or(path);
+        if let Ok(doc) = ingestor.parse_file(path, &id_from_path(relative)) {
+            parsed.push(doc);
+        }
+    }
+    let parse_elapsed = t.elapsed();
+    let texts: Vec<String> = parsed
+        .iter()
+        .flat_map(|d| d.passages.iter().map(move |p| embedding_text(&d.meta, p)))
+        .collect();
+    let chunk_lengths: Vec<usize> = parsed
+        .iter()
+        .flat_map(|d| d.passages.iter().map(|p| p.text.chars().count()))
+        .collect();
+    let chunks = texts.len();
+    anyhow::ensure!(chunks > 0, "the corpus has no indexable passages");
+    let corpus_figures = CorpusFigures {
+        source: match &options.corpus {
+            Some(dir) => dir.display().to_string(),
+            None => format!("generated (seed {})", options.seed),
+        },
+        documents: parsed.len(),
+        chunks,
+        chunk_chars_min: chunk_lengths.iter().copied().min().unwrap_or(0),
+        chunk_chars_mean: chunk_lengths.iter().sum::<usize>() / chunks,
+        chunk_chars_max: chunk_lengths.iter().copied().max().unwrap_or(0),
+    };
+
+    // The limit: raw embedding of exactly these texts.
+    say(&format!("embedding {chunks} chunks (the limit)"));
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let base_vectors = embedder.embed(&refs)?;
+    let raw = Rate::new(chunks, t.elapsed());
+
+    // End to end on a fresh data directory.
+    say("indexing end to end");
+    let e2e_dir = work.path().join("e2e");
+    let (end_to_end, e2e_report) = {
+        let indexes = Indexes::open(&e2e_dir, EMBEDDING_DIM, config.markings.clone())?;
+        let indexer = Indexer::new(&indexes, &ingestor, embedder.as_ref());
+        let t = Instant::now();
+        let report = indexer.run(std::slice::from_ref(&corpus_dir), &NoProgress)?;
+        (Rate::new(report.chunks, t.elapsed()), report)
+    };
+    if !e2e_report.failed.is_empty() {
+        notes.push(format!(
+            "{} files failed to index (first: {:?})",
+            e2e_report.failed.len(),
+            e2e_report.failed.first()
+        ));
+    }
+    let e2e_disk = dir_size(&e2e_dir);
+
+    // Re-index: unchanged, then with 1% of the files changed.
+    say("re-indexing unchanged and 1% changed");
+    let (unchanged_s, changed_files, changed_s, changed_embedded) = {
+        let indexes = Indexes::open(&e2e_dir, EMBEDDING_DIM, config.markings.clone())?;
+        let indexer = Indexer::new(&indexes, &ingestor, embedder.as_ref());
+        let t = Instant::now();
+        let unchanged = indexer.run(std::slice::from_ref(&corpus_dir), &NoProgress)?;
+        let unchanged_s = t.elapsed().as_secs_f64();
+        if unchanged.embedded > 0 {
+            notes.push(format!(
+                "the unchanged re-index embedded {} passages",
+                unchanged.embedded
+            ));
+        }
+        // A given corpus is never modified: the 1% change runs on the generated one only.
+        if options.corpus.is_some() {
+            notes.push(
+                "the 1% change re-index is measured only on the generated corpus (a given corpus is never modified)"
+                    .to_string(),
+            );
+            (unchanged_s, 0, 0.0, 0)
+        } else {
+            let changed_files = files.len().div_ceil(100);
+            let mut rng = Rng::new(options.seed ^ 0xC0FFEE);
+            for path in files.iter().take(changed_files) {
+                let mut text = std::fs::read_to_string(path)?;
+                text.push_str(&format!("\n9-9. {}\n", corpus::passage_text(&mut rng)));
+                std::fs::write(path, text)?;
+            }
+            let t = Instant::now();
+            let changed = indexer.run(std::slice::from_ref(&corpus_dir), &NoProgress)?;
+            (unchanged_s, changed_files, t.elapsed().as_secs_f64(), changed.embedded)
+        }
+    };
+
+    // Fixed order versus length-bucketed batches on mixed-length chunks.
+    say("comparing fixed-order and length-bucketed batches");
+    let batching = {
+        let step = (chunks / options.batching_texts.max(1)).max(1);
+        let mut sample: Vec<&str> = refs.iter().step_by(step).copied().collect();
+        sample.truncate(options.batching_texts.max(1));
+        let mut rng = Rng::new(options.seed ^ 0xBA7C);
+        for i in (1..sample.len()).rev() {
+            sample.swap(i, rng.below(i + 1));
+        }
+        let t = Instant::now();
+        embedder.embed_in_order(&sample)?;
+        let fixed = Rate::new(sample.len(), t.elapsed());
+        let t = Instant::now();
+        embedder.embed(&sample)?;
+        let bucketed = Rate::new(sample.len(), t.elapsed());
+        BatchingFigures {
+            texts: sample.len(),
+            speedup: round(bucketed.per_second / fixed.per_second.max(1e-9), 2),
+            fixed_order: fixed,
+            length_bucketed: bucketed,
+        }
+    };
+
+    // Query latency at scale, over stored vectors.
+    let mut scales = Vec::new();
+    let mut load = None;
+    let largest = options.scales.iter().copied().max();
+    for &scale in &options.scales {
+        say(&format!("building a {scale}-chunk index from stored vectors"));
+        let dir = work.path().join(format!("scale-{scale}"));
+        let indexes = Arc::new(Indexes::open(&dir, EMBEDDING_DIM, config.markings.clone())?);
+        let build = build_scaled(&indexes, scale, &base_vectors, options.seed)?;
+        let disk = dir_size(&dir);
+        let retriever = Arc::new(Retriever::new(
+            indexes.clone(),
+            embedder.clone(),
+            config.retrieval.clone(),
+        ));
+        say(&format!("querying the {scale}-chunk index"));
+        let figures = query_latencies(&retriever, options.queries, options.seed)?;
+        scales.push(ScaleFigures {
+            chunks: scale,
+            build,
+            disk_bytes: disk,
+            disk_mb_per_10k_chunks: mb_per_10k(disk, scale),
+            rss_mb_after: rss_mb("VmRSS:"),
+            query_embedding: figures.0,
+            bm25: figures.1,
+            dense_excluding_embedding: figures.2,
+            hybrid_excluding_embedding: figures.3,
+            hybrid_total: figures.4,
+        });
+        if Some(scale) == largest && options.load_seconds > 0 && options.load_users > 0 {
+            say(&format!(
+                "{} users searching through the HTTP API for {} s",
+                options.load_users, options.load_seconds
+            ));
+            load = Some(load_test(retriever.clone(), scale, options, work.path())?);
+        }
+    }
+    if !options.scales.is_empty() {
+        notes.push(format!(
+            "the query-latency indexes hold generated passages whose vectors are the {chunks} real embeddings computed above, reused with deterministic ±5% noise (not embedded in this run: embedding {} chunks here would take hours)",
+            largest.unwrap_or(0)
+        ));
+    }
+
+    let indexing = IndexingFigures {
+        parse_documents: Rate::new(parsed.len(), parse_elapsed),
+        parse_chunks: Rate::new(chunks, parse_elapsed),
+        ratio_to_raw: round(end_to_end.per_second / raw.per_second.max(1e-9), 3),
+        raw_embedding: raw,
+        disk_bytes: e2e_disk,
+        disk_mb_per_10k_chunks: mb_per_10k(e2e_disk, e2e_report.chunks),
+        end_to_end,
+        reindex_unchanged_seconds: round(unchanged_s, 3),
+        reindex_changed_files: changed_files,
+        reindex_changed_seconds: round(changed_s, 3),
+        reindex_changed_embedded: changed_embedded,
+    };
+    Ok(BenchReport {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        corpus: corpus_figures,
+        indexing,
+        batching,
+        scales,
+        load,
+        memory: MemoryFigures {
+            peak_rss_mb: rss_mb("VmHWM:"),
+        },
+        total_seconds: round(started.elapsed().as_secs_f64(), 1),
+        notes,
+    })
+}
+
+/// Writes `count` generated passages, 100 per document, with vectors taken from
+/// `base` (real embeddings) plus small deterministic noise.
+fn build_scaled(
+    indexes: &Indexes,
+    count: usize,
+    base: &[Vec<f32>],
+    seed: u64,
+) -> anyhow::Result<Rate> {
+    const PER_DOC: usize = 100;
+    const DOCS_PER_WRITE: usize = 20;
+    let mut rng = Rng::new(seed ^ count as u64);
+    let t = Instant::now();
+    let mut written = 0;
+    let mut doc_n = 0;
+    while written < count {
+        let mut batch = Vec::new();
+        while batch.len() < DOCS_PER_WRITE && written < count {
+            let n = PER_DOC.min(count - written);
+            batch.push(synthetic_document(doc_n, n, written, base, &mut rng));
+            written += n;
+            doc_n += 1;
+        }
+        indexes.write_documents(&batch, PIPELINE_VERSION)?;
+    }
+    indexes.flush()?;
+    Ok(Rate::new(count, t.elapsed()))
+}
+
+fn synthetic_document(
+    doc_n: usize,
+    passages: usize,
+    offset: usize,
+    base: &[Vec<f32>],
+    rng: &mut Rng,
+) -> PreparedDocument {
+    let id = format!("scale-{doc_n:06}");
+    let meta = DocumentMeta {
+        id: id.clone(),
+        title: format!("Scale Manual {doc_n}"),
+        publication: Some(format!("STP {}-{}", 1 + doc_n / 100, doc_n % 100)),
+        edition: None,
+        supersedes: None,
+        marking: Marking::default(),
+        source_path: format!("/bench/{id}.md"),
+        format: SourceFormat::Markdown,
+        content_hash: format!("{doc_n}"),
+    };
+    let mut body = String::new();
+    let mut stored = Vec::with_capacity(passages);
+    let mut vectors = Vec::with_capacity(passages);
+    for i in 0..passages {
+        let number = format!("{}-{}", 1 + i / 20, 1 + i % 20);
+        let text = format!("{number}. {}", corpus::passage_text(rng));
+        let start = body.chars().count();
+        body.push_str(&text);
+        let end = body.chars().count();
+        body.push_str("\n\n");
+        let passage = Passage {
+            id: format!("{id}#{i}"),
+            doc_id: id.clone(),
+            ordinal: i as u32,
+            section_path: vec![format!("Chapter {}", 1 + i / 20)],
+            paragraphs: vec![number],
+            pages: Vec::new(),
+            char_start: start,
+            char_end: end,
+            text,
+        };
+        let source = &base[(offset + i) % base.len()];
+        let mut v: Vec<f32> = source.iter().map(|x| x + 0.05 * rng.unit() / 20.0).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+        v.iter_mut().for_each(|x| *x /= norm);
+        vectors.push(v);
+        stored.push(StoredPassage {
+            embed_hash: embed_hash(&passage.text),
+            passage,
+        });
+    }
+    PreparedDocument {
+        record_meta: meta,
+        marking_rank: 0,
+        body,
+        passages: stored,
+        vectors,
+    }
+}
+
+type Latencies = (Percentiles, Percentiles, Percentiles, Percentiles, Percentiles);
+
+fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::Result<Latencies> {
+    let mut rng = Rng::new(seed ^ 0x0051_EA5C);
+    let qs: Vec<String> = (0..queries.max(1)).map(|_| corpus::query(&mut rng)).collect();
+    let filter = PassageFilter::default();
+    // Warm caches and the embedding session.
+    for q in qs.iter().take(10) {
+        retriever.search(q, SearchMode::Hybrid, 10, &filter)?;
+    }
+    let mut embed = Vec::new();
+    let mut bm25 = Vec::new();
+    let mut dense = Vec::new();
+    let mut hybrid = Vec::new();
+    let mut hybrid_total = Vec::new();
+    for q in &qs {
+        let (_, t) = retriever.search_timed(q, SearchMode::Bm25, 10, &filter)?;
+        bm25.push(t.bm25 + t.fuse_and_load);
+        let (_, t) = retriever.search_timed(q, SearchMode::Dense, 10, &filter)?;
+        embed.push(t.embed);
+        dense.push(t.dense + t.fuse_and_load);
+        let (_, t) = retriever.search_timed(q, SearchMode::Hybrid, 10, &filter)?;
+        hybrid.push(t.bm25 + t.dense + t.fuse_and_load);
+        hybrid_total.push(t.embed + t.bm25 + t.dense + t.fuse_and_load);
+    }
+    Ok((
+        Percentiles::of(&embed),
+        Percentiles::of(&bm25),
+        Percentiles::of(&dense),
+        Percentiles::of(&hybrid),
+        Percentiles::of(&hybrid_total),
+    ))
+}
+
+/// `users` concurrent clients searching (hybrid) through the real HTTP API on loopback.
+fn load_test(
+    retriever: Arc<Retriever>,
+    chunks: usize,
+    options: &BenchOptions,
+    work: &Path,
+) -> anyhow::Result<LoadFigures> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = work.join("load");
+        std::fs::create_dir_all(&store)?;
+        let drafter = doctrina_draft::Drafter {
+            checker: doctrina_draft::support::SupportChecker::new(
+                retriever.embedder().clone(),
+                doctrina_draft::support::Thresholds::default(),
+            ),
+            retriever,
+            chat: None,
+            sections: doctrina_draft::sections::SectionLibrary::bundled()?,
+            store: doctrina_draft::DraftStore::open(&store.join("drafts.sqlite"))?,
+        };
+        let plans = doctrina_plan::PlanStore::open(&store.join("plans.sqlite"))?;
+        let server = doctrina_web::spawn(
+            "127.0.0.1:0".parse()?,
+            doctrina_web::AppState::new(Arc::new(drafter), plans),
+        )
+        .await?;
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(options.load_users)
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(options.load_seconds);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for user in 0..options.load_users {
+            let client = client.clone();
+            let base = base.clone();
+            let seed = options.seed ^ (user as u64 + 1);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng::new(seed);
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < deadline {
+                    let q = corpus::query(&mut rng);
+                    let t = Instant::now();
+                    let ok = match client
+                        .get(format!("{base}/api/search"))
+                        .query(&[("q", q.as_str()), ("k", "10"), ("mode", "hybrid")])
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    };
+                    latencies.push(t.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (l, e) = task.await?;
+            latencies.extend(l);
+            errors += e;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        server.shutdown().await?;
+        Ok(LoadFigures {
+            chunks,
+            users: options.load_users,
+            seconds: round(seconds, 2),
+            requests: latencies.len(),
+            errors,
+            requests_per_second: round(latencies.len() as f64 / seconds.max(1e-9), 1),
+            latency: Percentiles::of(&latencies),
+        })
+    })
+}
+
+/// The report as a table for people.
+pub fn render(report: &BenchReport) -> String {
+    let i = &report.indexing;
+    let b = &report.batching;
+    let mut out = String::new();
+    let c = &report.corpus;
+    out.push_str(&format!(
+        "corpus: {} — {} documents, {} chunks ({}..{} chars, mean {})\n\n",
+        c.source, c.documents, c.chunks, c.chunk_chars_min, c.chunk_chars_max, c.chunk_chars_mean
+    ));
+    out.push_str("| stage | figure |\n| --- | --- |\n");
+    let mut row = |k: &str, v: String| out.push_str(&format!("| {k} | {v} |\n"));
+    row(
+        "parse + chunk",
+        format!(
+            "{} docs/s, {} chunks/s",
+            i.parse_documents.per_second, i.parse_chunks.per_second
+        ),
+    );
+    row(
+        "raw embedding (the limit)",
+        format!("{} chunks/s ({} s)", i.raw_embedding.per_second, i.raw_embedding.seconds),
+    );
+    row(
+        "end-to-end indexing",
+        format!("{} chunks/s ({} s)", i.end_to_end.per_second, i.end_to_end.seconds),
+    );
+    row("end-to-end / raw", format!("{:.1}% (target ≥ 90%)", i.ratio_to_raw * 100.0));
+    row(
+        "fixed-order vs length-bucketed",
+        format!(
+            "{} vs {} chunks/s on {} mixed texts: {}x (target ≥ 1.3x)",
+            b.fixed_order.per_second, b.length_bucketed.per_second, b.texts, b.speedup
+        ),
+    );
+    row(
+        "re-index unchanged",
+        format!("{} s for {} chunks", i.reindex_unchanged_seconds, i.end_to_end.items),
+    );
+    row(
+        "re-index 1% changed",
+        format!(
+            "{} s ({} files, {} passages embedded)",
+            i.reindex_changed_seconds, i.reindex_changed_files, i.reindex_changed_embedded
+        ),
+    );
+    row(
+        "disk (end-to-end index)",
+        format!("{} MB per 10k chunks", i.disk_mb_per_10k_chunks),
+    );
+    for s in &report.scales {
+        let p = |x: &Percentiles| format!("{}/{}/{}", x.p50, x.p95, x.p99);
+        row(
+            &format!("{} chunks: build", s.chunks),
+            format!(
+                "{} chunks/s, {} MB per 10k chunks, RSS after {} MB",
+                s.build.per_second, s.disk_mb_per_10k_chunks, s.rss_mb_after
+            ),
+        );
+        row(
+            &format!("{} chunks: p50/p95/p99 ms", s.chunks),
+            format!(
+                "query embedding {} · bm25 {} · dense {} · hybrid {} (excl. embedding) · hybrid total {}",
+                p(&s.query_embedding),
+                p(&s.bm25),
+                p(&s.dense_excluding_embedding),
+                p(&s.hybrid_excluding_embedding),
+                p(&s.hybrid_total)
+            ),
+        );
+    }
+    if let Some(l) = &report.load {
+        row(
+            &format!("HTTP load ({} chunks)", l.chunks),
+            format!(
+                "{} users, {} s: {} requests, {} errors, {} req/s, p50/p95/p99 {}/{}/{} ms",
+                l.users,
+                l.seconds,
+                l.requests,
+                l.errors,
+                l.requests_per_second,
+                l.latency.p50,
+                l.latency.p95,
+                l.latency.p99
+            ),
+        );
+    }
+    row("peak RSS", format!("{} MB", report.memory.peak_rss_mb));
+    row("total", format!("{} s on {} cores", report.total_seconds, report.cores));
+    for note in &report.notes {
+        out.push_str(&format!("\nnote: {note}"));
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = Percentiles::of(&d);
+        assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(Percentiles::of(&[]).samples, 0);
+    }
+
+    #[test]
+    fn rss_is_read() {
+        assert!(rss_mb("VmRSS:") > 0.0);
+    }
+}
