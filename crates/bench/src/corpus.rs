@@ -2,8 +2,6 @@
 //! chapters, sections and numbered paragraphs (`3-14.`) of mixed lengths, so chunks range
 //! from one-line paragraphs to full 300-token passages, as real manuals do.
 
-use std::path::Path;
-
 /// xorshift64*: small, fast and the same on every machine.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -37,37 +35,99 @@ impl Rng {
 }
 
 const SUBJECTS: &[&str] = &[
-    "The brigade support battalion", "The forward support company", "Each convoy commander",
-    "The distribution company", "The S-4", "The support operations officer",
-    "The logistics release point", "The maintenance control section", "Each march unit",
-    "The combat trains command post", "The field trains", "The fuel section",
-    "The ammunition transfer holding point", "Recovery teams", "The medical company",
-    "The movement control team", "The brigade engineer battalion", "Route clearance patrols",
-    "The quartering party", "The signal company",
+    "The brigade support battalion",
+    "The forward support company",
+    "Each convoy commander",
+    "The distribution company",
+    "The S-4",
+    "The support operations officer",
+    "The logistics release point",
+    "The maintenance control section",
+    "Each march unit",
+    "The combat trains command post",
+    "The field trains",
+    "The fuel section",
+    "The ammunition transfer holding point",
+    "Recovery teams",
+    "The medical company",
+    "The movement control team",
+    "The brigade engineer battalion",
+    "Route clearance patrols",
+    "The quartering party",
+    "The signal company",
 ];
 const VERBS: &[&str] = &[
-    "coordinates", "plans", "synchronizes", "tracks", "reports", "establishes", "secures",
-    "pushes", "pulls", "requests", "rehearses", "inspects", "allocates", "reconciles",
-    "prioritizes", "forecasts", "distributes", "maintains", "recovers", "escorts",
+    "coordinates",
+    "plans",
+    "synchronizes",
+    "tracks",
+    "reports",
+    "establishes",
+    "secures",
+    "pushes",
+    "pulls",
+    "requests",
+    "rehearses",
+    "inspects",
+    "allocates",
+    "reconciles",
+    "prioritizes",
+    "forecasts",
+    "distributes",
+    "maintains",
+    "recovers",
+    "escorts",
 ];
 const OBJECTS: &[&str] = &[
-    "bulk fuel", "class V ammunition", "water", "repair parts", "rations",
-    "the logistics package", "the route status", "the resupply window", "casualty evacuation",
-    "the convoy manifest", "the march table", "the load plan", "night movement",
-    "the supply point", "the consumption report", "emergency resupply", "the recovery plan",
-    "the communications plan", "the rally point", "the task organization",
+    "bulk fuel",
+    "class V ammunition",
+    "water",
+    "repair parts",
+    "rations",
+    "the logistics package",
+    "the route status",
+    "the resupply window",
+    "casualty evacuation",
+    "the convoy manifest",
+    "the march table",
+    "the load plan",
+    "night movement",
+    "the supply point",
+    "the consumption report",
+    "emergency resupply",
+    "the recovery plan",
+    "the communications plan",
+    "the rally point",
+    "the task organization",
 ];
 const TAILS: &[&str] = &[
-    "before the attack begins", "during limited visibility", "at the release point",
-    "within the planning horizon", "under the brigade's control measures",
-    "when consumption stabilizes", "on the main supply route", "in the support area",
-    "for the supported battalion", "after each engagement", "as the situation requires",
-    "no later than the time in the order", "along the alternate supply route",
-    "through the support operations channel", "with the forward logistics element",
+    "before the attack begins",
+    "during limited visibility",
+    "at the release point",
+    "within the planning horizon",
+    "under the brigade's control measures",
+    "when consumption stabilizes",
+    "on the main supply route",
+    "in the support area",
+    "for the supported battalion",
+    "after each engagement",
+    "as the situation requires",
+    "no later than the time in the order",
+    "along the alternate supply route",
+    "through the support operations channel",
+    "with the forward logistics element",
 ];
 const CHAPTERS: &[&str] = &[
-    "Planning", "Execution", "Sustainment", "Movement", "Protection", "Command and Control",
-    "Maintenance", "Recovery", "Distribution", "Reporting",
+    "Planning",
+    "Execution",
+    "Sustainment",
+    "Movement",
+    "Protection",
+    "Command and Control",
+    "Maintenance",
+    "Recovery",
+    "Distribution",
+    "Reporting",
 ];
 const MARKINGS: &[&str] = &["UNCLASSIFIED", "UNCLASSIFIED", "CUI", "CONFIDENTIAL"];
 
@@ -117,22 +177,22 @@ pub fn document(n: usize, seed: u64) -> String {
     out
 }
 
-/// Writes `count` documents into `dir` (`bench-0000.md`...).
-pub fn write(dir: &Path, count: usize, seed: u64) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for n in 0..count {
-        std::fs::write(dir.join(format!("bench-{n:05}.md")), document(n, seed))?;
-    }
-    Ok(())
-}
-
 /// A short query in the corpus's vocabulary.
 pub fn query(rng: &mut Rng) -> String {
     match rng.below(4) {
         0 => format!("{} {}", rng.pick(VERBS), rng.pick(OBJECTS)),
-        1 => format!("how does {} handle {}", rng.pick(SUBJECTS).to_lowercase(), rng.pick(OBJECTS)),
+        1 => format!(
+            "how does {} handle {}",
+            rng.pick(SUBJECTS).to_lowercase(),
+            rng.pick(OBJECTS)
+        ),
         2 => format!("{} {}", rng.pick(OBJECTS), rng.pick(TAILS)),
-        _ => format!("paragraph {}-{} {}", 1 + rng.below(3), 1 + rng.below(8), rng.pick(OBJECTS)),
+        _ => format!(
+            "paragraph {}-{} {}",
+            1 + rng.below(3),
+            1 + rng.below(8),
+            rng.pick(OBJECTS)
+        ),
     }
 }
 

@@ -124,6 +124,9 @@ enum Command {
         /// Queries per mode and scale.
         #[arg(long, default_value_t = 200)]
         queries: usize,
+        /// Size of the corpus copy the re-index figures are measured on.
+        #[arg(long, default_value_t = 10_000)]
+        reindex_chunks: usize,
         /// Concurrent HTTP users for the load test on the largest scale.
         #[arg(long, default_value_t = 50)]
         users: usize,
@@ -326,6 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             corpus,
             scales,
             queries,
+            reindex_chunks,
             users,
             load_seconds,
             work_dir,
@@ -337,6 +341,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 corpus: corpus.clone(),
                 scales: scales.clone(),
                 queries: *queries,
+                reindex_chunks: *reindex_chunks,
                 load_users: *users,
                 load_seconds: *load_seconds,
                 work_dir: work_dir.clone(),

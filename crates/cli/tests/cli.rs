@@ -382,6 +382,8 @@ fn bench_smoke_prints_every_figure() {
             "500",
             "--queries",
             "10",
+            "--reindex-chunks",
+            "150",
             "--users",
             "4",
             "--load-seconds",
@@ -391,18 +393,39 @@ fn bench_smoke_prints_every_figure() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = json(&out);
     let i = &r["indexing"];
-    for key in ["parse_documents", "parse_chunks", "raw_embedding", "end_to_end"] {
+    for key in [
+        "parse_documents",
+        "parse_chunks",
+        "raw_embedding",
+        "end_to_end",
+    ] {
         assert!(i[key]["per_second"].as_f64().unwrap() > 0.0, "{key}: {r}");
     }
     assert!(r["corpus"]["chunks"].as_u64().unwrap() >= 60, "{r}");
     assert_eq!(i["end_to_end"]["items"], r["corpus"]["chunks"], "{r}");
     assert!(i["ratio_to_raw"].as_f64().unwrap() > 0.0);
-    assert!(i["reindex_unchanged_seconds"].is_f64());
-    assert_eq!(i["reindex_changed_files"], 1, "{r}");
-    assert!(i["reindex_changed_embedded"].as_u64().unwrap() >= 1, "{r}");
+    let re = &r["reindex"];
+    assert!(re["chunks"].as_u64().unwrap() >= 150, "{r}");
+    assert_eq!(
+        re["initial_with_reused_vectors"]["items"], re["chunks"],
+        "{r}"
+    );
+    assert_eq!(re["unchanged_embedded"], 0, "{r}");
+    assert!(re["unchanged_seconds"].is_f64());
+    assert!(re["changed_files"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        re["changed_embedded_by_model"].as_u64().unwrap() >= 1,
+        "{r}"
+    );
+    let stages = r["memory"]["stages"].as_array().unwrap();
+    assert!(stages.len() >= 6, "{r}");
     assert!(i["disk_mb_per_10k_chunks"].as_f64().unwrap() > 0.0);
     assert!(r["batching"]["speedup"].as_f64().unwrap() > 0.0);
     let scale = &r["scales"][0];
@@ -422,8 +445,12 @@ fn bench_smoke_prints_every_figure() {
     assert_eq!(load["errors"], 0, "{load}");
     assert!(r["memory"]["peak_rss_mb"].as_f64().unwrap() > 0.0);
     assert!(
-        r["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("stored")
-            || n.as_str().unwrap().contains("reused")),
+        r["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("stored")
+                || n.as_str().unwrap().contains("reused")),
         "stored vectors are declared: {r}"
     );
     // The work directory is cleaned up.

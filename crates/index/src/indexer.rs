@@ -137,6 +137,10 @@ impl<'a> Indexer<'a> {
 
     /// Indexes files and directories. Fatal errors (disk, locks, the embedder) abort with
     /// `Err`; per-file problems are collected in the report.
+    /// Indexes `roots` as a three-stage pipeline so that only embedding is on the critical
+    /// path: a reader thread hashes and parses files, this thread embeds batches of
+    /// passages, and a writer thread writes each embedded batch to both indexes and the
+    /// catalog (the write protocol is per batch, unchanged) while the next batch embeds.
     pub fn run(&self, roots: &[PathBuf], progress: &dyn Progress) -> Result<IndexReport> {
         let mut report = IndexReport::default();
         let mut sources = Vec::new();
@@ -162,87 +166,153 @@ impl<'a> Indexer<'a> {
             existing.iter().map(|d| (d.meta.id.as_str(), d)).collect();
 
         let mut seen_paths = HashSet::new();
-        let mut claimed_ids: HashMap<String, String> = HashMap::new();
-        let mut batch: Vec<ParsedDocument> = Vec::new();
-        let mut batch_passages = 0;
         let mut superseded_ids: Vec<String> = Vec::new();
 
-        for source in &sources {
-            let abs = absolute(&source.path);
-            let key = abs.to_string_lossy().into_owned();
-            seen_paths.insert(key.clone());
-            let previous = by_path.get(&key).copied();
-
-            let outcome = (|| -> std::result::Result<Option<ParsedDocument>, String> {
-                let hash = self
-                    .ingestor
-                    .content_hash(&abs)
-                    .map_err(|e| e.to_string())?;
-                if let Some(prev) = previous
-                    && prev.meta.content_hash == hash
-                    && prev.pipeline_version == PIPELINE_VERSION
-                    && prev.status == doctrina_types::DocumentStatus::Indexed
-                {
-                    return Ok(None);
-                }
-                let parsed = self
-                    .ingestor
-                    .parse_file(&abs, &id_from_path(&source.relative))
-                    .map_err(|e| e.to_string())?;
-                let id = parsed.meta.id.clone();
-                if let Some(other) = claimed_ids.get(&id) {
-                    return Err(format!("document id '{id}' is already used by {other}"));
-                }
-                if let Some(owner) = by_id.get(id.as_str())
-                    && owner.meta.source_path != key
-                    && Path::new(&owner.meta.source_path).exists()
-                {
-                    return Err(format!(
-                        "document id '{id}' is already used by {}",
-                        owner.meta.source_path
-                    ));
-                }
-                Ok(Some(parsed))
-            })();
-
-            match outcome {
-                Ok(None) => {
-                    report.unchanged += 1;
-                    if let Some(prev) = previous {
-                        claimed_ids.insert(prev.meta.id.clone(), key.clone());
-                    }
-                    progress.file_done(&source.path, FileOutcome::Unchanged);
-                }
-                Ok(Some(parsed)) => {
-                    claimed_ids.insert(parsed.meta.id.clone(), key.clone());
-                    if let Some(prev) = previous
-                        && prev.meta.id != parsed.meta.id
+        std::thread::scope(|scope| -> Result<()> {
+            // Reader: hash, skip unchanged, parse. Bounded so it runs only a little ahead.
+            let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Read>(64);
+            let by_path_ref = &by_path;
+            let sources_ref = &sources;
+            let ingestor = self.ingestor;
+            scope.spawn(move || {
+                for source in sources_ref {
+                    let abs = absolute(&source.path);
+                    let key = abs.to_string_lossy().into_owned();
+                    let previous = by_path_ref.get(&key).copied();
+                    let parsed = (|| -> std::result::Result<Option<ParsedDocument>, String> {
+                        let hash = ingestor.content_hash(&abs).map_err(|e| e.to_string())?;
+                        if let Some(prev) = previous
+                            && prev.meta.content_hash == hash
+                            && prev.pipeline_version == PIPELINE_VERSION
+                            && prev.status == doctrina_types::DocumentStatus::Indexed
+                        {
+                            return Ok(None);
+                        }
+                        ingestor
+                            .parse_file(&abs, &id_from_path(&source.relative))
+                            .map(Some)
+                            .map_err(|e| e.to_string())
+                    })();
+                    if read_tx
+                        .send(Read {
+                            path: source.path.clone(),
+                            key,
+                            parsed,
+                        })
+                        .is_err()
                     {
-                        // The file now declares another id: its old document goes.
-                        superseded_ids.push(prev.meta.id.clone());
-                    }
-                    batch_passages += parsed.passages.len();
-                    batch.push(parsed);
-                    if batch_passages >= BATCH_PASSAGES {
-                        self.write_batch(std::mem::take(&mut batch), &mut report, progress)?;
-                        batch_passages = 0;
+                        return; // the embedding stage stopped (an error); stop reading
                     }
                 }
-                Err(error) => {
-                    tracing::debug!(path = %source.path.display(), %error, "file not indexed");
-                    self.indexes.catalog().record_failure(&key, &error)?;
-                    report.failed.push(FailedFile {
-                        path: source.path.display().to_string(),
-                        error,
+            });
+
+            // Writer: one embedded batch at a time, in order.
+            let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<Vec<PreparedDocument>>(1);
+            let indexes = self.indexes;
+            let writer = scope.spawn(move || -> Result<(usize, usize)> {
+                let (mut indexed, mut chunks) = (0, 0);
+                for prepared in write_rx {
+                    indexes.write_documents(&prepared, PIPELINE_VERSION)?;
+                    for doc in &prepared {
+                        indexed += 1;
+                        chunks += doc.passages.len();
+                        progress.file_done(
+                            Path::new(&doc.record_meta.source_path),
+                            FileOutcome::Indexed,
+                        );
+                    }
+                }
+                Ok((indexed, chunks))
+            });
+
+            // This thread: identity checks, batching, embedding.
+            let embedded = (|| -> Result<()> {
+                let mut claimed_ids: HashMap<String, String> = HashMap::new();
+                let mut batch: Vec<ParsedDocument> = Vec::new();
+                let mut batch_passages = 0;
+                for read in read_rx {
+                    seen_paths.insert(read.key.clone());
+                    let previous = by_path.get(&read.key).copied();
+                    let outcome = read.parsed.and_then(|parsed| {
+                        let Some(parsed) = parsed else {
+                            return Ok(None);
+                        };
+                        let id = parsed.meta.id.clone();
+                        if let Some(other) = claimed_ids.get(&id) {
+                            return Err(format!("document id '{id}' is already used by {other}"));
+                        }
+                        if let Some(owner) = by_id.get(id.as_str())
+                            && owner.meta.source_path != read.key
+                            && Path::new(&owner.meta.source_path).exists()
+                        {
+                            return Err(format!(
+                                "document id '{id}' is already used by {}",
+                                owner.meta.source_path
+                            ));
+                        }
+                        Ok(Some(parsed))
                     });
-                    if let Some(prev) = previous {
-                        claimed_ids.insert(prev.meta.id.clone(), key.clone());
+                    match outcome {
+                        Ok(None) => {
+                            report.unchanged += 1;
+                            if let Some(prev) = previous {
+                                claimed_ids.insert(prev.meta.id.clone(), read.key.clone());
+                            }
+                            progress.file_done(&read.path, FileOutcome::Unchanged);
+                        }
+                        Ok(Some(parsed)) => {
+                            claimed_ids.insert(parsed.meta.id.clone(), read.key.clone());
+                            if let Some(prev) = previous
+                                && prev.meta.id != parsed.meta.id
+                            {
+                                // The file now declares another id: its old document goes.
+                                superseded_ids.push(prev.meta.id.clone());
+                            }
+                            batch_passages += parsed.passages.len();
+                            batch.push(parsed);
+                            if batch_passages >= BATCH_PASSAGES {
+                                let prepared = self.embed_batch(
+                                    std::mem::take(&mut batch),
+                                    &mut report,
+                                    progress,
+                                )?;
+                                if write_tx.send(prepared).is_err() {
+                                    return Ok(()); // the writer failed; its error is reported
+                                }
+                                batch_passages = 0;
+                            }
+                        }
+                        Err(error) => {
+                            tracing::debug!(path = %read.path.display(), %error, "file not indexed");
+                            self.indexes.catalog().record_failure(&read.key, &error)?;
+                            report.failed.push(FailedFile {
+                                path: read.path.display().to_string(),
+                                error,
+                            });
+                            if let Some(prev) = previous {
+                                claimed_ids.insert(prev.meta.id.clone(), read.key.clone());
+                            }
+                            progress.file_done(&read.path, FileOutcome::Failed);
+                        }
                     }
-                    progress.file_done(&source.path, FileOutcome::Failed);
                 }
-            }
-        }
-        self.write_batch(batch, &mut report, progress)?;
+                let prepared = self.embed_batch(batch, &mut report, progress)?;
+                if !prepared.is_empty() {
+                    let _ = write_tx.send(prepared);
+                }
+                Ok(())
+            })();
+            drop(write_tx);
+            let written = writer
+                .join()
+                .map_err(|_| IndexError::Corrupt("the index writer panicked".to_string()))?;
+            // A write error explains an embedding stop, so it comes first.
+            let (indexed, chunks) = written?;
+            embedded?;
+            report.indexed += indexed;
+            report.chunks += chunks;
+            Ok(())
+        })?;
 
         // Documents under the indexed roots whose file is gone.
         let mut removed: Vec<String> = existing
@@ -267,14 +337,16 @@ impl<'a> Indexer<'a> {
         Ok(report)
     }
 
-    fn write_batch(
+    /// Embeds a batch's passages (reusing stored vectors of unchanged passage texts) and
+    /// returns the documents ready to write.
+    fn embed_batch(
         &self,
         batch: Vec<ParsedDocument>,
         report: &mut IndexReport,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Vec<PreparedDocument>> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut prepared = Vec::with_capacity(batch.len());
         let mut to_embed: Vec<(usize, usize, String)> = Vec::new();
@@ -339,15 +411,13 @@ impl<'a> Indexer<'a> {
             progress.passages_embedded(call.len());
         }
         report.embedded += to_embed.len();
-        self.indexes.write_documents(&prepared, PIPELINE_VERSION)?;
-        for doc in &prepared {
-            report.indexed += 1;
-            report.chunks += doc.passages.len();
-            progress.file_done(
-                Path::new(&doc.record_meta.source_path),
-                FileOutcome::Indexed,
-            );
-        }
-        Ok(())
+        Ok(prepared)
     }
+}
+
+/// A file as the reader stage saw it: `Ok(None)` when unchanged.
+struct Read {
+    path: PathBuf,
+    key: String,
+    parsed: std::result::Result<Option<ParsedDocument>, String>,
 }
