@@ -120,3 +120,65 @@ fn filters_apply_inside_both_retrievers() {
         );
     }
 }
+
+/// A superseded edition stays in the catalog (viewable) but is not searched unless asked
+/// for; the exclusion is inside both queries, so a search still returns its full k.
+#[test]
+fn superseded_editions_are_excluded_unless_asked_for() {
+    let index = corpus_index();
+    let superseded = index.indexes.superseded().expect("superseded");
+    assert_eq!(
+        superseded.get("sop-2-101-2022").map(String::as_str),
+        Some("sop-2-101-2024"),
+        "{superseded:?}"
+    );
+    assert_eq!(
+        superseded.len(),
+        1,
+        "ATP 4-0.6 (2019) is not indexed: {superseded:?}"
+    );
+    let retriever = index.retriever();
+    let query = "tactical standing operating procedures brigade combat team SOP 2-101";
+    for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
+        let current = retriever
+            .search(query, mode, 20, &PassageFilter::default())
+            .unwrap();
+        assert_eq!(
+            current.len(),
+            20,
+            "{mode:?}: a full k despite the exclusion"
+        );
+        assert!(
+            current.iter().all(|h| h.doc_id != "sop-2-101-2022"),
+            "{mode:?}: the 2022 edition is excluded"
+        );
+        assert!(
+            current.iter().any(|h| h.doc_id == "sop-2-101-2024"),
+            "{mode:?}"
+        );
+        let all = retriever
+            .search(
+                query,
+                mode,
+                20,
+                &PassageFilter {
+                    include_superseded: true,
+                    ..PassageFilter::default()
+                },
+            )
+            .unwrap();
+        assert!(
+            all.iter().any(|h| h.doc_id == "sop-2-101-2022"),
+            "{mode:?}: included on request"
+        );
+    }
+    assert!(
+        index
+            .indexes
+            .catalog()
+            .document("sop-2-101-2022")
+            .unwrap()
+            .is_some(),
+        "still in the catalog, viewable"
+    );
+}

@@ -54,6 +54,9 @@ enum Command {
         /// Only passages of this publication (repeatable).
         #[arg(long)]
         publication: Vec<String>,
+        /// Also search editions that a newer indexed edition supersedes.
+        #[arg(long)]
+        include_superseded: bool,
         #[arg(long)]
         json: bool,
     },
@@ -402,12 +405,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             k,
             publication,
+            include_superseded,
             json,
         } => {
             let stack = open(&cli)?;
             let retriever = Retriever::new(stack.indexes, stack.embedder, stack.config.retrieval);
             let filter = PassageFilter {
                 publications: publication.clone(),
+                include_superseded: *include_superseded,
                 ..PassageFilter::default()
             };
             let hits = retriever.search(query, *mode, *k, &filter)?;
@@ -483,6 +488,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Documents { json } => {
             let stack = open(&cli)?;
+            let superseded = stack.indexes.superseded()?;
             let catalog = stack.indexes.catalog();
             let docs = catalog.documents()?;
             let failures = catalog.failures()?;
@@ -496,6 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             "publication": d.meta.publication,
                             "edition": d.meta.edition,
                             "supersedes": d.meta.supersedes,
+                            "superseded_by": superseded.get(&d.meta.id),
                             "marking": d.meta.marking.banner(),
                             "format": d.meta.format,
                             "source_path": d.meta.source_path,
@@ -517,10 +524,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 for d in &docs {
                     println!(
-                        "{:<24} {:<14} {:<8} {:>4} chunks  {:<22} {}{}",
+                        "{:<24} {:<14} {:<10} {:>4} chunks  {:<22} {}{}",
                         d.meta.id,
                         d.meta.publication.as_deref().unwrap_or("-"),
-                        d.status.as_str(),
+                        if superseded.contains_key(&d.meta.id) {
+                            "superseded"
+                        } else {
+                            d.status.as_str()
+                        },
                         d.chunk_count,
                         d.meta.marking.banner(),
                         d.meta.title,

@@ -68,6 +68,47 @@ pub struct DocumentRecord {
     pub indexed_at: Option<String>,
 }
 
+fn norm(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Which documents a newer indexed edition supersedes: `old id -> new id`. A document's
+/// `supersedes` names the older edition by document id, by `PUBLICATION (YEAR)`,
+/// `PUBLICATION EDITION`, or by the bare publication (then every other edition of that
+/// publication with an earlier edition date is superseded).
+pub fn superseded_by(docs: &[DocumentRecord]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for newer in docs {
+        let Some(reference) = newer.meta.supersedes.as_deref().map(norm) else {
+            continue;
+        };
+        for older in docs {
+            if older.meta.id == newer.meta.id {
+                continue;
+            }
+            let publication = older.meta.publication.as_deref().map(norm);
+            let edition = older.meta.edition.as_deref().map(norm);
+            let year: Option<String> = edition
+                .as_deref()
+                .map(|e| e.chars().filter(char::is_ascii_digit).take(4).collect())
+                .filter(|y: &String| y.len() == 4);
+            let matches = reference == norm(&older.meta.id)
+                || matches!((&publication, &year), (Some(p), Some(y)) if reference == format!("{p} ({y})"))
+                || matches!((&publication, &edition), (Some(p), Some(e)) if reference == format!("{p} {e}"))
+                || (publication.as_deref() == Some(reference.as_str())
+                    && newer.meta.publication.as_deref().map(norm) == publication
+                    && older.meta.edition < newer.meta.edition);
+            if matches {
+                out.insert(older.meta.id.clone(), newer.meta.id.clone());
+            }
+        }
+    }
+    out
+}
+
 /// A passage with what the indexes need besides its own fields.
 #[derive(Debug, Clone)]
 pub struct StoredPassage {
@@ -183,6 +224,15 @@ impl Catalog {
             .query_row([id], doc_from_row)
             .optional()?
             .map(|(r, _)| r))
+    }
+
+    /// Changes whenever a document row is added, removed or updated.
+    pub fn documents_fingerprint(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) || '/' || coalesce(max(updated_at), '') || '/' || coalesce(sum(length(id)), 0) FROM documents",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn document_body(&self, id: &str) -> Result<Option<String>> {
@@ -438,4 +488,59 @@ fn finish_passage(raw: RawPassage) -> Result<StoredPassage> {
         },
         embed_hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, publication: &str, edition: &str, supersedes: Option<&str>) -> DocumentRecord {
+        DocumentRecord {
+            meta: DocumentMeta {
+                id: id.to_string(),
+                title: "t".to_string(),
+                publication: Some(publication.to_string()),
+                edition: Some(edition.to_string()),
+                supersedes: supersedes.map(String::from),
+                marking: Marking::default(),
+                source_path: format!("/x/{id}"),
+                format: SourceFormat::Markdown,
+                content_hash: String::new(),
+            },
+            marking_rank: 0,
+            pipeline_version: 1,
+            status: DocumentStatus::Indexed,
+            chunk_count: 1,
+            last_error: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            indexed_at: None,
+        }
+    }
+
+    #[test]
+    fn supersedes_resolves_by_id_year_edition_or_publication() {
+        let docs = vec![
+            doc("sop-2022", "SOP 2-101", "2022-03-01", None),
+            doc(
+                "sop-2024",
+                "SOP 2-101",
+                "2024-02-15",
+                Some("SOP 2-101 (2022)"),
+            ),
+            doc("atp-2024", "ATP 4-0.6", "2024", Some("ATP 4-0.6 (2019)")),
+            doc("fm-a", "FM 1", "2001", None),
+            doc("fm-b", "FM 1", "2010", Some("fm-a")),
+            doc("tc-old", "TC 9", "2015", None),
+            doc("tc-mid", "TC 9", "2018", None),
+            doc("tc-new", "TC 9", "2023", Some("tc 9")),
+        ];
+        let map = superseded_by(&docs);
+        assert_eq!(map.get("sop-2022").map(String::as_str), Some("sop-2024"));
+        assert_eq!(map.get("fm-a").map(String::as_str), Some("fm-b"));
+        assert_eq!(map.get("tc-old").map(String::as_str), Some("tc-new"));
+        assert_eq!(map.get("tc-mid").map(String::as_str), Some("tc-new"));
+        assert!(!map.contains_key("tc-new") && !map.contains_key("atp-2024"));
+        assert_eq!(map.len(), 4, "{map:?}");
+    }
 }

@@ -13,8 +13,8 @@ use std::path::Path;
 use doctrina_types::PassageFilter;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -312,6 +312,19 @@ impl KeywordIndex {
                 Box::new(RangeQuery::new(
                     std::ops::Bound::Included(Term::from_field_u64(f.marking_rank, 0)),
                     std::ops::Bound::Included(Term::from_field_u64(f.marking_rank, u64::from(max))),
+                )),
+            ));
+        }
+        if !filter.exclude_doc_ids.is_empty() {
+            // A boolean query of exclusions alone matches nothing: exclude from everything.
+            must.push((Occur::Must, Box::new(AllQuery)));
+            must.push((
+                Occur::MustNot,
+                Box::new(TermSetQuery::new(
+                    filter
+                        .exclude_doc_ids
+                        .iter()
+                        .map(|id| Term::from_field_text(f.doc_id, id)),
                 )),
             ));
         }

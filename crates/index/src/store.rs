@@ -13,10 +13,10 @@
 //! back to the catalog's last committed state (or removes never-committed documents), so
 //! nothing that was indexed is lost. Deletions mark `deleting` first for the same reason.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use doctrina_embed::Embedder;
 use doctrina_types::{DocumentStatus, MarkingScheme};
@@ -74,6 +74,8 @@ pub struct Indexes {
     pub keyword: KeywordIndex,
     pub vectors: Box<dyn VectorStore>,
     pub scheme: MarkingScheme,
+    /// Superseded editions, cached against the catalog's fingerprint.
+    superseded: Mutex<Option<(String, Arc<BTreeMap<String, String>>)>>,
 }
 
 impl std::fmt::Debug for Indexes {
@@ -117,7 +119,24 @@ impl Indexes {
             keyword,
             vectors,
             scheme,
+            superseded: Mutex::new(None),
         })
+    }
+
+    /// Documents that a newer indexed edition supersedes (`old id -> new id`), recomputed
+    /// only when the catalog's documents change.
+    pub fn superseded(&self) -> Result<Arc<BTreeMap<String, String>>> {
+        let catalog = self.catalog();
+        let fingerprint = catalog.documents_fingerprint()?;
+        let mut cache = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, map)) = cache.as_ref()
+            && *f == fingerprint
+        {
+            return Ok(map.clone());
+        }
+        let map = Arc::new(crate::catalog::superseded_by(&catalog.documents()?));
+        *cache = Some((fingerprint, map.clone()));
+        Ok(map)
     }
 
     pub fn data_dir(&self) -> &Path {

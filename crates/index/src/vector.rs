@@ -152,8 +152,15 @@ impl EdgeVectorStore {
                 },
             )));
         }
-        (!must.is_empty()).then(|| Filter {
-            must: Some(must),
+        let must_not = (!filter.exclude_doc_ids.is_empty()).then(|| {
+            vec![Condition::Field(FieldCondition::new_match(
+                key("doc_id"),
+                Match::from(filter.exclude_doc_ids.clone()),
+            ))]
+        });
+        (!must.is_empty() || must_not.is_some()).then(|| Filter {
+            must: (!must.is_empty()).then_some(must),
+            must_not,
             ..Filter::default()
         })
     }

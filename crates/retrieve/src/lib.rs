@@ -129,6 +129,21 @@ impl Retriever {
         if k == 0 {
             return Ok((Vec::new(), timings));
         }
+        // Superseded editions stay viewable but are not searched unless asked for.
+        let with_superseded;
+        let filter = if filter.include_superseded {
+            filter
+        } else {
+            let superseded = self.indexes.superseded()?;
+            if superseded.is_empty() {
+                filter
+            } else {
+                let mut f = filter.clone();
+                f.exclude_doc_ids.extend(superseded.keys().cloned());
+                with_superseded = f;
+                &with_superseded
+            }
+        };
         let candidates = self.config.candidates.max(k);
         let bm25 = if mode != SearchMode::Dense {
             let start = Instant::now();

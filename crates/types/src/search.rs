@@ -73,10 +73,19 @@ pub struct PassageFilter {
     /// Only documents whose marking rank is at most this.
     #[serde(default)]
     pub max_marking_rank: Option<u32>,
+    /// Never these documents.
+    #[serde(default)]
+    pub exclude_doc_ids: Vec<String>,
+    /// Also search editions that a newer indexed edition supersedes (excluded by default).
+    #[serde(default)]
+    pub include_superseded: bool,
 }
 
 impl PassageFilter {
     pub fn is_empty(&self) -> bool {
-        self.doc_ids.is_empty() && self.publications.is_empty() && self.max_marking_rank.is_none()
+        self.doc_ids.is_empty()
+            && self.publications.is_empty()
+            && self.max_marking_rank.is_none()
+            && self.exclude_doc_ids.is_empty()
     }
 }

@@ -31,6 +31,9 @@ pub struct SearchParams {
     publication: Option<String>,
     /// The highest marking level to include (e.g. `CUI`).
     marking: Option<String>,
+    /// Also search superseded editions.
+    #[serde(default)]
+    include_superseded: bool,
 }
 
 impl SearchParams {
@@ -45,7 +48,10 @@ impl SearchParams {
                 "k must be between 1 and {MAX_K}"
             )));
         }
-        let mut filter = PassageFilter::default();
+        let mut filter = PassageFilter {
+            include_superseded: self.include_superseded,
+            ..PassageFilter::default()
+        };
         if let Some(p) = self.publication.as_deref().filter(|p| !p.trim().is_empty()) {
             filter.publications.push(p.trim().to_string());
         }
@@ -92,6 +98,7 @@ struct SearchPage {
     mode: String,
     publication: String,
     marking: String,
+    include_superseded: bool,
     publications: Vec<String>,
     levels: Vec<String>,
     hits: Vec<HitView>,
@@ -144,6 +151,7 @@ async fn search_page(
         mode: params.mode.clone().unwrap_or_else(|| "hybrid".to_string()),
         publication: params.publication.clone().unwrap_or_default(),
         marking: params.marking.clone().unwrap_or_default(),
+        include_superseded: params.include_superseded,
         publications: publications(&state),
         levels: state.retriever.indexes().scheme.levels.clone(),
         hits,
