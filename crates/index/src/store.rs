@@ -67,6 +67,9 @@ pub struct HealthReport {
     pub consistent: bool,
 }
 
+/// `old edition id -> newer edition id`.
+pub type Superseded = Arc<BTreeMap<String, String>>;
+
 pub struct Indexes {
     data_dir: PathBuf,
     _lock: File,
@@ -75,7 +78,7 @@ pub struct Indexes {
     pub vectors: Box<dyn VectorStore>,
     pub scheme: MarkingScheme,
     /// Superseded editions, cached against the catalog's fingerprint.
-    superseded: Mutex<Option<(String, Arc<BTreeMap<String, String>>)>>,
+    superseded: Mutex<Option<(String, Superseded)>>,
 }
 
 impl std::fmt::Debug for Indexes {
@@ -125,7 +128,7 @@ impl Indexes {
 
     /// Documents that a newer indexed edition supersedes (`old id -> new id`), recomputed
     /// only when the catalog's documents change.
-    pub fn superseded(&self) -> Result<Arc<BTreeMap<String, String>>> {
+    pub fn superseded(&self) -> Result<Superseded> {
         let catalog = self.catalog();
         let fingerprint = catalog.documents_fingerprint()?;
         let mut cache = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
