@@ -158,6 +158,39 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Draft an answer to every question and score its citations: validity, support labels,
+    /// ALCE citation recall and precision (judged by the local support check).
+    Drafts {
+        #[arg(long)]
+        questions: PathBuf,
+        /// `llm` (the local inference server) or `extractive`.
+        #[arg(long, default_value = "llm")]
+        mode: doctrina_draft::DraftMode,
+        /// The section template the drafts use.
+        #[arg(long, default_value = "doctrine-answer")]
+        section: String,
+        #[arg(long, default_value_t = 6)]
+        sources: usize,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Index a BEIR-format dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv) into its own
+    /// data directory and report the BEIR metrics (nDCG@10 per mode) on its test queries.
+    Beir {
+        dir: PathBuf,
+        #[arg(short = 'k', default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value = "bm25,dense,hybrid", value_delimiter = ',')]
+        modes: Vec<SearchMode>,
+        /// Where the dataset's indexes live (default: <data-dir>/beir/<dataset name>).
+        #[arg(long)]
+        index_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -355,6 +388,128 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", doctrina_bench::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(EvalCommand::Drafts {
+            questions,
+            mode,
+            section,
+            sources,
+            limit,
+            json,
+        }) => {
+            let mut questions = doctrina_eval::load_questions(questions)?;
+            if let Some(n) = limit {
+                questions.truncate(*n);
+            }
+            let stack = open(&cli)?;
+            let drafter = drafter(&stack)?;
+            let quiet = *json || !std::io::stderr().is_terminal();
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(doctrina_eval::drafts::evaluate(
+                &drafter,
+                &questions,
+                section,
+                *mode,
+                *sources,
+                &|done, total| {
+                    if !quiet {
+                        eprint!("\rdrafting {done}/{total}");
+                    }
+                },
+            ))?;
+            if !quiet {
+                eprintln!();
+            }
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} questions, {} statements, {} citations ({} drafts failed), judge: {}",
+                    report.questions,
+                    report.statements,
+                    report.citations,
+                    report.failed,
+                    report.judge
+                );
+                println!("citation validity   {:.3}", report.citation_validity);
+                println!("citation recall     {:.3}", report.citation_recall);
+                println!("citation precision  {:.3}", report.citation_precision);
+                let labels: Vec<String> = report
+                    .support_labels
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                println!("support labels      {}", labels.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(EvalCommand::Beir {
+            dir,
+            k,
+            modes,
+            index_dir,
+            json,
+        }) => {
+            let config = load_config(&cli)?;
+            let dataset = doctrina_eval::beir::load(dir)?;
+            let index_dir = index_dir.clone().unwrap_or_else(|| {
+                doctrina_eval::beir::default_index_dir(&config.data_dir, &dataset)
+            });
+            let embedder: Arc<dyn Embedder> = Arc::new(
+                FastEmbedder::load(&config.embedding).context("loading the embedding model")?,
+            );
+            let indexes = Arc::new(
+                Indexes::open(&index_dir, EMBEDDING_DIM, config.markings.clone())
+                    .with_context(|| format!("opening {}", index_dir.display()))?,
+            );
+            let quiet = *json || !std::io::stderr().is_terminal();
+            let indexed = doctrina_eval::beir::index(
+                &indexes,
+                embedder.as_ref(),
+                &dataset,
+                &|done, total| {
+                    if !quiet {
+                        eprint!("\rindexing {}: {done}/{total} documents", dataset.name);
+                    }
+                },
+            )?;
+            if !quiet && indexed > 0 {
+                eprintln!();
+            }
+            let retriever = Retriever::new(indexes, embedder, config.retrieval);
+            let report = doctrina_eval::beir::evaluate(&retriever, &dataset, modes, *k)?;
+            if *json {
+                let mut value = serde_json::to_value(&report)?;
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("dataset".to_string(), dataset.name.clone().into());
+                    obj.insert("documents".to_string(), dataset.corpus.len().into());
+                    obj.insert("indexed".to_string(), indexed.into());
+                    obj.insert(
+                        "index_dir".to_string(),
+                        index_dir.display().to_string().into(),
+                    );
+                }
+                println!("{value}");
+            } else {
+                println!(
+                    "{}: {} documents ({} indexed now), {} judged queries",
+                    dataset.name,
+                    dataset.corpus.len(),
+                    indexed,
+                    report.questions
+                );
+                println!(
+                    "{:<8} {:>8} {:>9} {:>10} {:>8}",
+                    "mode", "ndcg@10", "recall@5", "recall@10", "mrr@10"
+                );
+                for (mode, m) in &report.modes {
+                    println!(
+                        "{mode:<8} {:>8.3} {:>9.3} {:>10.3} {:>8.3}",
+                        m.ndcg_10, m.recall_5, m.recall_10, m.mrr_10
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

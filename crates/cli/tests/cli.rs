@@ -252,7 +252,7 @@ fn sections_lists_the_templates() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"opord-execution") && names.contains(&"running-estimate"));
-    assert_eq!(names.len(), 8);
+    assert_eq!(names.len(), 9);
     let out = doctrina(data.path(), &["sections"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Paragraph 3"));
 }
@@ -455,4 +455,149 @@ fn bench_smoke_prints_every_figure() {
     );
     // The work directory is cleaned up.
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}
+
+fn beir_mini() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/eval/beir-mini")
+}
+
+/// `eval beir` indexes a BEIR-layout dataset into its own data directory once, then
+/// reports the BEIR metrics per mode; a malformed qrels file is a clear error.
+#[test]
+fn eval_beir_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = beir_mini();
+    let out = doctrina(
+        data.path(),
+        &["eval", "beir", dir.to_str().unwrap(), "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["dataset"], "beir-mini");
+    assert_eq!(r["documents"], 24);
+    assert_eq!(r["indexed"], 24);
+    assert_eq!(r["questions"], 8);
+    assert!(data.path().join("beir/beir-mini/catalog.sqlite").exists());
+    for mode in ["bm25", "dense", "hybrid"] {
+        let m = &r["modes"][mode];
+        for key in ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"] {
+            let v = m[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{mode} {key}: {v}");
+        }
+    }
+    // Each query has a clearly matching passage: semantic and hybrid find most of them.
+    assert!(
+        r["modes"]["hybrid"]["ndcg@10"].as_f64().unwrap() > 0.6,
+        "{r}"
+    );
+    assert_eq!(r["per_question"].as_array().unwrap().len(), 8);
+    // The main data directory is untouched.
+    assert!(!data.path().join("catalog.sqlite").exists());
+
+    let again = json(&doctrina(
+        data.path(),
+        &["eval", "beir", dir.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(again["indexed"], 0, "the index is reused");
+    assert_eq!(again["modes"], r["modes"]);
+
+    let bad = tempfile::tempdir().unwrap();
+    for f in ["corpus.jsonl", "queries.jsonl"] {
+        std::fs::copy(dir.join(f), bad.path().join(f)).unwrap();
+    }
+    std::fs::create_dir(bad.path().join("qrels")).unwrap();
+    std::fs::write(bad.path().join("qrels/test.tsv"), "q1\td01\tvery\n").unwrap();
+    let out = doctrina(
+        data.path(),
+        &["eval", "beir", bad.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("test.tsv line 1") && err.contains("not an integer"),
+        "{err}"
+    );
+}
+
+/// `eval drafts` in extractive mode (no server): every citation is valid and quoted text
+/// supports itself, so recall and precision are high; the report has the contract's shape.
+#[test]
+fn eval_drafts_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let out = doctrina(
+        data.path(),
+        &["index", corpus().to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success());
+    let questions = corpus().join("../eval/questions.jsonl");
+    let out = doctrina(
+        data.path(),
+        &[
+            "eval",
+            "drafts",
+            "--questions",
+            questions.to_str().unwrap(),
+            "--mode",
+            "extractive",
+            "--limit",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["questions"], 4);
+    assert_eq!(r["mode"], "extractive");
+    assert_eq!(r["judge"], "support-check");
+    assert_eq!(r["citation_validity"], 1.0, "{r}");
+    assert_eq!(r["invalid_citations"], 0);
+    assert!(r["statements"].as_u64().unwrap() >= 4, "{r}");
+    assert!(r["citation_recall"].as_f64().unwrap() > 0.8, "{r}");
+    assert!(r["citation_precision"].as_f64().unwrap() > 0.8, "{r}");
+    for label in ["supported", "weak", "unsupported", "uncited"] {
+        assert!(r["support_labels"][label].is_u64(), "{label}: {r}");
+    }
+    let q = &r["per_question"][0];
+    assert!(q["draft_id"].is_string());
+    assert!(q["statements"][0]["precise"].is_array());
+
+    // With the inference server down, each draft fails clearly and the run still reports.
+    let out = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args([
+            "eval",
+            "drafts",
+            "--questions",
+            questions.to_str().unwrap(),
+            "--limit",
+            "1",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("DOCTRINA__INFERENCE__BASE_URL", "http://127.0.0.1:9")
+        .env("DOCTRINA__INFERENCE__RETRIES", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["failed"], 1, "{r}");
+    assert!(
+        r["per_question"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{r}"
+    );
 }

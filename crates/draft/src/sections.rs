@@ -60,6 +60,10 @@ const BUNDLED: &[(&str, &str)] = &[
         "running-estimate.toml",
         include_str!("../../../templates/sections/running-estimate.toml"),
     ),
+    (
+        "doctrine-answer.toml",
+        include_str!("../../../templates/sections/doctrine-answer.toml"),
+    ),
 ];
 
 /// The available section templates, in a stable order.

@@ -1,6 +1,10 @@
-//! Evaluation beside retrieval: question sets with gold paragraphs and the standard ranking
-//! metrics (Recall@k, MRR@10, nDCG@10) per retrieval mode, overall and per question, so the
-//! effect of fusion is visible.
+//! Evaluation beside retrieval and drafting: question sets with gold paragraphs and the
+//! standard ranking metrics (Recall@k, MRR@10, nDCG@10) per retrieval mode, overall and per
+//! question, so the effect of fusion is visible; BEIR-layout datasets in their own index
+//! ([`beir`]); and citation quality of drafts ([`drafts`]).
+
+pub mod beir;
+pub mod drafts;
 
 use std::collections::BTreeMap;
 use std::path::Path;

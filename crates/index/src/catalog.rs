@@ -226,15 +226,6 @@ impl Catalog {
             .map(|(r, _)| r))
     }
 
-    /// Changes whenever a document row is added, removed or updated.
-    pub fn documents_fingerprint(&self) -> Result<String> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) || '/' || coalesce(max(updated_at), '') || '/' || coalesce(sum(length(id)), 0) FROM documents",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
     pub fn document_body(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .conn

@@ -77,8 +77,8 @@ pub struct Indexes {
     pub keyword: KeywordIndex,
     pub vectors: Box<dyn VectorStore>,
     pub scheme: MarkingScheme,
-    /// Superseded editions, cached against the catalog's fingerprint.
-    superseded: Mutex<Option<(String, Superseded)>>,
+    /// Superseded editions, cached until the next write to the catalog's documents.
+    superseded: Mutex<Option<Superseded>>,
 }
 
 impl std::fmt::Debug for Indexes {
@@ -126,20 +126,26 @@ impl Indexes {
         })
     }
 
-    /// Documents that a newer indexed edition supersedes (`old id -> new id`), recomputed
-    /// only when the catalog's documents change.
+    /// Documents that a newer indexed edition supersedes (`old id -> new id`). Computed
+    /// once and kept until a write changes the catalog's documents, so a search pays one
+    /// uncontended lock and an `Arc` clone.
     pub fn superseded(&self) -> Result<Superseded> {
-        let catalog = self.catalog();
-        let fingerprint = catalog.documents_fingerprint()?;
-        let mut cache = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((f, map)) = cache.as_ref()
-            && *f == fingerprint
+        if let Some(map) = self
+            .superseded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
         {
             return Ok(map.clone());
         }
-        let map = Arc::new(crate::catalog::superseded_by(&catalog.documents()?));
-        *cache = Some((fingerprint, map.clone()));
+        let map = Arc::new(crate::catalog::superseded_by(&self.catalog().documents()?));
+        *self.superseded.lock().unwrap_or_else(|p| p.into_inner()) = Some(map.clone());
         Ok(map)
+    }
+
+    /// Forgets the superseded map after a write to the catalog's documents.
+    fn documents_changed(&self) {
+        *self.superseded.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -213,6 +219,7 @@ impl Indexes {
             .iter()
             .map(|d| (&d.record_meta, d.marking_rank))
             .collect();
+        self.documents_changed();
         self.catalog().begin_documents(&begin)?;
         let written = (|| -> Result<()> {
             for doc in docs {
@@ -237,7 +244,9 @@ impl Indexes {
             let _ = self.keyword.rollback();
             let ids: Vec<String> = docs.iter().map(|d| d.record_meta.id.clone()).collect();
             tracing::error!(error = %e, "index write failed, restoring previous state");
-            return match self.repair_interrupted(&ids, None) {
+            let repaired = self.repair_interrupted(&ids, None);
+            self.documents_changed();
+            return match repaired {
                 Ok(_) => Err(e),
                 Err(repair) => Err(IndexError::Corrupt(format!(
                     "write failed ({e}) and restoring failed ({repair}); run `doctrina check`"
@@ -256,7 +265,9 @@ impl Indexes {
                 )
             })
             .collect();
-        self.catalog().commit_documents(&commit, pipeline_version)
+        let committed = self.catalog().commit_documents(&commit, pipeline_version);
+        self.documents_changed();
+        committed
     }
 
     /// Removes documents from both indexes, then from the catalog.
@@ -269,7 +280,9 @@ impl Indexes {
             self.purge(id)?;
         }
         self.keyword.commit()?;
-        self.catalog().delete_documents(ids)
+        let deleted = self.catalog().delete_documents(ids);
+        self.documents_changed();
+        deleted
     }
 
     /// Makes vector writes durable and lets Qdrant Edge optimise its segments.
@@ -361,6 +374,7 @@ impl Indexes {
     /// Compares the catalog with both indexes and, with `repair`, fixes what disagrees:
     /// interrupted writes, per-document count mismatches and orphaned index entries.
     pub fn check(&self, embedder: Option<&dyn Embedder>, repair: bool) -> Result<HealthReport> {
+        self.documents_changed();
         let mut report = HealthReport::default();
         let documents = self.catalog().documents()?;
         let interrupted: Vec<String> = documents
