@@ -16,13 +16,20 @@ use fantoccini::Locator;
 
 const LONG: Duration = Duration::from_secs(480);
 
+/// Waits for `css` to match, polling. Every WebDriver error is retried until the deadline:
+/// a lookup that races a page navigation (the draft script navigates when the stream ends)
+/// is answered with "aborted by navigation", which is not a failure of the page.
 async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elements::Element {
-    b.client
-        .wait()
-        .at_most(timeout)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match b.client.find(Locator::Css(css)).await {
+            Ok(element) => return element,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("waiting for {css}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 async fn js(b: &Browser, script: &str) -> serde_json::Value {
