@@ -285,12 +285,7 @@ pub fn evaluate(
                 Err(e) => return Err(e.into()),
             };
             let m = score(&hits, relevant);
-            let sum = sums.entry(mode.as_str().to_string()).or_default();
-            sum.recall_1 += m.recall_1;
-            sum.recall_5 += m.recall_5;
-            sum.recall_10 += m.recall_10;
-            sum.mrr_10 += m.mrr_10;
-            sum.ndcg_10 += m.ndcg_10;
+            sums.entry(mode.as_str().to_string()).or_default().add(&m);
             results.insert(mode.as_str().to_string(), m);
         }
         per_question.push(QuestionResult {
@@ -303,21 +298,7 @@ pub fn evaluate(
     let n = dataset.queries.len().max(1) as f64;
     Ok(RetrievalReport {
         questions: dataset.queries.len(),
-        modes: sums
-            .into_iter()
-            .map(|(mode, s)| {
-                (
-                    mode,
-                    Metrics {
-                        recall_1: s.recall_1 / n,
-                        recall_5: s.recall_5 / n,
-                        recall_10: s.recall_10 / n,
-                        mrr_10: s.mrr_10 / n,
-                        ndcg_10: s.ndcg_10 / n,
-                    },
-                )
-            })
-            .collect(),
+        modes: Metrics::means(sums, n),
         per_question,
     })
 }

@@ -102,6 +102,33 @@ pub struct Metrics {
     pub ndcg_10: f64,
 }
 
+impl Metrics {
+    /// Adds `other` field by field (for averaging).
+    pub fn add(&mut self, other: &Metrics) {
+        self.recall_1 += other.recall_1;
+        self.recall_5 += other.recall_5;
+        self.recall_10 += other.recall_10;
+        self.mrr_10 += other.mrr_10;
+        self.ndcg_10 += other.ndcg_10;
+    }
+
+    /// Per-mode sums over `n` rankings, as means.
+    pub fn means(sums: BTreeMap<String, Metrics>, n: f64) -> BTreeMap<String, Metrics> {
+        sums.into_iter()
+            .map(|(mode, s)| {
+                let mean = Metrics {
+                    recall_1: s.recall_1 / n,
+                    recall_5: s.recall_5 / n,
+                    recall_10: s.recall_10 / n,
+                    mrr_10: s.mrr_10 / n,
+                    ndcg_10: s.ndcg_10 / n,
+                };
+                (mode, mean)
+            })
+            .collect()
+    }
+}
+
 /// Metrics of one ranked list against gold items. Each gold item is credited once, at the
 /// first hit that covers it (binary relevance).
 pub fn score(hits: &[SearchHit], gold: &[String]) -> Metrics {
@@ -178,12 +205,7 @@ pub fn evaluate_retrieval(
         for mode in modes {
             let hits = retriever.search(&q.question, *mode, depth, filter)?;
             let m = score(&hits, &q.gold);
-            let sum = sums.entry(mode.as_str().to_string()).or_default();
-            sum.recall_1 += m.recall_1;
-            sum.recall_5 += m.recall_5;
-            sum.recall_10 += m.recall_10;
-            sum.mrr_10 += m.mrr_10;
-            sum.ndcg_10 += m.ndcg_10;
+            sums.entry(mode.as_str().to_string()).or_default().add(&m);
             results.insert(mode.as_str().to_string(), m);
         }
         per_question.push(QuestionResult {
@@ -194,24 +216,9 @@ pub fn evaluate_retrieval(
         });
     }
     let n = questions.len().max(1) as f64;
-    let modes = sums
-        .into_iter()
-        .map(|(mode, s)| {
-            (
-                mode,
-                Metrics {
-                    recall_1: s.recall_1 / n,
-                    recall_5: s.recall_5 / n,
-                    recall_10: s.recall_10 / n,
-                    mrr_10: s.mrr_10 / n,
-                    ndcg_10: s.ndcg_10 / n,
-                },
-            )
-        })
-        .collect();
     Ok(RetrievalReport {
         questions: questions.len(),
-        modes,
+        modes: Metrics::means(sums, n),
         per_question,
     })
 }

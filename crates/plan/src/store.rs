@@ -471,6 +471,17 @@ impl PlanStore {
         row.map(with_kind).transpose()
     }
 
+    /// A section's newest version number and its plan, inside a transaction.
+    fn current(tx: &Transaction<'_>, section_id: &str) -> Result<(u32, String)> {
+        tx.query_row(
+            "SELECT current_version, plan_id FROM sections WHERE id = ?1",
+            [section_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or_else(|| PlanError::NotFound(format!("section {section_id}")))
+    }
+
     fn touch_plan(tx: &Transaction<'_>, plan_id: &str) -> Result<()> {
         tx.execute(
             &format!("UPDATE plans SET updated_at = {NOW} WHERE id = ?1"),
@@ -567,16 +578,7 @@ impl PlanStore {
         let n = {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            let current: Option<(u32, String)> = tx
-                .query_row(
-                    "SELECT current_version, plan_id FROM sections WHERE id = ?1",
-                    [section_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((current, plan_id)) = current else {
-                return Err(PlanError::NotFound(format!("section {section_id}")));
-            };
+            let (current, plan_id) = Self::current(&tx, section_id)?;
             if let Some(base) = base
                 && base != current
             {
@@ -662,16 +664,7 @@ impl PlanStore {
         let note = bounded("note", note.trim(), MAX_TEXT)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let current: Option<(u32, String)> = tx
-            .query_row(
-                "SELECT current_version, plan_id FROM sections WHERE id = ?1",
-                [section_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((current, plan_id)) = current else {
-            return Err(PlanError::NotFound(format!("section {section_id}")));
-        };
+        let (current, plan_id) = Self::current(&tx, section_id)?;
         if current == 0 {
             return Err(PlanError::Invalid(
                 "the section has no text to review yet; draft it first".to_string(),

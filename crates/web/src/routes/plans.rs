@@ -232,12 +232,7 @@ fn file_stem(export: &Export) -> String {
 }
 
 async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
-    let export = workspace::export_plan(&state, &id)?;
-    Ok(attachment(
-        "text/markdown; charset=utf-8",
-        &format!("{}.md", file_stem(&export)),
-        to_markdown(&export),
-    ))
+    Ok(markdown_export(&workspace::export_plan(&state, &id)?))
 }
 
 struct ExportSectionView {
@@ -282,15 +277,27 @@ fn export_page(export: Export) -> ExportPage {
     }
 }
 
-async fn export_html(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
-    let export = workspace::export_plan(&state, &id)?;
+/// The export as a standalone HTML response.
+fn html_export(export: Export) -> Result<Response, AppError> {
     let stem = file_stem(&export);
-    let html = export_page(export).render().map_err(AppError::from)?;
     Ok(attachment(
         "text/html; charset=utf-8",
         &format!("{stem}.html"),
-        html,
+        export_page(export).render()?,
     ))
+}
+
+/// The export as a Markdown response.
+fn markdown_export(export: &Export) -> Response {
+    attachment(
+        "text/markdown; charset=utf-8",
+        &format!("{}.md", file_stem(export)),
+        to_markdown(export),
+    )
+}
+
+async fn export_html(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
+    Ok(html_export(workspace::export_plan(&state, &id)?)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,19 +313,8 @@ async fn export_api(
     let export = workspace::export_plan(&state, &id)?;
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(export).into_response()),
-        "markdown" | "md" => Ok(attachment(
-            "text/markdown; charset=utf-8",
-            &format!("{}.md", file_stem(&export)),
-            to_markdown(&export),
-        )),
-        "html" => {
-            let stem = file_stem(&export);
-            Ok(attachment(
-                "text/html; charset=utf-8",
-                &format!("{stem}.html"),
-                export_page(export).render()?,
-            ))
-        }
+        "markdown" | "md" => Ok(markdown_export(&export)),
+        "html" => html_export(export),
         other => Err(AppError::BadRequest(format!(
             "unknown export format '{other}' (expected json, markdown or html)"
         ))),

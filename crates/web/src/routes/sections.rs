@@ -584,32 +584,35 @@ pub struct ReviewInput {
 }
 
 async fn accept_api(
-    State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
-    ApiJson(input): ApiJson<ReviewInput>,
+    state: State<AppState>,
+    actor: Actor,
+    id: Path<String>,
+    input: ApiJson<ReviewInput>,
 ) -> Result<Json<Review>, AppError> {
-    Ok(Json(workspace::review(
-        &state,
-        &id,
-        input.version,
-        ReviewAction::Accept,
-        &user,
-        &input.note,
-    )?))
+    review_api(state, actor, id, input, ReviewAction::Accept)
 }
 
 async fn reject_api(
+    state: State<AppState>,
+    actor: Actor,
+    id: Path<String>,
+    input: ApiJson<ReviewInput>,
+) -> Result<Json<Review>, AppError> {
+    review_api(state, actor, id, input, ReviewAction::Reject)
+}
+
+fn review_api(
     State(state): State<AppState>,
     Actor(user): Actor,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ReviewInput>,
+    action: ReviewAction,
 ) -> Result<Json<Review>, AppError> {
     Ok(Json(workspace::review(
         &state,
         &id,
         input.version,
-        ReviewAction::Reject,
+        action,
         &user,
         &input.note,
     )?))
