@@ -572,6 +572,53 @@ async fn plans_sections_review_and_export_through_the_api() {
         "{cookie}"
     );
 
+    let (status, _) = app.get("/api/search?q=bulk%20fuel&k=3").await;
+    assert_eq!(status, 200);
+
+    // Every action is in the audit trail, attributed, with its outcome; the chain is intact.
+    let audit = doctrina_audit::AuditLog::open(&app._dir.path().join("audit.sqlite")).unwrap();
+    let entries = audit.entries(0, 1000).unwrap();
+    let actions: BTreeSet<&str> = entries.iter().map(|e| e.event.action.as_str()).collect();
+    for action in [
+        "search",
+        "create-plan",
+        "add-section",
+        "draft",
+        "edit",
+        "accept",
+        "reject",
+        "comment",
+        "export",
+    ] {
+        assert!(
+            actions.contains(action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    let draft = entries
+        .iter()
+        .find(|e| e.event.action == "draft" && e.event.outcome == "ok")
+        .unwrap();
+    assert_eq!(draft.event.actor, "Maj. Hale");
+    assert!(
+        !draft.event.detail["passages"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the passages given to the model are recorded: {:?}",
+        draft.event.detail
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.event.action == "edit" && e.event.outcome == "error: conflict"),
+        "refused actions are recorded with their outcome"
+    );
+    let search = entries.iter().find(|e| e.event.action == "search").unwrap();
+    assert_eq!(search.event.target, "bulk fuel");
+    assert_eq!(search.event.detail["passages"].as_array().unwrap().len(), 3);
+    assert!(audit.verify().unwrap().intact);
+
     app.stop().await;
 }
 

@@ -141,9 +141,10 @@ pub fn drafter(
 /// plans and drafts in `store_dir`.
 pub async fn serve_app(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::Server {
     let plans = doctrina_plan::PlanStore::open(&store_dir.join("plans.sqlite")).expect("plans");
+    let audit = doctrina_audit::AuditLog::open(&store_dir.join("audit.sqlite")).expect("audit");
     doctrina_web::spawn(
         "127.0.0.1:0".parse().expect("addr"),
-        doctrina_web::AppState::new(Arc::new(drafter), plans),
+        doctrina_web::AppState::new(Arc::new(drafter), plans, audit),
     )
     .await
     .expect("server starts")

@@ -780,9 +780,10 @@ fn load_test(
             store: doctrina_draft::DraftStore::open(&store.join("drafts.sqlite"))?,
         };
         let plans = doctrina_plan::PlanStore::open(&store.join("plans.sqlite"))?;
+        let audit = doctrina_audit::AuditLog::open(&store.join("audit.sqlite"))?;
         let server = doctrina_web::spawn(
             "127.0.0.1:0".parse()?,
-            doctrina_web::AppState::new(Arc::new(drafter), plans),
+            doctrina_web::AppState::new(Arc::new(drafter), plans, audit),
         )
         .await?;
         let base = format!("http://{}", server.addr);

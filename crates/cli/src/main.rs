@@ -112,6 +112,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The audit trail: verify its hash chain, or list entries.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Measure parsing, embedding (the limit), end-to-end indexing, batching, re-indexing,
     /// query latency at scale, memory, disk and HTTP load, in one run.
     Bench {
@@ -139,6 +142,24 @@ enum Command {
         /// Where the corpus and indexes are built (a temporary directory inside it).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that no entry was edited or removed (exit 0 intact, 2 broken).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Entries in order, after sequence number `--after`.
+    List {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -274,7 +295,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            match runtime.block_on(drafter.draft(&request, &on_delta)) {
+            let result = runtime.block_on(drafter.draft(&request, &on_delta));
+            let (outcome, draft_id) = match &result {
+                Ok(r) => ("ok".to_string(), Some(r.draft_id.clone())),
+                Err(doctrina_draft::DraftError::Inference { draft_id, error }) => {
+                    (format!("error: {error}"), Some(draft_id.clone()))
+                }
+                Err(e) => (format!("error: {e}"), None),
+            };
+            let passages: Vec<String> = draft_id
+                .as_deref()
+                .and_then(|id| drafter.store.get(id).ok().flatten())
+                .map(|r| r.sources.iter().map(|s| s.hit.passage_id.clone()).collect())
+                .unwrap_or_default();
+            audit_log(&stack.config)?.append(&doctrina_audit::Event::new(
+                &cli_actor(),
+                "draft",
+                section,
+                &outcome,
+                serde_json::json!({"mode": mode, "draft_id": draft_id, "passages": passages}),
+            ))?;
+            match result {
                 Ok(record) => {
                     if live {
                         eprintln!();
@@ -388,6 +429,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", doctrina_bench::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { json }) => {
+            let config = load_config(&cli)?;
+            let v = audit_log(&config)?.verify()?;
+            if *json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else if v.intact {
+                println!("intact: {} entries, head {}", v.entries, v.head);
+            } else if let Some(b) = &v.first_break {
+                println!(
+                    "BROKEN at entry {}: {} ({} entries)",
+                    b.seq, b.reason, v.entries
+                );
+            }
+            Ok(if v.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Audit(AuditCommand::List { after, limit, json }) => {
+            let config = load_config(&cli)?;
+            let entries = audit_log(&config)?.entries(*after, *limit)?;
+            if *json {
+                println!("{}", serde_json::to_string(&entries)?);
+            } else {
+                for e in &entries {
+                    println!(
+                        "{:>6} {} {:<16} {:<12} {:<24} {}",
+                        e.seq, e.at, e.event.actor, e.event.action, e.event.target, e.event.outcome
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -529,9 +604,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ingestor =
                 Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone());
             let progress = BarProgress::new(!json);
-            let report = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
-                .run(paths, &progress)?;
+            let result = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
+                .run(paths, &progress);
             progress.finish();
+            let targets: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            audit_log(&stack.config)?.append(&doctrina_audit::Event::new(
+                &cli_actor(),
+                "index",
+                &targets.join(" "),
+                match &result {
+                    Ok(r) if r.failed.is_empty() => "ok".to_string(),
+                    Ok(r) => format!("partial: {} files failed", r.failed.len()),
+                    Err(e) => format!("error: {e}"),
+                }
+                .as_str(),
+                serde_json::to_value(result.as_ref().ok())?,
+            ))?;
+            let report = result?;
             if *json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -595,11 +684,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let drafter = Arc::new(drafter(&stack)?);
             let plans = doctrina_plan::PlanStore::open(&stack.config.data_dir.join("plans.sqlite"))
                 .context("opening the plan store")?;
+            let audit = audit_log(&stack.config)?;
             let runtime = tokio::runtime::Runtime::new()?;
             eprintln!("doctrina: serving on http://{addr}/");
             runtime.block_on(doctrina_web::serve(
                 addr,
-                doctrina_web::AppState::new(drafter, plans),
+                doctrina_web::AppState::new(drafter, plans, audit),
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -703,6 +793,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The audit log of the data directory.
+fn audit_log(config: &Config) -> Result<doctrina_audit::AuditLog> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    doctrina_audit::AuditLog::open(&config.data_dir.join("audit.sqlite"))
+        .context("opening the audit log")
+}
+
+/// Who acts on the command line: the operating-system user.
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".to_string())
+    )
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {

@@ -601,3 +601,46 @@ fn eval_drafts_contract() {
         "{r}"
     );
 }
+
+/// `index` is recorded in the audit trail; `audit verify` passes on the intact chain and
+/// finds an entry edited behind the log's back.
+#[test]
+fn audit_verify_detects_a_tampered_entry() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("a.md"),
+        "# A\n\n1-1. Fuel moves at night.\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let out = doctrina(
+            data.path(),
+            &["index", docs.path().to_str().unwrap(), "--json"],
+        );
+        assert!(out.status.success());
+    }
+    let out = doctrina(data.path(), &["audit", "list", "--json"]);
+    let entries = json(&out);
+    assert_eq!(entries.as_array().unwrap().len(), 3, "{entries}");
+    assert_eq!(entries[0]["action"], "index");
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("cli:"));
+    let out = doctrina(data.path(), &["audit", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["intact"], true);
+
+    // Someone with the file drops the guard triggers and rewrites history.
+    let conn = rusqlite::Connection::open(data.path().join("audit.sqlite")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER entries_no_update; UPDATE entries SET outcome = 'error: nothing' WHERE seq = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = doctrina(data.path(), &["audit", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "a broken chain exits 2");
+    let v = json(&out);
+    assert_eq!(v["intact"], false);
+    assert_eq!(v["first_break"]["seq"], 2, "{v}");
+    let out = doctrina(data.path(), &["audit", "verify"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at entry 2"));
+}

@@ -28,6 +28,8 @@ pub enum AppError {
     Join(#[from] tokio::task::JoinError),
     #[error("page could not be rendered")]
     Render(#[from] askama::Error),
+    #[error(transparent)]
+    Audit(#[from] doctrina_audit::AuditError),
 }
 
 impl AppError {
@@ -65,6 +67,7 @@ impl AppError {
                 DraftError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
             },
             Self::Join(_) | Self::Render(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Audit(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
         }
     }
 
@@ -86,6 +89,9 @@ impl AppError {
             // The inference server's own message names the server and what went wrong
             // (timeout, refused connection, bad answer); it carries no secrets.
             Self::Draft(DraftError::Inference { .. } | DraftError::NoServer) => self.to_string(),
+            Self::Audit(_) => {
+                "the audit log cannot be written; the action is refused until it can".to_string()
+            }
             _ if status.is_server_error() => "internal error".to_string(),
             _ => self.to_string(),
         }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use doctrina_audit::AuditLog;
 use doctrina_draft::Drafter;
 use doctrina_plan::PlanStore;
 use doctrina_retrieve::Retriever;
@@ -26,17 +27,54 @@ pub struct AppState {
     pub retriever: Arc<Retriever>,
     pub drafter: Arc<Drafter>,
     pub plans: Arc<PlanStore>,
+    pub audit: Arc<AuditLog>,
     pub drafting: Arc<workspace::InFlight>,
 }
 
 impl AppState {
-    pub fn new(drafter: Arc<Drafter>, plans: PlanStore) -> Self {
+    pub fn new(drafter: Arc<Drafter>, plans: PlanStore, audit: AuditLog) -> Self {
         Self {
             retriever: drafter.retriever.clone(),
             drafter,
             plans: Arc::new(plans),
+            audit: Arc::new(audit),
             drafting: Arc::default(),
         }
+    }
+
+    /// Records an action in the audit log. The log is part of the action: if it cannot be
+    /// written, the request fails (503) rather than go unrecorded.
+    pub fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        self.audit
+            .append(&doctrina_audit::Event::new(
+                actor, action, target, outcome, detail,
+            ))
+            .map(|_| ())
+            .map_err(AppError::from)
+    }
+
+    /// Records the outcome of `result` (`ok`, or `error: <code>`) and passes it through.
+    pub fn record_result<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {}", e.code()),
+        };
+        self.record(actor, action, target, &outcome, detail)?;
+        result
     }
 }
 

@@ -14,6 +14,7 @@ use doctrina_plan::{
 };
 use doctrina_types::{PassageFilter, sha256_hex};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::{AppError, AppState};
 
@@ -100,9 +101,12 @@ pub fn create_section(
         .filter(|t| !t.is_empty())
         .unwrap_or(&t.title)
         .to_string();
-    Ok(state
+    let created = state
         .plans
-        .add_section(plan_id, template, &title, task, guidance, actor)?)
+        .add_section(plan_id, template, &title, task, guidance, actor)
+        .map_err(AppError::from);
+    let detail = json!({"template": template, "section_id": created.as_ref().ok().map(|s| &s.id)});
+    state.record_result(actor, "add-section", plan_id, detail, created)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +194,32 @@ pub async fn run_draft(
     actor: &str,
     on_delta: Box<dyn Fn(&str) + Send + Sync>,
 ) -> Result<DraftOutcome, AppError> {
+    let section_id = job.section.id.clone();
+    let mode = job.request.mode;
+    let mut given: Vec<String> = Vec::new();
+    let result = draft_and_store(state, job, actor, on_delta, &mut given).await;
+    let detail = match &result {
+        Ok(o) => json!({
+            "mode": mode,
+            "version": o.version.n,
+            "draft_id": o.version.draft_id,
+            "incomplete": o.version.incomplete,
+            "passages": given,
+        }),
+        Err(_) => json!({"mode": mode, "passages": given}),
+    };
+    state.record_result(actor, "draft", &section_id, detail, result)
+}
+
+/// The draft itself; `given` receives the passage ids the model (or the extractive
+/// composer) was given, for the audit log.
+async fn draft_and_store(
+    state: &AppState,
+    job: DraftJob,
+    actor: &str,
+    on_delta: Box<dyn Fn(&str) + Send + Sync>,
+    given: &mut Vec<String>,
+) -> Result<DraftOutcome, AppError> {
     let drafter = state.drafter.clone();
     let request = job.request.clone();
     let handle = tokio::runtime::Handle::current();
@@ -206,6 +236,7 @@ pub async fn run_draft(
                 .get(&draft_id)
                 .map_err(DraftError::from)?
                 .ok_or_else(|| AppError::NotFound(format!("draft {draft_id}")))?;
+            given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
             // Nothing arrived: report the failure, keep the section as it was (the failed
             // attempt stays in the draft records).
             if record.raw_output.trim().is_empty() {
@@ -215,6 +246,9 @@ pub async fn run_draft(
         }
         Err(e) => return Err(e.into()),
     };
+    if given.is_empty() {
+        given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
+    }
     let previous = match job.section.current_version {
         0 => None,
         n => state.plans.version(&job.section.id, n)?,
@@ -245,6 +279,21 @@ pub async fn run_draft(
 /// Stores a reviewer's edit as the next version: its sentences are re-verified against the
 /// sources the draft was given, and what it did to cited sentences is recorded.
 pub async fn edit(
+    state: &AppState,
+    section_id: &str,
+    text: &str,
+    base: u32,
+    actor: &str,
+) -> Result<Version, AppError> {
+    let result = edit_version(state, section_id, text, base, actor).await;
+    let detail = match &result {
+        Ok(v) => json!({"base": base, "version": v.n, "cited_sentences_changed": v.changes.len()}),
+        Err(_) => json!({"base": base}),
+    };
+    state.record_result(actor, "edit", section_id, detail, result)
+}
+
+async fn edit_version(
     state: &AppState,
     section_id: &str,
     text: &str,
@@ -306,9 +355,21 @@ pub fn review(
     actor: &str,
     note: &str,
 ) -> Result<Review, AppError> {
-    Ok(state
+    let result = state
         .plans
-        .review(section_id, version, action, actor, note)?)
+        .review(section_id, version, action, actor, note)
+        .map_err(AppError::from);
+    let name = match action {
+        ReviewAction::Accept => "accept",
+        ReviewAction::Reject => "reject",
+    };
+    state.record_result(
+        actor,
+        name,
+        section_id,
+        json!({"version": version, "note": note}),
+        result,
+    )
 }
 
 pub fn comment(
@@ -317,7 +378,12 @@ pub fn comment(
     actor: &str,
     text: &str,
 ) -> Result<Comment, AppError> {
-    Ok(state.plans.add_comment(section_id, actor, text)?)
+    let result = state
+        .plans
+        .add_comment(section_id, actor, text)
+        .map_err(AppError::from);
+    let detail = json!({"comment_id": result.as_ref().ok().map(|c| c.id)});
+    state.record_result(actor, "comment", section_id, detail, result)
 }
 
 /// Whether the passage a citation names is still in the index with the same text.
@@ -432,7 +498,21 @@ pub fn cited_source(
 }
 
 /// The plan as one document with a plan-wide reference list and marking banner.
-pub fn export_plan(state: &AppState, plan_id: &str) -> Result<Export, AppError> {
+pub fn export_plan(
+    state: &AppState,
+    plan_id: &str,
+    actor: &str,
+    format: &str,
+) -> Result<Export, AppError> {
+    let result = build_export(state, plan_id);
+    let detail = match &result {
+        Ok(e) => json!({"format": format, "banner": e.banner, "references": e.references.len()}),
+        Err(_) => json!({"format": format}),
+    };
+    state.record_result(actor, "export", plan_id, detail, result)
+}
+
+fn build_export(state: &AppState, plan_id: &str) -> Result<Export, AppError> {
     let plan = plan(state, plan_id)?;
     let sections = state.plans.sections(plan_id)?;
     let mut accepted: Vec<(Option<Version>, Vec<Source>)> = Vec::new();

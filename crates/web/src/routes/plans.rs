@@ -83,8 +83,19 @@ pub struct NewPlan {
 }
 
 fn create_plan(state: &AppState, input: &NewPlan, actor: &str) -> Result<Plan, AppError> {
-    let kind: PlanKind = input.kind.parse()?;
-    Ok(state.plans.create_plan(&input.title, kind, actor)?)
+    let created = input
+        .kind
+        .parse::<PlanKind>()
+        .and_then(|kind| state.plans.create_plan(&input.title, kind, actor))
+        .map_err(AppError::from);
+    let target = created.as_ref().map_or("-", |p| p.id.as_str()).to_string();
+    state.record_result(
+        actor,
+        "create-plan",
+        &target,
+        serde_json::json!({"kind": input.kind}),
+        created,
+    )
 }
 
 async fn create_plan_form(
@@ -231,8 +242,14 @@ fn file_stem(export: &Export) -> String {
     }
 }
 
-async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
-    Ok(markdown_export(&workspace::export_plan(&state, &id)?))
+async fn export_markdown(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+) -> PageResult {
+    Ok(markdown_export(&workspace::export_plan(
+        &state, &id, &user, "markdown",
+    )?))
 }
 
 struct ExportSectionView {
@@ -296,8 +313,14 @@ fn markdown_export(export: &Export) -> Response {
     )
 }
 
-async fn export_html(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
-    Ok(html_export(workspace::export_plan(&state, &id)?)?)
+async fn export_html(
+    State(state): State<AppState>,
+    Actor(user): Actor,
+    Path(id): Path<String>,
+) -> PageResult {
+    Ok(html_export(workspace::export_plan(
+        &state, &id, &user, "html",
+    )?)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,11 +330,18 @@ pub struct ExportParams {
 
 async fn export_api(
     State(state): State<AppState>,
+    Actor(user): Actor,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, AppError> {
-    let export = workspace::export_plan(&state, &id)?;
-    match params.format.as_deref().unwrap_or("json") {
+    let format = params.format.as_deref().unwrap_or("json");
+    if !["json", "markdown", "md", "html"].contains(&format) {
+        return Err(AppError::BadRequest(format!(
+            "unknown export format '{format}' (expected json, markdown or html)"
+        )));
+    }
+    let export = workspace::export_plan(&state, &id, &user, format)?;
+    match format {
         "json" => Ok(Json(export).into_response()),
         "markdown" | "md" => Ok(markdown_export(&export)),
         "html" => html_export(export),

@@ -69,19 +69,41 @@ impl SearchParams {
     }
 }
 
-async fn run_search(state: &AppState, params: &SearchParams) -> Result<Vec<SearchHit>, AppError> {
-    let (mode, k, filter) = params.parsed(state)?;
-    let retriever = state.retriever.clone();
-    let query = params.q.clone();
-    Ok(tokio::task::spawn_blocking(move || retriever.search(&query, mode, k, &filter)).await??)
+async fn run_search(
+    state: &AppState,
+    params: &SearchParams,
+    actor: &str,
+) -> Result<Vec<SearchHit>, AppError> {
+    let result = async {
+        let (mode, k, filter) = params.parsed(state)?;
+        let retriever = state.retriever.clone();
+        let query = params.q.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || retriever.search(&query, mode, k, &filter))
+                .await??,
+        )
+    }
+    .await;
+    let detail = serde_json::json!({
+        "mode": params.mode,
+        "k": params.k,
+        "publication": params.publication,
+        "marking": params.marking,
+        "passages": result.as_ref().ok().map(|hits: &Vec<SearchHit>| {
+            hits.iter().map(|h| h.passage_id.as_str()).collect::<Vec<_>>()
+        }),
+    });
+    let query: String = params.q.chars().take(500).collect();
+    state.record_result(actor, "search", &query, detail, result)
 }
 
 /// `GET /api/search?q=...&k=...&mode=...`: the same objects as `doctrina search --json`.
 async fn search_api(
     State(state): State<AppState>,
+    Actor(user): Actor,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<Vec<SearchHit>>, AppError> {
-    Ok(Json(run_search(&state, &params).await?))
+    Ok(Json(run_search(&state, &params, &user).await?))
 }
 
 struct HitView {
@@ -130,7 +152,7 @@ async fn search_page(
 ) -> PageResult {
     let searched = !params.q.trim().is_empty();
     let (hits, error) = if searched {
-        match run_search(&state, &params).await {
+        match run_search(&state, &params, &user).await {
             Ok(hits) => (hits, None),
             Err(e) => (Vec::new(), Some(e.public_message())),
         }
