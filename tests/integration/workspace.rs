@@ -831,3 +831,63 @@ async fn xss_in_model_output_and_documents_renders_inert() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_list_shows_status_superseded_and_failures() {
+    let app = App::start(None).await;
+    let (status, list) = app.get_json("/api/documents").await;
+    assert_eq!(status, 200, "{list}");
+    let docs = list["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 15);
+    let old = docs.iter().find(|d| d["id"] == "sop-2-101-2022").unwrap();
+    assert_eq!(old["status"], "superseded");
+    assert_eq!(old["superseded_by"], "sop-2-101-2024");
+    let (_, sop) = app.get_json("/api/documents?q=SOP%202-101").await;
+    assert_eq!(sop["documents"].as_array().unwrap().len(), 2);
+    let (_, only) = app.get_json("/api/documents?status=superseded").await;
+    assert_eq!(only["documents"].as_array().unwrap().len(), 1);
+    let (_, sorted) = app.get_json("/api/documents?sort=chunks&desc=true").await;
+    let chunks: Vec<u64> = sorted["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["chunks"].as_u64().unwrap())
+        .collect();
+    assert!(chunks.windows(2).all(|w| w[0] >= w[1]), "{chunks:?}");
+    let (status, body) = app.get_json("/api/documents?sort=bogus").await;
+    assert_error(status, &body, 400, "bad_request");
+    let (status, page) = app.get("/documents?sort=marking").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("status-superseded") && page.contains("not searched"),
+        "{page}"
+    );
+    app.stop().await;
+
+    // A file that fails shows with its error; the rest is listed as indexed.
+    let index = TestIndex::new();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("good.md"),
+        "# Good\n\n1-1. Fuel moves at night.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.path().join("broken.pdf"), b"%PDF-1.4 nonsense").unwrap();
+    let report = index.index(&[docs.path().to_path_buf()]);
+    assert_eq!(report.failed.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_app(
+        drafter_over(Arc::new(index.retriever()), None, dir.path()),
+        dir.path(),
+    )
+    .await;
+    let app = App::with(server, dir);
+    let (_, list) = app.get_json("/api/documents").await;
+    assert_eq!(list["documents"][0]["status"], "indexed");
+    let failed = list["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{list}");
+    assert!(failed[0]["path"].as_str().unwrap().ends_with("broken.pdf"));
+    let (_, page) = app.get("/documents").await;
+    assert!(page.contains("Files that could not be indexed") && page.contains("broken.pdf"));
+    app.stop().await;
+}

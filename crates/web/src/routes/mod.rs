@@ -55,6 +55,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sections/{id}/reject"),
     ("POST", "/api/sections/{id}/comments"),
     ("GET", "/api/sections/{id}/sources/{n}"),
+    ("GET", "/documents"),
+    ("GET", "/api/documents"),
     ("GET", "/documents/{id}"),
     ("GET", "/api/documents/{id}"),
 ];
