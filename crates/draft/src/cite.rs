@@ -26,18 +26,34 @@ pub struct CitedSentence {
     pub invalid: Vec<usize>,
 }
 
-/// The output as shown: invalid citation numbers removed, layout kept.
-pub fn render(output: &str, source_count: usize) -> String {
+/// Rewrites every citation mark (`[3]`, `[1, 2]`, `[4;5]`) in `text`: `each` receives the
+/// numbers of one mark, in order, and returns what replaces it.
+pub fn replace_marks(text: &str, mut each: impl FnMut(&[usize]) -> String) -> String {
     CITATION
-        .replace_all(output, |caps: &regex::Captures<'_>| {
-            caps[1]
+        .replace_all(text, |caps: &regex::Captures<'_>| {
+            let numbers: Vec<usize> = caps[1]
                 .split([',', ';'])
                 .filter_map(|n| n.trim().parse::<usize>().ok())
-                .filter(|n| (1..=source_count).contains(n))
-                .map(|n| format!("[{n}]"))
-                .collect::<String>()
+                .collect();
+            each(&numbers)
         })
         .into_owned()
+}
+
+/// `text` without its citation marks, tidied (what a sentence says, for display).
+pub fn strip_marks(text: &str) -> String {
+    tidy(&replace_marks(text, |_| String::new()))
+}
+
+/// The output as shown: invalid citation numbers removed, layout kept.
+pub fn render(output: &str, source_count: usize) -> String {
+    replace_marks(output, |numbers| {
+        numbers
+            .iter()
+            .filter(|n| (1..=source_count).contains(*n))
+            .map(|n| format!("[{n}]"))
+            .collect()
+    })
 }
 
 /// Markdown markers at the start of a line (`#`, `-`, `*`, `>`) and emphasis.
@@ -91,12 +107,9 @@ pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
 fn resolve(sentence: &str, source_count: usize) -> CitedSentence {
     let mut citations = Vec::new();
     let mut invalid = Vec::new();
-    let text = CITATION.replace_all(sentence, |caps: &regex::Captures<'_>| {
+    let text = replace_marks(sentence, |numbers| {
         let mut kept = Vec::new();
-        for n in caps[1]
-            .split([',', ';'])
-            .filter_map(|n| n.trim().parse::<usize>().ok())
-        {
+        for &n in numbers {
             if (1..=source_count).contains(&n) {
                 if !citations.contains(&n) {
                     citations.push(n);

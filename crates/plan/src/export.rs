@@ -4,18 +4,12 @@
 //! an explicit placeholder, never as if they were final.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use doctrina_draft::context::Source;
 use doctrina_types::{Marking, MarkingScheme};
-use regex::Regex;
 use serde::Serialize;
 
 use crate::store::{Plan, Section, Version};
-
-static CITATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
-});
 
 /// One section as given to the exporter: its accepted version (if any) and the sources
 /// that version's citations number.
@@ -90,10 +84,9 @@ pub fn build(
             continue;
         };
         let mut section_markings = Vec::new();
-        let text = CITATION.replace_all(&version.text, |caps: &regex::Captures<'_>| {
+        let text = doctrina_draft::cite::replace_marks(&version.text, |numbers| {
             let mut out = String::new();
-            for n in caps[1].split([',', ';']) {
-                let n: usize = n.trim().parse().unwrap_or(0);
+            for &n in numbers {
                 let Some(source) = input.sources.iter().find(|s| s.n == n) else {
                     // Not a valid citation: exported visibly unresolved, never as a reference.
                     out.push_str(&format!("[{n}: unresolved]"));
@@ -125,7 +118,7 @@ pub fn build(
             status: input.section.status.as_str().to_string(),
             version: Some(version.n),
             accepted_by: accepted_by(input.section),
-            text: Some(text.into_owned()),
+            text: Some(text),
             marking: scheme.highest(&section_markings).banner(),
         });
     }

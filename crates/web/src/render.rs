@@ -6,12 +6,6 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-static CITATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
-});
-
 static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::empty();
     b.add_tags([
@@ -63,26 +57,23 @@ pub fn markdown_with_citations(
     href: &dyn Fn(usize) -> String,
 ) -> String {
     let html = markdown(text);
-    CITATION
-        .replace_all(&html, |caps: &regex::Captures<'_>| {
-            caps[1]
-                .split([',', ';'])
-                .filter_map(|n| n.trim().parse::<usize>().ok())
-                .map(|n| {
-                    if valid(n) {
-                        format!(
-                            "<a class=\"cite\" data-n=\"{n}\" href=\"{}\">[{n}]</a>",
-                            escape_attr(&href(n))
-                        )
-                    } else {
-                        format!(
-                            "<span class=\"cite invalid\" title=\"source {n} does not exist: this citation is invalid\">[{n}?]</span>"
-                        )
-                    }
-                })
-                .collect::<String>()
-        })
-        .into_owned()
+    doctrina_draft::cite::replace_marks(&html, |numbers| {
+        numbers
+            .iter()
+            .map(|&n| {
+                if valid(n) {
+                    format!(
+                        "<a class=\"cite\" data-n=\"{n}\" href=\"{}\">[{n}]</a>",
+                        escape_attr(&href(n))
+                    )
+                } else {
+                    format!(
+                        "<span class=\"cite invalid\" title=\"source {n} does not exist: this citation is invalid\">[{n}?]</span>"
+                    )
+                }
+            })
+            .collect()
+    })
 }
 
 pub fn escape_attr(s: &str) -> String {

@@ -236,19 +236,17 @@ async fn draft_and_store(
                 .get(&draft_id)
                 .map_err(DraftError::from)?
                 .ok_or_else(|| AppError::NotFound(format!("draft {draft_id}")))?;
-            given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
             // Nothing arrived: report the failure, keep the section as it was (the failed
             // attempt stays in the draft records).
             if record.raw_output.trim().is_empty() {
+                given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
                 return Err(DraftError::Inference { draft_id, error }.into());
             }
             (record, Some(error.to_string()))
         }
         Err(e) => return Err(e.into()),
     };
-    if given.is_empty() {
-        given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
-    }
+    given.extend(record.sources.iter().map(|s| s.hit.passage_id.clone()));
     let previous = match job.section.current_version {
         0 => None,
         n => state.plans.version(&job.section.id, n)?,

@@ -10,8 +10,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use doctrina_draft::DraftMode;
 use doctrina_draft::context::Source;
+use doctrina_draft::{DraftMode, cite};
 use doctrina_plan::{
     CitationChange, Comment, Plan, Review, ReviewAction, Section, Version, VersionKind,
 };
@@ -126,7 +126,7 @@ fn version_view(
         .enumerate()
         .map(|(i, s)| SentenceView {
             idx: i,
-            text: strip_citations(&s.text),
+            text: cite::strip_marks(&s.text),
             label: s.support.as_str(),
             score: s.score,
             cites: s
@@ -175,13 +175,6 @@ fn version_view(
     }
 }
 
-fn strip_citations(text: &str) -> String {
-    static CITE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\s*\[\s*\d{1,4}(?:\s*[,;]\s*\d{1,4})*\s*\]").expect("valid regex")
-    });
-    CITE.replace_all(text, "").into_owned()
-}
-
 fn source_view(c: CitedSource) -> SourceView {
     let segments = render::mark_spans(&c.source.hit.text, &c.spans);
     let doc_href = format!("/documents/{}#{}", c.source.hit.doc_id, c.anchor);
@@ -194,7 +187,7 @@ fn source_view(c: CitedSource) -> SourceView {
         .citing
         .iter()
         .filter(|(i, _)| c.sentence.is_none_or(|s| s == *i))
-        .map(|(i, s)| (*i, strip_citations(&s.text), s.support.as_str()))
+        .map(|(i, s)| (*i, cite::strip_marks(&s.text), s.support.as_str()))
         .collect();
     SourceView {
         segments,
