@@ -4,14 +4,11 @@
 //! edit, accept, export. Plus XSS payloads in model output executing nothing in the
 //! browser. Screenshots of each step: `test-artifacts/browser/`.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use doctrina_draft::inference::{ChatModel, OpenAiChat};
 
 use doctrina_tests::browser::Browser;
 use doctrina_tests::servers::{FakeServer, Fault, LlamaServer};
-use doctrina_tests::{chat_at, drafter, serve_app};
+use doctrina_tests::{chat, chat_at, drafter, serve_app};
 use fantoccini::Locator;
 
 const LONG: Duration = Duration::from_secs(480);
@@ -45,14 +42,11 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     // Generous timeouts and a short answer: the small model shares two cores with the
     // rest of the test suite.
-    let config = doctrina_types::config::InferenceConfig {
-        base_url: llama.url.clone(),
-        first_token_timeout_ms: 240_000,
-        total_timeout_ms: 400_000,
-        max_tokens: 96,
-        ..Default::default()
-    };
-    let chat: Arc<dyn ChatModel> = Arc::new(OpenAiChat::new(config).expect("client"));
+    let chat = chat(&llama.url, |c| {
+        c.first_token_timeout_ms = 240_000;
+        c.total_timeout_ms = 400_000;
+        c.max_tokens = 96;
+    });
     let server = serve_app(drafter(Some(chat), dir.path()), dir.path()).await;
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("officer").await;

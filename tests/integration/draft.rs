@@ -2,15 +2,14 @@
 //! through the whole pipeline, and inference faults (fake server) that end in time with a
 //! clear message and keep what streamed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use doctrina_draft::inference::{ChatModel, InferenceError, OpenAiChat};
+use doctrina_draft::inference::InferenceError;
 use doctrina_draft::support::Support;
 use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest};
-use doctrina_tests::drafter;
 use doctrina_tests::servers::{FakeServer, Fault, LlamaServer, free_port};
+use doctrina_tests::{chat, drafter};
 use doctrina_types::PassageFilter;
 use doctrina_types::config::InferenceConfig;
 
@@ -23,18 +22,6 @@ fn request(mode: DraftMode) -> DraftRequest {
         sources: 5,
         filter: PassageFilter::default(),
     }
-}
-
-fn chat(url: &str, tweak: impl FnOnce(&mut InferenceConfig)) -> Arc<dyn ChatModel> {
-    let mut config = InferenceConfig {
-        base_url: url.to_string(),
-        first_token_timeout_ms: 3_000,
-        total_timeout_ms: 20_000,
-        retry_backoff_ms: 50,
-        ..InferenceConfig::default()
-    };
-    tweak(&mut config);
-    Arc::new(OpenAiChat::new(config).expect("client"))
 }
 
 /// Every citation shown resolves to a source the model was given.

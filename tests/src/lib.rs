@@ -168,14 +168,23 @@ pub fn drafter_over(
     }
 }
 
-/// An OpenAI-compatible client for `url` with short timeouts (tests).
-pub fn chat_at(url: &str) -> Arc<dyn doctrina_draft::inference::ChatModel> {
-    let config = doctrina_types::config::InferenceConfig {
+/// An OpenAI-compatible client for `url` with short timeouts (tests), adjusted by `tweak`.
+pub fn chat(
+    url: &str,
+    tweak: impl FnOnce(&mut doctrina_types::config::InferenceConfig),
+) -> Arc<dyn doctrina_draft::inference::ChatModel> {
+    let mut config = doctrina_types::config::InferenceConfig {
         base_url: url.to_string(),
         first_token_timeout_ms: 3_000,
-        total_timeout_ms: 60_000,
+        total_timeout_ms: 20_000,
         retry_backoff_ms: 50,
         ..Default::default()
     };
+    tweak(&mut config);
     Arc::new(doctrina_draft::inference::OpenAiChat::new(config).expect("client"))
+}
+
+/// [`chat`] with a minute for the whole answer (the web tests).
+pub fn chat_at(url: &str) -> Arc<dyn doctrina_draft::inference::ChatModel> {
+    chat(url, |c| c.total_timeout_ms = 60_000)
 }
