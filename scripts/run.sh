@@ -26,5 +26,19 @@ else
   done
   echo "run: llama-server (gemma-3-270m) on http://127.0.0.1:$LLM_PORT" >&2
 fi
+# The first run creates the first admin through the same command an operator would use
+# (`doctrina user add NAME --admin`), with a generated password kept only in a file that
+# only this user can read. Later runs leave accounts alone.
+mkdir -p "$DATA_DIR"
+if [ -z "$("$BIN" user list --data-dir "$DATA_DIR")" ]; then
+  umask 077
+  password_file="$DATA_DIR/initial-admin-password"
+  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$password_file"
+  "$BIN" user add admin --admin --clearance "TOP SECRET" --caveat NOFORN --caveat "REL TO USA" \
+    --data-dir "$DATA_DIR" <"$password_file" >/dev/null
+  echo "run: created the first account: admin (every role), password in $password_file" >&2
+fi
+[ -f "$DATA_DIR/initial-admin-password" ] &&
+  echo "run: sign in as admin with the password in $DATA_DIR/initial-admin-password" >&2
 echo "doctrina: open http://$ADDR/" >&2
 "$BIN" serve --addr "$ADDR" --data-dir "$DATA_DIR"

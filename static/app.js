@@ -7,6 +7,12 @@
 
   function $(selector, root) { return (root || document).querySelector(selector); }
 
+  // The session's CSRF token (base.html puts it in a meta tag); sent with every API write.
+  function csrfToken() {
+    var meta = $('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute('content') : '';
+  }
+
   function showError(container, message) {
     var p = document.createElement('p');
     p.className = 'error';
@@ -66,7 +72,11 @@
 
       fetch('/api/sections/' + encodeURIComponent(form.dataset.section) + '/draft', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'accept': 'text/event-stream' },
+        headers: {
+          'content-type': 'application/json',
+          'accept': 'text/event-stream',
+          'x-csrf-token': csrfToken()
+        },
         body: JSON.stringify(body)
       }).then(function (response) {
         var type = response.headers.get('content-type') || '';
@@ -131,5 +141,77 @@
         window.location.assign(link.href);
       });
     });
+  }
+
+  // --- Job progress ---------------------------------------------------------------------
+  // A job page polls its JSON every 500 ms and updates the bar, the counts, the status and
+  // the per-file rows (as text); when the job ends the page reloads once to show the final
+  // server-rendered state. Without JavaScript the page is simply refreshed by hand.
+  var jobBox = $('#job');
+  if (jobBox && jobBox.getAttribute('data-finished') !== 'true' && window.fetch) {
+    var jobId = jobBox.getAttribute('data-job');
+    var poll = function () {
+      fetch('/api/jobs/' + encodeURIComponent(jobId), { headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (job) {
+          var p = job.progress;
+          $('#job-progress').value = p.percent;
+          $('#job-progress').textContent = p.percent + '%';
+          $('#job-counts').textContent = p.files_done + ' of ' + p.files_total + ' files · ' +
+            p.passages_embedded + ' passages embedded' +
+            (p.files_failed > 0 ? ' · ' + p.files_failed + ' failed' : '');
+          var status = $('#job-status');
+          status.textContent = job.status;
+          status.className = 'status status-' + job.status;
+          var rows = $('#job-files');
+          rows.textContent = '';
+          job.files.forEach(function (f) {
+            var tr = document.createElement('tr');
+            [f.name, f.doc_id || '—', f.outcome + (f.error ? ': ' + f.error : '')].forEach(function (text) {
+              var td = document.createElement('td');
+              td.textContent = text;
+              tr.appendChild(td);
+            });
+            rows.appendChild(tr);
+          });
+          if (job.status === 'done' || job.status === 'failed') {
+            window.location.reload();
+          } else {
+            window.setTimeout(poll, 500);
+          }
+        })
+        .catch(function () { window.setTimeout(poll, 2000); });
+    };
+    window.setTimeout(poll, 500);
+  }
+
+  // --- Evaluation runs ------------------------------------------------------------------
+  // A run page whose run is still queued or running polls the run list every second,
+  // updates the bar and the status (as text), and reloads once when the run ends.
+  var runBox = $('#eval-run');
+  if (runBox && runBox.getAttribute('data-finished') !== 'true' && window.fetch) {
+    var runId = Number(runBox.getAttribute('data-run'));
+    var pollRun = function () {
+      fetch('/api/eval/runs', { headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (body) {
+          var run = (body.runs || []).filter(function (x) { return x.id === runId; })[0];
+          if (!run) { window.setTimeout(pollRun, 2000); return; }
+          var bar = $('#eval-progress');
+          if (bar) { bar.max = Math.max(run.total, 1); bar.value = run.done; }
+          var counts = $('#eval-counts');
+          if (counts) { counts.textContent = run.done + ' of ' + run.total + ' questions'; }
+          var status = $('#eval-status');
+          status.textContent = run.status;
+          status.className = 'status status-' + run.status;
+          if (run.status === 'done' || run.status === 'failed') {
+            window.location.reload();
+          } else {
+            window.setTimeout(pollRun, 1000);
+          }
+        })
+        .catch(function () { window.setTimeout(pollRun, 2000); });
+    };
+    window.setTimeout(pollRun, 1000);
   }
 }());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use doctrina_tests::browser::Browser;
 use doctrina_tests::servers::{FakeServer, Fault, LlamaServer};
-use doctrina_tests::{chat, chat_at, drafter, serve_app};
+use doctrina_tests::{PASSWORD, app_state_with, chat, chat_at, drafter, serve_app, serve_state};
 use fantoccini::Locator;
 
 const LONG: Duration = Duration::from_secs(480);
@@ -27,6 +27,30 @@ async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elem
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+/// Opens `url`, which redirects to the login page, and signs in as `name`; ends on `url`.
+async fn sign_in(b: &Browser, url: &str, name: &str, password: &str) {
+    b.client.goto(url).await.unwrap();
+    wait_css(b, "#login-name", LONG)
+        .await
+        .send_keys(name)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#login-password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn js(b: &Browser, script: &str) -> serde_json::Value {
@@ -51,8 +75,9 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("officer").await;
 
-    // Search with highlighted matches and score breakdowns.
-    b.client.goto(&format!("{base}/")).await.unwrap();
+    // Sign in (the search page sends us to the login page and back), then search with
+    // highlighted matches and score breakdowns.
+    sign_in(&b, &format!("{base}/"), "staff", PASSWORD).await;
     let q = wait_css(&b, "input[name=q]", LONG).await;
     q.send_keys("convoy refuel at the release point")
         .await
@@ -69,18 +94,8 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     assert!(scores.text().await.unwrap().contains("bm25"));
     b.shot("search").await;
 
-    // Name yourself, then create a plan.
+    // Create a plan.
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let name = wait_css(&b, "form.whoami input[name=name]", LONG).await;
-    name.clear().await.unwrap();
-    name.send_keys("Maj. Hale").await.unwrap();
-    b.client
-        .find(Locator::Css("form.whoami button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
     let title = wait_css(&b, "form.create-plan input[name=title]", LONG).await;
     title.send_keys("OPORD 24-07 (IRON RIDGE)").await.unwrap();
     b.client
@@ -144,7 +159,7 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
         "return document.querySelector('#current h2 small').textContent",
     )
     .await;
-    assert!(user.as_str().unwrap().contains("Maj. Hale"), "{user}");
+    assert!(user.as_str().unwrap().contains("staff"), "{user}");
     b.shot("llm-draft").await;
 
     // Draft again, extractive: quoted sentences, each with a support label and a citation.
@@ -296,7 +311,7 @@ async fn xss_in_model_output_executes_nothing_in_chromium() {
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("xss").await;
 
-    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
     wait_css(&b, "form.create-plan input[name=title]", LONG)
         .await
         .send_keys("<img src=x onerror=\"window.__xss=4\">")
@@ -354,6 +369,132 @@ async fn xss_in_model_output_executes_nothing_in_chromium() {
     wait_css(&b, "table.plans", LONG).await;
     let state = js(&b, "return typeof window.__xss").await;
     assert_eq!(state, "undefined");
+    b.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Login, a wrong password, role denial, a forged CSRF token, logout, and an expired
+/// session, in Chromium. Screenshots: `test-artifacts/browser/accounts/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_login_logout_expiry_csrf_and_roles_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_state(app_state_with(
+        drafter(None, dir.path()),
+        dir.path(),
+        doctrina_types::config::AuthConfig {
+            session_idle_secs: 10,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let base = format!("http://{}", server.addr);
+    let mut b = Browser::start("accounts").await;
+
+    // Anonymous: every page sends you to the login page.
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    wait_css(&b, "#login-name", LONG).await;
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("/login?next=%2Fplans")
+    );
+    b.shot("login-page").await;
+
+    // A wrong password: an error, no session.
+    sign_in(
+        &b,
+        &format!("{base}/plans"),
+        "custodian",
+        "not the password",
+    )
+    .await;
+    let error = wait_css(&b, "#login-error", LONG).await;
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .contains("wrong account name or password")
+    );
+    b.shot("wrong-password").await;
+
+    // A custodian signs in; plans are not theirs: 403 page, and no Plans link.
+    sign_in(&b, &format!("{base}/documents"), "custodian", PASSWORD).await;
+    wait_css(&b, "table.documents, .documents", LONG).await;
+    let nav = js(
+        &b,
+        "return document.querySelector('header nav').textContent",
+    )
+    .await;
+    assert!(!nav.as_str().unwrap().contains("Plans"), "{nav}");
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    let error = wait_css(&b, "[data-code=forbidden]", LONG).await;
+    assert!(error.text().await.unwrap().contains("officer"));
+    let heading = js(&b, "return document.querySelector('main h1').textContent").await;
+    assert!(heading.as_str().unwrap().contains("403"), "{heading}");
+    b.shot("role-denied").await;
+
+    // An officer: a form with a forged CSRF token is refused and changes nothing.
+    b.client
+        .find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&b, "#login-name", LONG).await;
+    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
+    let title = wait_css(&b, "form.create-plan input[name=title]", LONG).await;
+    title.send_keys("FORGED").await.unwrap();
+    js(
+        &b,
+        "document.querySelector('form.create-plan input[name=_csrf]').value = 'forged'; return 1",
+    )
+    .await;
+    b.client
+        .find(Locator::Css("form.create-plan button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = wait_css(&b, "[data-code=csrf_failed]", LONG).await;
+    assert!(error.text().await.unwrap().contains("CSRF"));
+    b.shot("csrf-refused").await;
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    wait_css(&b, "form.create-plan", LONG).await;
+    let list = js(&b, "return document.querySelector('main').textContent").await;
+    assert!(
+        !list.as_str().unwrap().contains("FORGED"),
+        "nothing was created"
+    );
+
+    // Logout ends the session: the old page now asks for a login.
+    b.client
+        .find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = wait_css(&b, ".notice", LONG).await.text().await.unwrap();
+    assert!(notice.contains("signed out"), "{notice}");
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    wait_css(&b, "#login-name", LONG).await;
+    b.shot("signed-out").await;
+
+    // An idle session expires (10 s here): the next page says so.
+    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
+    wait_css(&b, "form.create-plan", LONG).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    let notice = wait_css(&b, ".notice", LONG).await.text().await.unwrap();
+    assert!(notice.contains("session expired"), "{notice}");
+    b.shot("session-expired").await;
+
     b.close().await;
     server.shutdown().await.unwrap();
 }

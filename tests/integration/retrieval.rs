@@ -182,3 +182,45 @@ fn superseded_editions_are_excluded_unless_asked_for() {
         "still in the catalog, viewable"
     );
 }
+
+/// A newer edition replaces the old one only for people who may read the newer one: with a
+/// clearance below the new edition's marking, the old edition is still searched (and its
+/// disappearance reveals nothing).
+#[test]
+fn an_edition_is_replaced_only_for_those_who_may_see_its_replacement() {
+    let corpus = tempfile::tempdir().unwrap();
+    std::fs::write(
+        corpus.path().join("sop-old.md"),
+        "---\nid: sop-old\ntitle: Harbour SOP\npublication: SOP 9-9\nedition: \"2020\"\nmarking: UNCLASSIFIED\n---\n\n# Harbour SOP\n\n1-1. Lighters unload at the northern quay in daylight only.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.path().join("sop-new.md"),
+        "---\nid: sop-new\ntitle: Harbour SOP\npublication: SOP 9-9\nedition: \"2024\"\nmarking: SECRET\nsupersedes: sop-old\n---\n\n# Harbour SOP\n\n1-1. Lighters unload at the northern quay at night under blackout.\n",
+    )
+    .unwrap();
+    let index = doctrina_tests::TestIndex::new();
+    let report = index.index(&[corpus.path().to_path_buf()]);
+    assert!(report.failed.is_empty(), "{report:#?}");
+    let retriever = index.retriever();
+    let as_of = |level: &str| PassageFilter {
+        clearance: Some(doctrina_types::Clearance {
+            level: level.to_string(),
+            caveats: vec![],
+        }),
+        ..PassageFilter::default()
+    };
+    for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
+        let docs = |filter: &PassageFilter| -> Vec<String> {
+            retriever
+                .search("lighters unload at the northern quay", mode, 5, filter)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.doc_id)
+                .collect()
+        };
+        assert_eq!(docs(&as_of("UNCLASSIFIED")), vec!["sop-old"], "{mode:?}");
+        assert_eq!(docs(&as_of("SECRET")), vec!["sop-new"], "{mode:?}");
+        assert_eq!(docs(&PassageFilter::default()), vec!["sop-new"], "{mode:?}");
+    }
+}

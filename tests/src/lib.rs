@@ -137,17 +137,138 @@ pub fn drafter(
     drafter_over(Arc::new(corpus_index().retriever()), chat, store_dir)
 }
 
-/// The real web app (with the workspace) on a free port, drafting with `chat`, keeping
-/// plans and drafts in `store_dir`.
-pub async fn serve_app(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::Server {
+/// The password of every test account.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The accounts every test app has: `(name, roles, clearance level, caveats)`.
+pub const ACCOUNTS: &[(&str, &[doctrina_auth::Role], &str, &[&str])] = {
+    use doctrina_auth::Role::*;
+    &[
+        (
+            "officer",
+            &[Officer],
+            "TOP SECRET",
+            &["NOFORN", "REL TO USA"],
+        ),
+        (
+            "custodian",
+            &[Custodian],
+            "TOP SECRET",
+            &["NOFORN", "REL TO USA"],
+        ),
+        (
+            "evaluator",
+            &[Evaluator],
+            "TOP SECRET",
+            &["NOFORN", "REL TO USA"],
+        ),
+        ("admin", &[Admin], "TOP SECRET", &["NOFORN", "REL TO USA"]),
+        (
+            "staff",
+            &[Officer, Custodian, Evaluator, Admin],
+            "TOP SECRET",
+            &["NOFORN", "REL TO USA"],
+        ),
+        ("low", &[Officer, Custodian, Evaluator], "UNCLASSIFIED", &[]),
+    ]
+};
+
+/// An account store in `dir` holding [`ACCOUNTS`].
+pub fn auth_store(
+    dir: &Path,
+    config: doctrina_types::config::AuthConfig,
+) -> doctrina_auth::AuthStore {
+    let store =
+        doctrina_auth::AuthStore::open(&dir.join("users.sqlite"), config).expect("accounts");
+    for (name, roles, level, caveats) in ACCOUNTS {
+        if store.user(name).expect("account").is_none() {
+            store
+                .add_user(&doctrina_auth::NewUser {
+                    name: (*name).to_string(),
+                    password: PASSWORD.to_string(),
+                    roles: roles.to_vec(),
+                    clearance: doctrina_types::Clearance {
+                        level: (*level).to_string(),
+                        caveats: caveats.iter().map(|c| (*c).to_string()).collect(),
+                    },
+                })
+                .expect("add account");
+        }
+    }
+    store
+}
+
+/// The app's state over `drafter`, with plans, audit log and [`ACCOUNTS`] in `store_dir`.
+pub fn app_state(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::AppState {
+    app_state_with(
+        drafter,
+        store_dir,
+        doctrina_types::config::AuthConfig::default(),
+    )
+}
+
+/// [`app_state`] with its own session and throttling settings.
+pub fn app_state_with(
+    drafter: doctrina_draft::Drafter,
+    store_dir: &Path,
+    auth: doctrina_types::config::AuthConfig,
+) -> doctrina_web::AppState {
     let plans = doctrina_plan::PlanStore::open(&store_dir.join("plans.sqlite")).expect("plans");
     let audit = doctrina_audit::AuditLog::open(&store_dir.join("audit.sqlite")).expect("audit");
-    doctrina_web::spawn(
-        "127.0.0.1:0".parse().expect("addr"),
-        doctrina_web::AppState::new(Arc::new(drafter), plans, audit),
-    )
-    .await
-    .expect("server starts")
+    let auth = auth_store(store_dir, auth);
+    doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth)
+}
+
+/// The real web app (with the workspace) on a free port, drafting with `chat`, keeping
+/// plans and drafts in `store_dir`; sign in as one of [`ACCOUNTS`] with [`signed_in`].
+pub async fn serve_app(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::Server {
+    serve_state(app_state(drafter, store_dir)).await
+}
+
+pub async fn serve_state(state: doctrina_web::AppState) -> doctrina_web::Server {
+    doctrina_web::spawn("127.0.0.1:0".parse().expect("addr"), state)
+        .await
+        .expect("server starts")
+}
+
+/// Signs in through `POST /api/login`: returns the session cookie (`name=value`) and the
+/// CSRF token.
+pub async fn login(base: &str, name: &str, password: &str) -> Result<(String, String), String> {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"name": name, "password": password}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let cookie = response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string);
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    match cookie {
+        Some(cookie) if status.is_success() => Ok((
+            cookie,
+            body["csrf_token"].as_str().unwrap_or_default().to_string(),
+        )),
+        _ => Err(format!("{status}: {body}")),
+    }
+}
+
+/// A client signed in as `name` (one of [`ACCOUNTS`]): it sends the session cookie and the
+/// CSRF header with every request, and does not follow redirects.
+pub async fn signed_in(base: &str, name: &str) -> reqwest::Client {
+    let (cookie, csrf) = login(base, name, PASSWORD).await.expect("login");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse().expect("cookie"));
+    headers.insert("x-csrf-token", csrf.parse().expect("csrf"));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// A drafter over any retriever.

@@ -781,14 +781,51 @@ fn load_test(
         };
         let plans = doctrina_plan::PlanStore::open(&store.join("plans.sqlite"))?;
         let audit = doctrina_audit::AuditLog::open(&store.join("audit.sqlite"))?;
+        // The load runs as one signed-in officer with the highest clearance, so every
+        // search goes through the session check and the clearance filter as in production.
+        let auth = doctrina_auth::AuthStore::open(
+            &store.join("users.sqlite"),
+            doctrina_types::config::AuthConfig::default(),
+        )?;
+        let scheme = drafter.retriever.indexes().scheme.clone();
+        let password = doctrina_auth::random_token()?;
+        if auth.user("bench")?.is_none() {
+            auth.add_user(&doctrina_auth::NewUser {
+                name: "bench".into(),
+                password: password.clone(),
+                roles: vec![doctrina_auth::Role::Officer],
+                clearance: doctrina_types::Clearance {
+                    level: scheme.levels.last().cloned().unwrap_or_default(),
+                    caveats: Vec::new(),
+                },
+            })?;
+        } else {
+            auth.set_password("bench", &password)?;
+        }
         let server = doctrina_web::spawn(
             "127.0.0.1:0".parse()?,
-            doctrina_web::AppState::new(Arc::new(drafter), plans, audit),
+            doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth),
         )
         .await?;
         let base = format!("http://{}", server.addr);
+        let login = reqwest::Client::new()
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({"name": "bench", "password": password}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let cookie = login
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("the login set no session cookie"))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, cookie.parse()?);
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(options.load_users)
+            .default_headers(headers)
             .build()?;
         let deadline = Instant::now() + Duration::from_secs(options.load_seconds);
         let started = Instant::now();

@@ -115,6 +115,10 @@ enum Command {
     /// The audit trail: verify its hash chain, or list entries.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Accounts: add, list, change. Passwords are read from the terminal (or one line of
+    /// standard input when it is not a terminal), never from arguments.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Measure parsing, embedding (the limit), end-to-end indexing, batching, re-indexing,
     /// query latency at scale, memory, disk and HTTP load, in one run.
     Bench {
@@ -163,6 +167,52 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account. The first admin: `doctrina user add NAME --admin`.
+    Add {
+        name: String,
+        /// Comma-separated roles: officer, custodian, evaluator, admin.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Also make the account an admin (with every role when --roles is not given).
+        #[arg(long)]
+        admin: bool,
+        /// Clearance level (a level of the marking scheme).
+        #[arg(long, default_value = "UNCLASSIFIED")]
+        clearance: String,
+        /// A caveat the person holds, e.g. NOFORN or "REL TO GBR" (repeatable).
+        #[arg(long = "caveat")]
+        caveats: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change roles, clearance or status (ends the account's sessions).
+    Set {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        roles: Option<Vec<String>>,
+        #[arg(long)]
+        clearance: Option<String>,
+        /// Replaces the caveats held (repeatable; `--caveat ""` clears them).
+        #[arg(long = "caveat")]
+        caveats: Option<Vec<String>>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password (ends the account's sessions).
+    Passwd { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -432,6 +482,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(command) => run_user(&cli, command),
         Command::Audit(AuditCommand::Verify { json }) => {
             let config = load_config(&cli)?;
             let v = audit_log(&config)?.verify()?;
@@ -685,11 +736,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let plans = doctrina_plan::PlanStore::open(&stack.config.data_dir.join("plans.sqlite"))
                 .context("opening the plan store")?;
             let audit = audit_log(&stack.config)?;
+            let auth = auth_store(&stack.config)?;
+            if auth.users()?.is_empty() {
+                eprintln!(
+                    "doctrina: there are no accounts yet; create the first admin with \
+                     `doctrina user add NAME --admin` (the password is read from the terminal)"
+                );
+            }
+            let library = doctrina_web::library::Library::open(
+                &stack.config.data_dir,
+                stack.config.library.clone(),
+                Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone()),
+            )
+            .context("opening the library")?;
+            let evals =
+                doctrina_eval::runs::RunStore::open(&stack.config.data_dir.join("evals.sqlite"))
+                    .context("opening the evaluation run store")?;
             let runtime = tokio::runtime::Runtime::new()?;
             eprintln!("doctrina: serving on http://{addr}/");
             runtime.block_on(doctrina_web::serve(
                 addr,
-                doctrina_web::AppState::new(drafter, plans, audit),
+                doctrina_web::AppState::new(drafter, plans, audit, auth)
+                    .with_library(library)
+                    .context("starting the library's job worker")?
+                    .with_evals(evals),
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -793,6 +863,191 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The account store of the data directory.
+fn auth_store(config: &Config) -> Result<doctrina_auth::AuthStore> {
+    doctrina_auth::AuthStore::open(&config.data_dir.join("users.sqlite"), config.auth.clone())
+        .context("opening the account store")
+}
+
+/// A password from the terminal (asked twice) or one line of standard input.
+fn read_password(name: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn clearance_arg(
+    config: &Config,
+    level: &str,
+    caveats: &[String],
+) -> Result<doctrina_types::Clearance> {
+    let level = config.markings.canonical(level).with_context(|| {
+        format!(
+            "unknown clearance level '{level}' (expected one of {})",
+            config.markings.levels.join(", ")
+        )
+    })?;
+    Ok(doctrina_types::Clearance {
+        level: level.to_string(),
+        caveats: caveats
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
+    })
+}
+
+fn print_user(user: &doctrina_auth::User, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(user)?);
+    } else {
+        println!(
+            "{}\troles {}\tclearance {}{}\t{}",
+            user.name,
+            user.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            user.clearance.level,
+            if user.clearance.caveats.is_empty() {
+                String::new()
+            } else {
+                format!(" + {}", user.clearance.caveats.join("; "))
+            },
+            if user.disabled { "disabled" } else { "active" }
+        );
+    }
+    Ok(())
+}
+
+fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
+    use doctrina_auth::Role;
+    let config = load_config(cli)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = auth_store(&config)?;
+    let audit = audit_log(&config)?;
+    let record = |action: &str, target: &str, outcome: &str, detail: serde_json::Value| {
+        audit.append(&doctrina_audit::Event::new(
+            &cli_actor(),
+            action,
+            target,
+            outcome,
+            detail,
+        ))
+    };
+    match command {
+        UserCommand::Add {
+            name,
+            roles,
+            admin,
+            clearance,
+            caveats,
+            json,
+        } => {
+            let mut roles = Role::parse_list(&roles.join(","))?;
+            if *admin {
+                if roles.is_empty() {
+                    roles = Role::ALL.to_vec();
+                } else if !roles.contains(&Role::Admin) {
+                    roles.push(Role::Admin);
+                }
+            }
+            anyhow::ensure!(!roles.is_empty(), "give --roles or --admin");
+            let clearance = clearance_arg(&config, clearance, caveats)?;
+            let password = read_password(name)?;
+            let user = store.add_user(&doctrina_auth::NewUser {
+                name: name.clone(),
+                password,
+                roles,
+                clearance,
+            });
+            let outcome = user
+                .as_ref()
+                .map_or_else(|e| format!("error: {e}"), |_| "ok".into());
+            record(
+                "add-user",
+                name,
+                &outcome,
+                serde_json::json!({"via": "cli"}),
+            )?;
+            print_user(&user?, *json)?;
+        }
+        UserCommand::List { json } => {
+            let users = store.users()?;
+            if *json {
+                println!("{}", serde_json::to_string(&users)?);
+            } else {
+                for u in &users {
+                    print_user(u, false)?;
+                }
+            }
+        }
+        UserCommand::Set {
+            name,
+            roles,
+            clearance,
+            caveats,
+            disable,
+            enable,
+            json,
+        } => {
+            let result = (|| -> Result<doctrina_auth::User> {
+                let mut user = store
+                    .user(name)?
+                    .with_context(|| format!("no account named {name:?}"))?;
+                if let Some(roles) = roles {
+                    user = store.set_roles(name, &Role::parse_list(&roles.join(","))?)?;
+                }
+                if clearance.is_some() || caveats.is_some() {
+                    let level = clearance.clone().unwrap_or(user.clearance.level.clone());
+                    let caveats = caveats.clone().unwrap_or(user.clearance.caveats.clone());
+                    user = store.set_clearance(name, &clearance_arg(&config, &level, &caveats)?)?;
+                }
+                if *disable || *enable {
+                    user = store.set_disabled(name, *disable)?;
+                }
+                Ok(user)
+            })();
+            let outcome = result
+                .as_ref()
+                .map_or_else(|e| format!("error: {e}"), |_| "ok".into());
+            record(
+                "update-user",
+                name,
+                &outcome,
+                serde_json::json!({"via": "cli", "roles": roles, "clearance": clearance,
+                    "caveats": caveats, "disable": disable, "enable": enable}),
+            )?;
+            print_user(&result?, *json)?;
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_password(name)?;
+            let result = store.set_password(name, &password);
+            let outcome = result
+                .as_ref()
+                .map_or_else(|e| format!("error: {e}"), |_| "ok".into());
+            record(
+                "update-user",
+                name,
+                &outcome,
+                serde_json::json!({"via": "cli", "password_changed": true}),
+            )?;
+            result?;
+            println!("password changed; {name}'s sessions ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The audit log of the data directory.

@@ -644,3 +644,106 @@ fn audit_verify_detects_a_tampered_entry() {
     let out = doctrina(data.path(), &["audit", "verify"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at entry 2"));
 }
+
+/// Runs `doctrina` with `stdin` as its standard input.
+fn doctrina_with_stdin(data: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("doctrina runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_add_admin_reads_the_password_from_stdin_never_an_argument() {
+    let data = tempfile::tempdir().unwrap();
+    let out = doctrina_with_stdin(
+        data.path(),
+        &[
+            "user",
+            "add",
+            "root",
+            "--admin",
+            "--clearance",
+            "secret",
+            "--caveat",
+            "NOFORN",
+            "--json",
+        ],
+        "a long admin password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = json(&out);
+    assert_eq!(user["name"], "root");
+    assert_eq!(user["clearance"]["level"], "SECRET");
+    assert_eq!(
+        user["roles"],
+        serde_json::json!(["officer", "custodian", "evaluator", "admin"])
+    );
+    assert!(user.get("password_hash").is_none());
+    // The password is stored only as an argon2id hash.
+    let db = std::fs::read(data.path().join("users.sqlite")).unwrap();
+    assert!(!db.windows(10).any(|w| w == b"long admin"));
+    // There is no way to pass a password as an argument.
+    let out = doctrina(
+        data.path(),
+        &["user", "add", "x", "--roles", "officer", "--password", "p"],
+    );
+    assert!(!out.status.success());
+    // Too short, or an unknown level: clear errors, nothing created.
+    let out = doctrina_with_stdin(
+        data.path(),
+        &["user", "add", "ward", "--roles", "officer"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    let out = doctrina_with_stdin(
+        data.path(),
+        &[
+            "user",
+            "add",
+            "ward",
+            "--roles",
+            "officer",
+            "--clearance",
+            "COSMIC",
+        ],
+        "a long enough password\n",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown clearance level"));
+    let out = doctrina(data.path(), &["user", "set", "root", "--roles", "officer"]);
+    assert!(!out.status.success(), "the last admin keeps the admin role");
+    let out = doctrina(data.path(), &["user", "list", "--json"]);
+    let users = json(&out);
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    // Account changes are audited, attributed to the operating-system user.
+    let out = doctrina(data.path(), &["audit", "list", "--json"]);
+    let entries = json(&out);
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"add-user") && actions.contains(&"update-user"),
+        "{actions:?}"
+    );
+}

@@ -161,6 +161,29 @@ pub async fn evaluate(
     sources: usize,
     on_progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<DraftReport, DraftError> {
+    evaluate_filtered(
+        drafter,
+        questions,
+        section,
+        mode,
+        sources,
+        &PassageFilter::default(),
+        on_progress,
+    )
+    .await
+}
+
+/// [`evaluate`] with every draft's retrieval restricted by `filter` (the web app passes the
+/// evaluator's clearance).
+pub async fn evaluate_filtered(
+    drafter: &Drafter,
+    questions: &[Question],
+    section: &str,
+    mode: DraftMode,
+    sources: usize,
+    filter: &PassageFilter,
+    on_progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<DraftReport, DraftError> {
     let mut per_question = Vec::with_capacity(questions.len());
     let mut labels: BTreeMap<String, usize> = BTreeMap::new();
     let (mut statements, mut citations, mut invalid, mut recalled, mut precise, mut failed) =
@@ -172,7 +195,7 @@ pub async fn evaluate(
             guidance: None,
             mode,
             sources,
-            filter: PassageFilter::default(),
+            filter: filter.clone(),
         };
         let (record, error) = match drafter.draft(&request, &|_| {}).await {
             Ok(record) => (Some(record), None),

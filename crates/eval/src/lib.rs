@@ -1,10 +1,13 @@
 //! Evaluation beside retrieval and drafting: question sets with gold paragraphs and the
 //! standard ranking metrics (Recall@k, MRR@10, nDCG@10) per retrieval mode, overall and per
 //! question, so the effect of fusion is visible; BEIR-layout datasets in their own index
-//! ([`beir`]); and citation quality of drafts ([`drafts`]).
+//! ([`beir`]); citation quality of drafts ([`drafts`]); and the runs the web app keeps, with
+//! human judgements of citations and their agreement ([`runs`], [`agreement`]).
 
+pub mod agreement;
 pub mod beir;
 pub mod drafts;
+pub mod runs;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +32,14 @@ pub enum EvalError {
     },
     #[error(transparent)]
     Retrieve(#[from] doctrina_retrieve::RetrieveError),
+    #[error(transparent)]
+    Draft(#[from] doctrina_draft::DraftError),
+    #[error("evaluation store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("evaluation store: bad record: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("evaluation store: {0}")]
+    Store(String),
 }
 
 /// `{"id":"q1","question":"...","gold":["2-15","ATP 4-0.6#2-16"]}`

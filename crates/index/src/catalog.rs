@@ -355,6 +355,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets documents' marking ranks (after the marking scheme changed).
+    pub fn set_marking_ranks(&mut self, ranks: &[(String, u32)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (id, rank) in ranks {
+            tx.execute(
+                "UPDATE documents SET marking_rank = ?2 WHERE id = ?1 AND marking_rank != ?2",
+                params![id, rank],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn delete_documents(&mut self, ids: &[String]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {

@@ -18,6 +18,12 @@ pub enum IndexError {
     Catalog(#[from] rusqlite::Error),
     #[error("keyword index: {0}")]
     Keyword(#[from] tantivy::TantivyError),
+    #[error("keyword index {path} was written with another schema: {message}")]
+    KeywordSchema { path: PathBuf, message: String },
+    /// A bug: a filter reached an index with its clearance not yet turned into ranks and
+    /// caveats, and searching would ignore it.
+    #[error("a search filter still carries an unresolved clearance")]
+    UnresolvedClearance,
     #[error("vector store: {0}")]
     Vector(String),
     #[error(transparent)]

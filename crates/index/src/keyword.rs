@@ -7,10 +7,15 @@
 //! `atp`, `4-0.6`), and a `paragraph` field with its exact paragraph numbers. Queries use
 //! identifier-looking terms against those fields (terms, and phrases for `ATP 4-0.6`), on top
 //! of the stemmed BM25 query.
+//!
+//! Access control: a `caveat` field holds the passage's document caveats in
+//! [`caveat_token`](doctrina_types::caveat_token) form and `marking_rank` its level's rank,
+//! so a clearance becomes a rank range and a `MustNot` set of denied caveats inside the
+//! query (never a filter after top-k).
 
 use std::path::Path;
 
-use doctrina_types::PassageFilter;
+use doctrina_types::{PassageFilter, caveat_token};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
@@ -40,6 +45,8 @@ pub struct KeywordDoc<'a> {
     pub paragraphs: &'a [String],
     pub body: &'a str,
     pub marking_rank: u32,
+    /// The document's caveats in [`caveat_token`](doctrina_types::caveat_token) form.
+    pub caveats: &'a [String],
 }
 
 #[derive(Clone, Copy)]
@@ -53,6 +60,7 @@ struct Fields {
     paragraph: Field,
     publication: Field,
     marking_rank: Field,
+    caveat: Field,
 }
 
 pub struct KeywordIndex {
@@ -90,6 +98,7 @@ fn schema() -> (Schema, Fields) {
         paragraph: b.add_text_field("paragraph", STRING),
         publication: b.add_text_field("publication", STRING),
         marking_rank: b.add_u64_field("marking_rank", INDEXED),
+        caveat: b.add_text_field("caveat", STRING),
     };
     (b.build(), fields)
 }
@@ -168,6 +177,9 @@ pub fn normalise_publication(p: &str) -> String {
 }
 
 impl KeywordIndex {
+    /// Opens the index in `dir`, creating it if there is none. An existing index with
+    /// another schema (written by another version of doctrina) is an error:
+    /// [`KeywordIndex::recreate`] replaces it, and the caller rebuilds it from the catalog.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
             path: dir.to_path_buf(),
@@ -176,7 +188,13 @@ impl KeywordIndex {
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Keyword(e.into()))?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(message) => IndexError::KeywordSchema {
+                path: dir.to_path_buf(),
+                message,
+            },
+            other => other.into(),
+        })?;
         let writer = index.writer(WRITER_HEAP)?;
         let reader = index
             .reader_builder()
@@ -188,6 +206,21 @@ impl KeywordIndex {
             writer: std::sync::Mutex::new(writer),
             fields,
         })
+    }
+
+    /// Deletes whatever index is in `dir` and creates an empty one with the current schema.
+    pub fn recreate(dir: &Path) -> Result<Self> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(IndexError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        Self::open(dir)
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
@@ -224,6 +257,9 @@ impl KeywordIndex {
             }
             if let Some(p) = d.publication {
                 document.add_text(f.publication, normalise_publication(p));
+            }
+            for c in d.caveats {
+                document.add_text(f.caveat, caveat_token(c));
             }
             writer.add_document(document)?;
         }
@@ -284,7 +320,27 @@ impl KeywordIndex {
         Ok(ids.into_iter().collect())
     }
 
-    fn filter_query(&self, filter: &PassageFilter) -> Option<Box<dyn Query>> {
+    /// Every caveat token in the index's term dictionary (committed segments). May include
+    /// caveats of deleted passages until their segment is merged.
+    pub fn caveat_terms(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for segment in self.reader.searcher().segment_readers() {
+            let inverted = segment.inverted_index(self.fields.caveat)?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(tantivy::TantivyError::from)?;
+            while terms.advance() {
+                out.insert(String::from_utf8_lossy(terms.key()).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn filter_query(&self, filter: &PassageFilter) -> Result<Option<Box<dyn Query>>> {
+        if filter.clearance.is_some() {
+            return Err(IndexError::UnresolvedClearance);
+        }
         let f = self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !filter.doc_ids.is_empty() {
@@ -315,10 +371,9 @@ impl KeywordIndex {
                 )),
             ));
         }
+        let mut must_not: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !filter.exclude_doc_ids.is_empty() {
-            // A boolean query of exclusions alone matches nothing: exclude from everything.
-            must.push((Occur::Must, Box::new(AllQuery)));
-            must.push((
+            must_not.push((
                 Occur::MustNot,
                 Box::new(TermSetQuery::new(
                     filter
@@ -328,7 +383,23 @@ impl KeywordIndex {
                 )),
             ));
         }
-        (!must.is_empty()).then(|| Box::new(BooleanQuery::new(must)) as Box<dyn Query>)
+        if !filter.exclude_caveats.is_empty() {
+            must_not.push((
+                Occur::MustNot,
+                Box::new(TermSetQuery::new(
+                    filter
+                        .exclude_caveats
+                        .iter()
+                        .map(|c| Term::from_field_text(f.caveat, &caveat_token(c))),
+                )),
+            ));
+        }
+        if must.is_empty() && !must_not.is_empty() {
+            // A boolean query of exclusions alone matches nothing: exclude from everything.
+            must.push((Occur::Must, Box::new(AllQuery)));
+        }
+        must.extend(must_not);
+        Ok((!must.is_empty()).then(|| Box::new(BooleanQuery::new(must)) as Box<dyn Query>))
     }
 
     fn scoring_query(&self, query: &str) -> Result<Option<Box<dyn Query>>> {
@@ -376,20 +447,23 @@ impl KeywordIndex {
         Ok(Some(Box::new(BooleanQuery::new(clauses))))
     }
 
-    /// BM25 top-`limit` passage ids with scores, best first, within `filter`.
+    /// BM25 top-`limit` passage ids with scores, best first, within `filter`. A filter
+    /// still carrying a clearance is refused ([`IndexError::UnresolvedClearance`]): it must be
+    /// resolved into ranks and caveats first (`Indexes::resolve_clearance`).
     pub fn search(
         &self,
         query: &str,
         limit: usize,
         filter: &PassageFilter,
     ) -> Result<Vec<(String, f32)>> {
+        let filter = self.filter_query(filter)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
         let Some(scoring) = self.scoring_query(query)? else {
             return Ok(Vec::new());
         };
-        let full: Box<dyn Query> = match self.filter_query(filter) {
+        let full: Box<dyn Query> = match filter {
             None => scoring,
             Some(filter) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, scoring),
@@ -429,6 +503,151 @@ mod tests {
         assert!(!is_identifier("sustainment"));
     }
 
+    /// (rank, caveats) of the test documents, cycled: levels 0..=4, NOFORN, two release
+    /// markings and ORCON.
+    fn markings() -> Vec<(u32, Vec<String>)> {
+        [
+            (0, vec![]),
+            (3, vec!["NOFORN"]),
+            (3, vec!["REL TO USA, GBR"]),
+            (2, vec!["rel to fra,usa"]),
+            (4, vec!["ORCON"]),
+            (1, vec![]),
+        ]
+        .into_iter()
+        .map(|(r, c)| (r, c.into_iter().map(String::from).collect()))
+        .collect()
+    }
+
+    /// What a clearance resolves to, as `Indexes::resolve_clearance` does it.
+    fn resolved(level: &str, caveats: &[&str], tokens: &[String]) -> PassageFilter {
+        let scheme = doctrina_types::MarkingScheme::default();
+        let clearance = doctrina_types::Clearance {
+            level: level.into(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+        };
+        PassageFilter {
+            max_marking_rank: scheme.rank(level),
+            exclude_caveats: tokens
+                .iter()
+                .filter(|t| !scheme.permits_caveat(&clearance, t))
+                .cloned()
+                .collect(),
+            ..PassageFilter::default()
+        }
+    }
+
+    #[test]
+    fn clearance_filter_is_inside_the_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = KeywordIndex::open(dir.path()).unwrap();
+        let markings = markings();
+        let ids: Vec<String> = (0..60).map(|i| format!("d{i}#0")).collect();
+        let doc_ids: Vec<String> = (0..60).map(|i| format!("d{i}")).collect();
+        // Restricted passages say "fuel" more often, so they would fill an unfiltered top-k.
+        let bodies: Vec<String> = (0..60)
+            .map(|i| {
+                let (rank, caveats) = &markings[i % markings.len()];
+                let times = if *rank > 0 || !caveats.is_empty() {
+                    6
+                } else {
+                    1
+                };
+                format!("{} convoy planning.", "fuel ".repeat(times))
+            })
+            .collect();
+        let docs: Vec<KeywordDoc<'_>> = (0..60)
+            .map(|i| {
+                let (rank, caveats) = &markings[i % markings.len()];
+                KeywordDoc {
+                    passage_id: &ids[i],
+                    doc_id: &doc_ids[i],
+                    title: "Convoy",
+                    publication: None,
+                    section: "",
+                    paragraphs: &[],
+                    body: &bodies[i],
+                    marking_rank: *rank,
+                    caveats,
+                }
+            })
+            .collect();
+        index.add(&docs).unwrap();
+        index.commit().unwrap();
+        let tokens: Vec<String> = index.caveat_terms().unwrap().into_iter().collect();
+        assert_eq!(
+            tokens,
+            vec!["NOFORN", "ORCON", "REL TO FRA, USA", "REL TO GBR, USA"]
+        );
+        let permitted = |i: usize, level: u32, allowed: &[&str]| {
+            let (rank, caveats) = &markings[i % markings.len()];
+            *rank <= level
+                && caveats
+                    .iter()
+                    .all(|c| allowed.contains(&doctrina_types::caveat_token(c).as_str()))
+        };
+        let cases: [(&str, &[&str], u32, &[&str]); 5] = [
+            ("UNCLASSIFIED", &[], 0, &[]),
+            ("SECRET", &["REL TO GBR"], 3, &["REL TO GBR, USA"]),
+            (
+                "SECRET",
+                &["REL TO USA"],
+                3,
+                &["REL TO GBR, USA", "REL TO FRA, USA"],
+            ),
+            ("TOP SECRET", &["NOFORN"], 4, &["NOFORN"]),
+            ("TOP SECRET", &["orcon", "noforn"], 4, &["NOFORN", "ORCON"]),
+        ];
+        for (level, held, rank, allowed) in cases {
+            let filter = resolved(level, held, &tokens);
+            let hits = index.search("fuel convoy", 8, &filter).unwrap();
+            assert_eq!(hits.len(), 8, "{level} {held:?}: k hits despite the filter");
+            for (id, _) in &hits {
+                let i: usize = id[1..id.len() - 2].parse().unwrap();
+                assert!(permitted(i, rank, allowed), "{level} {held:?} got {id}");
+            }
+        }
+        let unfiltered = index.search("fuel", 8, &PassageFilter::default()).unwrap();
+        assert!(
+            unfiltered.iter().all(|(id, _)| {
+                let i: usize = id[1..id.len() - 2].parse().unwrap();
+                !permitted(i, 0, &[])
+            }),
+            "restricted passages rank first without a filter"
+        );
+        let unresolved = PassageFilter {
+            clearance: Some(doctrina_types::Clearance {
+                level: "SECRET".into(),
+                caveats: vec![],
+            }),
+            ..PassageFilter::default()
+        };
+        assert!(matches!(
+            index.search("fuel", 8, &unresolved),
+            Err(IndexError::UnresolvedClearance)
+        ));
+    }
+
+    #[test]
+    fn an_index_with_another_schema_is_refused_and_can_be_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut b = Schema::builder();
+            b.add_text_field("passage_id", STRING | STORED);
+            let old = Index::create_in_dir(dir.path(), b.build()).unwrap();
+            let mut writer: IndexWriter = old.writer(WRITER_HEAP).unwrap();
+            writer.commit().unwrap();
+        }
+        assert!(matches!(
+            KeywordIndex::open(dir.path()),
+            Err(IndexError::KeywordSchema { .. })
+        ));
+        let index = KeywordIndex::recreate(dir.path()).unwrap();
+        assert_eq!(index.count(), 0);
+        drop(index);
+        KeywordIndex::open(dir.path()).unwrap();
+    }
+
     #[test]
     fn exact_identifiers_and_filters() {
         let dir = tempfile::tempdir().unwrap();
@@ -446,6 +665,7 @@ mod tests {
                     paragraphs: &paragraphs_a,
                     body: "1-4. Fuel planning for the brigade.",
                     marking_rank: 0,
+                    caveats: &[],
                 },
                 KeywordDoc {
                     passage_id: "b#0",
@@ -456,6 +676,7 @@ mod tests {
                     paragraphs: &paragraphs_b,
                     body: "4-1. Planning the brigade fuel 4 and 1 and 0 and 6.",
                     marking_rank: 3,
+                    caveats: &[],
                 },
             ])
             .unwrap();

@@ -12,5 +12,5 @@ pub use catalog::{Catalog, DocumentRecord, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;
-pub use store::{HealthReport, Indexes, PreparedDocument};
+pub use store::{CaveatTokens, HealthReport, Indexes, PreparedDocument, caveat_tokens_of};
 pub use vector::{EdgeVectorStore, VectorPoint, VectorStore};

@@ -12,6 +12,12 @@
 //! A crash before 3 leaves documents in `indexing`; [`Indexes::check`] then puts both indexes
 //! back to the catalog's last committed state (or removes never-committed documents), so
 //! nothing that was indexed is lost. Deletions mark `deleting` first for the same reason.
+//!
+//! `index-format.json` records the index format and the marking scheme the indexes were
+//! built with. When either differs on open (an index from an older doctrina, or a scheme
+//! whose levels changed, which changes every stored rank), the keyword index is recreated
+//! and both indexes are rebuilt from the catalog, reusing stored vectors, before anything
+//! can search them; the file is written only once that rebuild is complete.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -19,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use doctrina_embed::Embedder;
-use doctrina_types::{DocumentStatus, MarkingScheme};
-use serde::Serialize;
+use doctrina_types::{DocumentStatus, Marking, MarkingScheme, PassageFilter, caveat_token};
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, DocumentRecord, StoredPassage, embedding_text};
 use crate::error::{IndexError, Result};
@@ -37,10 +43,54 @@ fn failpoint(name: &str) {
     }
 }
 
+/// The index format: bump when what the indexes hold changes in a way that needs every
+/// document re-added (2: the keyword `caveat` field and caveat tokens in vector payloads).
+const INDEX_FORMAT: u32 = 2;
+const INDEX_FORMAT_FILE: &str = "index-format.json";
+
+/// What the indexes of a data directory were built with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct IndexFormat {
+    format: u32,
+    /// The marking scheme's levels: stored ranks are positions in this list.
+    levels: Vec<String>,
+}
+
+impl IndexFormat {
+    fn read(data_dir: &Path) -> Option<Self> {
+        let bytes = std::fs::read(data_dir.join(INDEX_FORMAT_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write(&self, data_dir: &Path) -> Result<()> {
+        let path = data_dir.join(INDEX_FORMAT_FILE);
+        let temporary = data_dir.join(format!("{INDEX_FORMAT_FILE}.tmp"));
+        let io = |source| IndexError::Io {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| IndexError::Corrupt(format!("index format: {e}")))?;
+        let mut file = File::create(&temporary).map_err(io)?;
+        std::io::Write::write_all(&mut file, &json).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&temporary, &path).map_err(io)
+    }
+}
+
+/// The caveats of a marking in [`caveat_token`] form, sorted and deduplicated: what both
+/// indexes store and filter on.
+pub fn caveat_tokens_of(marking: &Marking) -> Vec<String> {
+    let tokens: BTreeSet<String> = marking.caveats.iter().map(|c| caveat_token(c)).collect();
+    tokens.into_iter().collect()
+}
+
 /// A parsed, embedded document ready to be written.
 #[derive(Debug, Clone)]
 pub struct PreparedDocument {
     pub record_meta: doctrina_types::DocumentMeta,
+    /// Not trusted: [`Indexes::write_documents`] stores the rank the scheme gives the
+    /// document's level ([`Indexes::marking_rank`]), so ranks always follow the scheme.
     pub marking_rank: u32,
     pub body: String,
     pub passages: Vec<StoredPassage>,
@@ -70,6 +120,45 @@ pub struct HealthReport {
 /// `old edition id -> newer edition id`.
 pub type Superseded = Arc<BTreeMap<String, String>>;
 
+/// Distinct caveat tokens ([`caveat_token`] form) that documents in the indexes carry.
+pub type CaveatTokens = Arc<BTreeSet<String>>;
+
+/// The known caveat tokens, cached, plus those of documents being written right now (their
+/// caveats reach the indexes before the catalog), counted per write in progress.
+#[derive(Default)]
+struct CaveatCache {
+    tokens: Option<CaveatTokens>,
+    pending: BTreeMap<String, usize>,
+}
+
+/// Keeps a write's caveat tokens known until the catalog holds them.
+struct PendingCaveats<'a> {
+    indexes: &'a Indexes,
+    tokens: Vec<String>,
+}
+
+impl Drop for PendingCaveats<'_> {
+    fn drop(&mut self) {
+        let mut cache = self.indexes.caveat_cache();
+        for token in &self.tokens {
+            if let Some(n) = cache.pending.get_mut(token) {
+                *n -= 1;
+                if *n == 0 {
+                    cache.pending.remove(token);
+                }
+            }
+        }
+        cache.tokens = None;
+    }
+}
+
+/// What putting a document back to its catalog state did.
+enum Restored {
+    Rebuilt,
+    Removed,
+    NotInCatalog,
+}
+
 pub struct Indexes {
     data_dir: PathBuf,
     _lock: File,
@@ -79,6 +168,8 @@ pub struct Indexes {
     pub scheme: MarkingScheme,
     /// Superseded editions, cached until the next write to the catalog's documents.
     superseded: Mutex<Option<Superseded>>,
+    /// Caveat tokens, cached the same way (see [`Indexes::caveat_tokens`]).
+    caveats: Mutex<CaveatCache>,
 }
 
 impl std::fmt::Debug for Indexes {
@@ -92,6 +183,8 @@ impl std::fmt::Debug for Indexes {
 impl Indexes {
     /// Opens (creating if needed) the indexes in `data_dir` with the embedded Qdrant Edge
     /// vector store. Fails with [`IndexError::Locked`] if another process has them open.
+    /// Indexes built with another index format or marking scheme are rebuilt from the
+    /// catalog first (see the module docs).
     pub fn open(data_dir: &Path, dimension: usize, scheme: MarkingScheme) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|source| IndexError::Io {
             path: data_dir.to_path_buf(),
@@ -113,9 +206,36 @@ impl Indexes {
             });
         }
         let catalog = Catalog::open(&data_dir.join("catalog.sqlite"))?;
-        let keyword = KeywordIndex::open(&data_dir.join("keyword"))?;
+        let format = IndexFormat {
+            format: INDEX_FORMAT,
+            levels: scheme.levels.clone(),
+        };
+        let stored = IndexFormat::read(data_dir);
+        if let Some(stored) = &stored
+            && stored.format > INDEX_FORMAT
+        {
+            return Err(IndexError::Corrupt(format!(
+                "the indexes in {} were written by a newer doctrina (index format {}, this one \
+                 reads {INDEX_FORMAT})",
+                data_dir.display(),
+                stored.format
+            )));
+        }
+        let keyword_dir = data_dir.join("keyword");
+        let mut rebuild = stored.as_ref() != Some(&format);
+        let keyword = if rebuild {
+            KeywordIndex::recreate(&keyword_dir)?
+        } else {
+            match KeywordIndex::open(&keyword_dir) {
+                Err(IndexError::KeywordSchema { .. }) => {
+                    rebuild = true;
+                    KeywordIndex::recreate(&keyword_dir)?
+                }
+                other => other?,
+            }
+        };
         let vectors = Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?);
-        Ok(Self {
+        let indexes = Self {
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
             catalog: Mutex::new(catalog),
@@ -123,7 +243,49 @@ impl Indexes {
             vectors,
             scheme,
             superseded: Mutex::new(None),
-        })
+            caveats: Mutex::new(CaveatCache::default()),
+        };
+        if rebuild {
+            indexes.rebuild_all()?;
+            format.write(data_dir)?;
+        }
+        Ok(indexes)
+    }
+
+    /// Rebuilds both indexes from the catalog into a just-recreated keyword index: ranks
+    /// recomputed under the current scheme, caveats in token form. Stored vectors are
+    /// reused; a document whose vectors are missing is left out of both indexes, so it
+    /// cannot be found until `check` (which runs on open, with the embedder) re-embeds it.
+    /// Interrupted writes are resolved on the way, exactly as `check` with repair would.
+    fn rebuild_all(&self) -> Result<()> {
+        let documents = self.catalog().documents()?;
+        if !documents.is_empty() {
+            tracing::warn!(
+                documents = documents.len(),
+                "rebuilding the indexes from the catalog (new index format or marking scheme)"
+            );
+        }
+        let ranks: Vec<(String, u32)> = documents
+            .iter()
+            .map(|d| (d.meta.id.clone(), self.marking_rank(&d.meta.marking.level)))
+            .collect();
+        self.catalog().set_marking_ranks(&ranks)?;
+        let keep: Vec<String> = documents.iter().map(|d| d.meta.id.clone()).collect();
+        self.vectors.retain_docs(&keep)?;
+        for d in &documents {
+            match self.restore(&d.meta.id, None) {
+                Ok(_) => {}
+                Err(IndexError::Corrupt(error)) => {
+                    tracing::warn!(document = %d.meta.id, %error, "left out of the rebuilt indexes");
+                    self.purge(&d.meta.id)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.keyword.commit()?;
+        self.vectors.flush()?;
+        self.documents_changed();
+        Ok(())
     }
 
     /// Documents that a newer indexed edition supersedes (`old id -> new id`). Computed
@@ -143,9 +305,83 @@ impl Indexes {
         Ok(map)
     }
 
-    /// Forgets the superseded map after a write to the catalog's documents.
+    /// Forgets the superseded map and the caveat tokens after a write to the catalog's
+    /// documents.
     fn documents_changed(&self) {
         *self.superseded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.caveat_cache().tokens = None;
+    }
+
+    fn caveat_cache(&self) -> MutexGuard<'_, CaveatCache> {
+        self.caveats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every caveat token ([`caveat_token`] form) that a passage in either index may carry:
+    /// the caveats of the catalog's documents, of documents being written right now, and
+    /// those in the keyword index's terms (which covers a write a crash interrupted). A
+    /// superset is harmless: it only feeds the list of caveats a clearance is denied.
+    /// Cached until a write changes the catalog's documents, so a search costs no catalog
+    /// query. Computed under the cache's lock, so a write finishing meanwhile cannot leave
+    /// a stale set behind.
+    pub fn caveat_tokens(&self) -> Result<CaveatTokens> {
+        let mut cache = self.caveat_cache();
+        if let Some(tokens) = &cache.tokens {
+            return Ok(tokens.clone());
+        }
+        let mut tokens: BTreeSet<String> = cache.pending.keys().cloned().collect();
+        for d in self.catalog().documents()? {
+            tokens.extend(caveat_tokens_of(&d.meta.marking));
+        }
+        tokens.extend(self.keyword.caveat_terms()?);
+        let tokens = Arc::new(tokens);
+        cache.tokens = Some(tokens.clone());
+        Ok(tokens)
+    }
+
+    /// Registers the caveats of documents about to be written until the guard drops.
+    fn pending_caveats(&self, docs: &[PreparedDocument]) -> PendingCaveats<'_> {
+        let tokens: Vec<String> = docs
+            .iter()
+            .flat_map(|d| caveat_tokens_of(&d.record_meta.marking))
+            .collect();
+        let mut cache = self.caveat_cache();
+        for token in &tokens {
+            *cache.pending.entry(token.clone()).or_default() += 1;
+        }
+        cache.tokens = None;
+        drop(cache);
+        PendingCaveats {
+            indexes: self,
+            tokens,
+        }
+    }
+
+    /// Turns `filter.clearance` into what both indexes filter on inside their queries: the
+    /// rank bound becomes the lower of `max_marking_rank` and the clearance's rank, and every
+    /// known caveat token the clearance does not permit goes to `exclude_caveats`. The
+    /// result carries no clearance. `None` when the clearance permits nothing (its level is
+    /// not in the scheme). A filter without a clearance comes back unchanged.
+    ///
+    /// Documents whose level the scheme does not know are stored with a rank above the top
+    /// level ([`Indexes::marking_rank`]), so no clearance reaches them.
+    pub fn resolve_clearance(&self, filter: &PassageFilter) -> Result<Option<PassageFilter>> {
+        let Some(clearance) = &filter.clearance else {
+            return Ok(Some(filter.clone()));
+        };
+        let Some(rank) = self.scheme.rank(&clearance.level) else {
+            return Ok(None);
+        };
+        let mut resolved = filter.clone();
+        resolved.clearance = None;
+        resolved.max_marking_rank = Some(filter.max_marking_rank.map_or(rank, |m| m.min(rank)));
+        for token in self.caveat_tokens()?.iter() {
+            if !self.scheme.permits_caveat(clearance, token)
+                && !resolved.exclude_caveats.contains(token)
+            {
+                resolved.exclude_caveats.push(token.clone());
+            }
+        }
+        Ok(Some(resolved))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -157,8 +393,10 @@ impl Indexes {
         self.catalog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The rank stored for a document's level. Levels the scheme does not know (ingestion
+    /// refuses them, but a scheme can change under an existing catalog) rank above the top
+    /// level, so no clearance permits them; only unrestricted searches return them.
     pub fn marking_rank(&self, level: &str) -> u32 {
-        // Unknown levels (a scheme changed under an existing catalog) rank above everything.
         self.scheme
             .rank(level)
             .unwrap_or(self.scheme.levels.len() as u32)
@@ -171,6 +409,9 @@ impl Indexes {
         vectors: &[Vec<f32>],
     ) -> Result<()> {
         let meta = &record.meta;
+        // Ranks follow the current scheme, whatever rank an older scheme gave the record.
+        let marking_rank = self.marking_rank(&meta.marking.level);
+        let caveats = caveat_tokens_of(&meta.marking);
         let sections: Vec<String> = passages
             .iter()
             .map(|p| p.passage.section_display())
@@ -186,7 +427,8 @@ impl Indexes {
                 section,
                 paragraphs: &sp.passage.paragraphs,
                 body: &sp.passage.text,
-                marking_rank: record.marking_rank,
+                marking_rank,
+                caveats: &caveats,
             })
             .collect();
         self.keyword.add(&docs)?;
@@ -196,8 +438,8 @@ impl Indexes {
             .map(|(sp, vector)| VectorPoint {
                 passage_id: sp.passage.id.clone(),
                 doc_id: meta.id.clone(),
-                marking_rank: record.marking_rank,
-                caveats: meta.marking.caveats.clone(),
+                marking_rank,
+                caveats: caveats.clone(),
                 publication: meta.publication.clone(),
                 vector: vector.clone(),
             })
@@ -215,18 +457,25 @@ impl Indexes {
         if docs.is_empty() {
             return Ok(());
         }
+        let ranks: Vec<u32> = docs
+            .iter()
+            .map(|d| self.marking_rank(&d.record_meta.marking.level))
+            .collect();
         let begin: Vec<_> = docs
             .iter()
-            .map(|d| (&d.record_meta, d.marking_rank))
+            .zip(&ranks)
+            .map(|(d, rank)| (&d.record_meta, *rank))
             .collect();
+        // Searches must know these caveats from the moment the indexes hold them.
+        let _pending = self.pending_caveats(docs);
         self.documents_changed();
         self.catalog().begin_documents(&begin)?;
         let written = (|| -> Result<()> {
-            for doc in docs {
+            for (doc, rank) in docs.iter().zip(&ranks) {
                 self.purge(&doc.record_meta.id)?;
                 let record = DocumentRecord {
                     meta: doc.record_meta.clone(),
-                    marking_rank: doc.marking_rank,
+                    marking_rank: *rank,
                     pipeline_version,
                     status: DocumentStatus::Indexing,
                     chunk_count: doc.passages.len(),
@@ -256,10 +505,11 @@ impl Indexes {
         failpoint("after-index-write");
         let commit: Vec<_> = docs
             .iter()
-            .map(|d| {
+            .zip(&ranks)
+            .map(|(d, rank)| {
                 (
                     &d.record_meta,
-                    d.marking_rank,
+                    *rank,
                     d.body.as_str(),
                     d.passages.as_slice(),
                 )
@@ -302,29 +552,37 @@ impl Indexes {
         let mut repaired = Vec::new();
         let mut removed = Vec::new();
         for id in ids {
-            let record = self.catalog().document(id)?;
-            let Some(record) = record else {
-                self.purge(id)?;
-                continue;
-            };
-            let committed =
-                record.pipeline_version > 0 && record.status != DocumentStatus::Deleting;
-            if !committed {
-                self.purge(id)?;
-                self.catalog().delete_documents(std::slice::from_ref(id))?;
-                removed.push(id.clone());
-                continue;
+            match self.restore(id, embedder)? {
+                Restored::Rebuilt => repaired.push(id.clone()),
+                Restored::Removed => removed.push(id.clone()),
+                Restored::NotInCatalog => {}
             }
-            let passages = self.catalog().passages_of(id)?;
-            let vectors = self.vectors_for(&record, &passages, embedder)?;
-            self.purge(id)?;
-            self.add_to_indexes(&record, &passages, &vectors)?;
-            self.catalog()
-                .set_status(std::slice::from_ref(id), DocumentStatus::Indexed)?;
-            repaired.push(id.clone());
         }
         self.keyword.commit()?;
         Ok((repaired, removed))
+    }
+
+    /// Puts one document's index entries back to its catalog state (without committing the
+    /// keyword index): rebuilt from committed passages, or removed if it never committed.
+    fn restore(&self, id: &str, embedder: Option<&dyn Embedder>) -> Result<Restored> {
+        let record = self.catalog().document(id)?;
+        let Some(record) = record else {
+            self.purge(id)?;
+            return Ok(Restored::NotInCatalog);
+        };
+        let committed = record.pipeline_version > 0 && record.status != DocumentStatus::Deleting;
+        if !committed {
+            self.purge(id)?;
+            self.catalog().delete_documents(&[id.to_string()])?;
+            return Ok(Restored::Removed);
+        }
+        let passages = self.catalog().passages_of(id)?;
+        let vectors = self.vectors_for(&record, &passages, embedder)?;
+        self.purge(id)?;
+        self.add_to_indexes(&record, &passages, &vectors)?;
+        self.catalog()
+            .set_status(&[id.to_string()], DocumentStatus::Indexed)?;
+        Ok(Restored::Rebuilt)
     }
 
     /// Vectors for passages: stored ones where their text is unchanged, else embedded.
@@ -446,5 +704,264 @@ impl Indexes {
             && report.mismatched.is_empty()
             && (repair || interrupted.is_empty());
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doctrina_types::{Clearance, DocumentMeta, Passage, SourceFormat};
+
+    const DIM: usize = 8;
+
+    fn document(id: &str, level: &str, caveats: &[&str], passages: usize) -> PreparedDocument {
+        let meta = DocumentMeta {
+            id: id.to_string(),
+            title: format!("Convoy planning {id}"),
+            publication: None,
+            edition: None,
+            supersedes: None,
+            marking: Marking {
+                level: level.to_string(),
+                caveats: caveats.iter().map(|c| c.to_string()).collect(),
+            },
+            source_path: format!("/corpus/{id}.md"),
+            format: SourceFormat::Markdown,
+            content_hash: id.to_string(),
+        };
+        let passages: Vec<StoredPassage> = (0..passages)
+            .map(|i| {
+                let text = format!("Fuel convoy planning, passage {i} of {id}.");
+                StoredPassage {
+                    embed_hash: crate::catalog::embed_hash(&text),
+                    passage: Passage {
+                        id: Passage::id_for(id, i as u32),
+                        doc_id: id.to_string(),
+                        ordinal: i as u32,
+                        section_path: Vec::new(),
+                        paragraphs: Vec::new(),
+                        pages: Vec::new(),
+                        char_start: 0,
+                        char_end: text.chars().count(),
+                        text,
+                    },
+                }
+            })
+            .collect();
+        let vectors = (0..passages.len())
+            .map(|i| {
+                let mut v = vec![1.0; DIM];
+                v[i % DIM] = 2.0;
+                v
+            })
+            .collect();
+        PreparedDocument {
+            record_meta: meta,
+            marking_rank: 0,
+            body: String::new(),
+            passages,
+            vectors,
+        }
+    }
+
+    fn corpus() -> Vec<PreparedDocument> {
+        vec![
+            document("u", "UNCLASSIFIED", &[], 4),
+            document("c", "CONFIDENTIAL", &[], 4),
+            document("s-nf", "SECRET", &["NOFORN"], 4),
+            document("s-rel", "SECRET", &["REL TO USA, GBR"], 4),
+            document("c-rel", "CONFIDENTIAL", &["rel to fra, usa"], 4),
+            document("ts-or", "TOP SECRET", &["ORCON"], 4),
+        ]
+    }
+
+    fn clearance(level: &str, caveats: &[&str]) -> Clearance {
+        Clearance {
+            level: level.into(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// Document ids a clearance finds with both indexes (everything, k = 100).
+    fn found(indexes: &Indexes, clearance: &Clearance) -> BTreeSet<String> {
+        let filter = PassageFilter {
+            clearance: Some(clearance.clone()),
+            ..PassageFilter::default()
+        };
+        let Some(filter) = indexes.resolve_clearance(&filter).unwrap() else {
+            return BTreeSet::new();
+        };
+        let keyword: BTreeSet<String> = indexes
+            .keyword
+            .search("fuel convoy planning", 100, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id.split('#').next().unwrap().to_string())
+            .collect();
+        let dense: BTreeSet<String> = indexes
+            .vectors
+            .search(&[1.0; DIM], 100, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id.split('#').next().unwrap().to_string())
+            .collect();
+        assert_eq!(keyword, dense, "both indexes agree for {clearance:?}");
+        keyword
+    }
+
+    fn ids(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn clearances_resolve_into_ranks_and_denied_caveats() {
+        let dir = tempfile::tempdir().unwrap();
+        let indexes = Indexes::open(dir.path(), DIM, MarkingScheme::default()).unwrap();
+        indexes.write_documents(&corpus(), 1).unwrap();
+        assert_eq!(
+            indexes.caveat_tokens().unwrap().iter().collect::<Vec<_>>(),
+            vec!["NOFORN", "ORCON", "REL TO FRA, USA", "REL TO GBR, USA"]
+        );
+        let cases: [(&str, &[&str], &[&str]); 7] = [
+            ("UNCLASSIFIED", &["NOFORN"], &["u"]),
+            ("CONFIDENTIAL", &[], &["u", "c"]),
+            ("confidential", &["REL TO USA"], &["u", "c", "c-rel"]),
+            ("SECRET", &["REL TO GBR"], &["u", "c", "s-rel"]),
+            (
+                "SECRET",
+                &["NOFORN", "REL TO USA"],
+                &["u", "c", "s-nf", "s-rel", "c-rel"],
+            ),
+            ("TOP SECRET", &["ORCON"], &["u", "c", "ts-or"]),
+            ("SECERT", &["NOFORN", "ORCON", "REL TO USA"], &[]),
+        ];
+        for (level, held, expected) in cases {
+            let c = clearance(level, held);
+            assert_eq!(found(&indexes, &c), ids(expected), "{level} {held:?}");
+        }
+        // An explicit lower bound still applies under a higher clearance.
+        let filter = PassageFilter {
+            max_marking_rank: Some(0),
+            clearance: Some(clearance("TOP SECRET", &[])),
+            ..PassageFilter::default()
+        };
+        let resolved = indexes.resolve_clearance(&filter).unwrap().unwrap();
+        assert_eq!(resolved.max_marking_rank, Some(0));
+        assert!(resolved.clearance.is_none());
+
+        // A new caveat is known as soon as it is written; a removed one may linger (harmless).
+        indexes
+            .write_documents(&[document("s-px", "SECRET", &["propin"], 2)], 1)
+            .unwrap();
+        assert!(indexes.caveat_tokens().unwrap().contains("PROPIN"));
+        assert!(!found(&indexes, &clearance("TOP SECRET", &[])).contains("s-px"));
+        assert!(found(&indexes, &clearance("SECRET", &["PROPIN"])).contains("s-px"));
+    }
+
+    #[test]
+    fn unknown_document_levels_are_above_every_clearance() {
+        let dir = tempfile::tempdir().unwrap();
+        let indexes = Indexes::open(dir.path(), DIM, MarkingScheme::default()).unwrap();
+        indexes
+            .write_documents(
+                &[
+                    document("u", "UNCLASSIFIED", &[], 2),
+                    document("odd", "COSMIC", &[], 2),
+                ],
+                1,
+            )
+            .unwrap();
+        assert_eq!(
+            indexes
+                .catalog()
+                .document("odd")
+                .unwrap()
+                .unwrap()
+                .marking_rank,
+            5
+        );
+        assert_eq!(
+            found(&indexes, &clearance("TOP SECRET", &["NOFORN", "ORCON"])),
+            ids(&["u"])
+        );
+    }
+
+    #[test]
+    fn old_indexes_and_changed_schemes_are_rebuilt_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let indexes = Indexes::open(dir.path(), DIM, MarkingScheme::default()).unwrap();
+            indexes.write_documents(&corpus(), 1).unwrap();
+            indexes.flush().unwrap();
+        }
+        // An index from before the caveat field: no format file, a keyword index with the
+        // old schema, raw caveats in the vector payloads.
+        std::fs::remove_file(dir.path().join(INDEX_FORMAT_FILE)).unwrap();
+        let keyword_dir = dir.path().join("keyword");
+        std::fs::remove_dir_all(&keyword_dir).unwrap();
+        std::fs::create_dir_all(&keyword_dir).unwrap();
+        {
+            use tantivy::schema::{STORED, STRING, Schema};
+            let mut b = Schema::builder();
+            let passage_id = b.add_text_field("passage_id", STRING | STORED);
+            let old = tantivy::Index::create_in_dir(&keyword_dir, b.build()).unwrap();
+            let mut writer: tantivy::IndexWriter = old.writer(16_000_000).unwrap();
+            writer
+                .add_document(tantivy::doc!(passage_id => "s-nf#0"))
+                .unwrap();
+            writer.commit().unwrap();
+            let store = EdgeVectorStore::open(&dir.path().join("vectors"), DIM).unwrap();
+            store
+                .upsert(&[VectorPoint {
+                    passage_id: "s-rel#0".into(),
+                    doc_id: "s-rel".into(),
+                    marking_rank: 3,
+                    caveats: vec!["REL TO USA, GBR".into()],
+                    publication: None,
+                    vector: vec![1.0; DIM],
+                }])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        {
+            let indexes = Indexes::open(dir.path(), DIM, MarkingScheme::default()).unwrap();
+            let health = indexes.check(None, false).unwrap();
+            assert!(health.consistent, "{health:#?}");
+            assert_eq!(health.keyword_passages, 24);
+            assert_eq!(
+                found(&indexes, &clearance("SECRET", &["REL TO GBR"])),
+                ids(&["u", "c", "s-rel"])
+            );
+        }
+        // A keyword index whose schema disagrees with a current format file is rebuilt too.
+        {
+            std::fs::remove_dir_all(&keyword_dir).unwrap();
+            std::fs::create_dir_all(&keyword_dir).unwrap();
+            let mut b = tantivy::schema::Schema::builder();
+            b.add_text_field("passage_id", tantivy::schema::STRING);
+            tantivy::Index::create_in_dir(&keyword_dir, b.build()).unwrap();
+            let indexes = Indexes::open(dir.path(), DIM, MarkingScheme::default()).unwrap();
+            assert_eq!(indexes.keyword.count(), 24);
+        }
+        // A level inserted into the scheme moves every rank above it.
+        let mut scheme = MarkingScheme::default();
+        scheme.levels.insert(3, "RESTRICTED".to_string());
+        let indexes = Indexes::open(dir.path(), DIM, scheme).unwrap();
+        assert_eq!(
+            indexes
+                .catalog()
+                .document("ts-or")
+                .unwrap()
+                .unwrap()
+                .marking_rank,
+            5
+        );
+        assert_eq!(
+            found(
+                &indexes,
+                &clearance("RESTRICTED", &["NOFORN", "REL TO USA", "ORCON"])
+            ),
+            ids(&["u", "c", "c-rel"])
+        );
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Points carry the passage id, document id, marking rank, caveats and publication as
 //! payload, with payload indexes on the fields used as filters, so a filter is part of the
-//! nearest-neighbour query itself rather than applied after top-k.
+//! nearest-neighbour query itself rather than applied after top-k. Caveats are stored in
+//! [`caveat_token`] form, so a clearance's denied caveats are an exact `must_not` match.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use doctrina_types::PassageFilter;
+use doctrina_types::{PassageFilter, caveat_token};
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
@@ -27,6 +28,7 @@ pub struct VectorPoint {
     pub passage_id: String,
     pub doc_id: String,
     pub marking_rank: u32,
+    /// The document's caveats; stored in [`caveat_token`] form.
     pub caveats: Vec<String>,
     pub publication: Option<String>,
     pub vector: Vec<f32>,
@@ -39,7 +41,9 @@ pub trait VectorStore: Send + Sync {
     fn delete_doc(&self, doc_id: &str) -> Result<()>;
     /// Removes points whose document is not in `keep` (orphans left by a crash).
     fn retain_docs(&self, keep: &[String]) -> Result<()>;
-    /// Nearest passages to `vector`, best first, with cosine similarity.
+    /// Nearest passages to `vector`, best first, with cosine similarity, within `filter`
+    /// (inside the query). A filter still carrying a clearance is refused with
+    /// [`IndexError::UnresolvedClearance`].
     fn search(
         &self,
         vector: &[f32],
@@ -122,7 +126,10 @@ impl EdgeVectorStore {
         Ok(store)
     }
 
-    fn filter(filter: &PassageFilter) -> Option<Filter> {
+    fn filter(filter: &PassageFilter) -> Result<Option<Filter>> {
+        if filter.clearance.is_some() {
+            return Err(IndexError::UnresolvedClearance);
+        }
         let mut must = Vec::new();
         if !filter.doc_ids.is_empty() {
             must.push(Condition::Field(FieldCondition::new_match(
@@ -152,17 +159,30 @@ impl EdgeVectorStore {
                 },
             )));
         }
-        let must_not = (!filter.exclude_doc_ids.is_empty()).then(|| {
-            vec![Condition::Field(FieldCondition::new_match(
+        let mut must_not = Vec::new();
+        if !filter.exclude_doc_ids.is_empty() {
+            must_not.push(Condition::Field(FieldCondition::new_match(
                 key("doc_id"),
                 Match::from(filter.exclude_doc_ids.clone()),
-            ))]
-        });
-        (!must.is_empty() || must_not.is_some()).then(|| Filter {
+            )));
+        }
+        if !filter.exclude_caveats.is_empty() {
+            // `caveats` is an array: a point matches when any of its caveats is denied.
+            let denied: Vec<String> = filter
+                .exclude_caveats
+                .iter()
+                .map(|c| caveat_token(c))
+                .collect();
+            must_not.push(Condition::Field(FieldCondition::new_match(
+                key("caveats"),
+                Match::from(denied),
+            )));
+        }
+        Ok((!must.is_empty() || !must_not.is_empty()).then(|| Filter {
             must: (!must.is_empty()).then_some(must),
-            must_not,
+            must_not: (!must_not.is_empty()).then_some(must_not),
             ..Filter::default()
-        })
+        }))
     }
 }
 
@@ -174,11 +194,12 @@ impl VectorStore for EdgeVectorStore {
         let structs = points
             .iter()
             .map(|p| {
+                let caveats: Vec<String> = p.caveats.iter().map(|c| caveat_token(c)).collect();
                 let payload = json!({
                     "passage_id": p.passage_id,
                     "doc_id": p.doc_id,
                     "marking_rank": p.marking_rank,
-                    "caveats": p.caveats,
+                    "caveats": caveats,
                     "publication": p.publication.as_deref().map(normalise_publication),
                 });
                 PointStruct::new(
@@ -228,6 +249,7 @@ impl VectorStore for EdgeVectorStore {
         limit: usize,
         filter: &PassageFilter,
     ) -> Result<Vec<(String, f32)>> {
+        let filter = Self::filter(filter)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -236,7 +258,7 @@ impl VectorStore for EdgeVectorStore {
             query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
                 NamedQuery::default_dense(vector.to_vec()),
             ))),
-            filter: Self::filter(filter),
+            filter,
             score_threshold: None,
             limit,
             offset: 0,
@@ -326,6 +348,92 @@ mod tests {
         let mut v = vec![0.0; 8];
         v[i % 8] = 1.0;
         v
+    }
+
+    #[test]
+    fn clearance_filter_is_inside_the_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
+        let markings: [(u32, &[&str]); 6] = [
+            (0, &[]),
+            (3, &["NOFORN"]),
+            (3, &["REL TO USA, GBR"]),
+            (2, &["rel to fra,usa"]),
+            (4, &["ORCON"]),
+            (1, &[]),
+        ];
+        // Restricted points sit exactly on the query; permitted ones a little off it, so an
+        // unfiltered top-k would be all restricted.
+        let query = unit(0);
+        let points: Vec<VectorPoint> = (0..60)
+            .map(|i| {
+                let (rank, caveats) = markings[i % markings.len()];
+                let mut vector = query.clone();
+                if rank == 0 && caveats.is_empty() || rank == 1 {
+                    vector[1 + i % 7] = 0.3;
+                }
+                VectorPoint {
+                    passage_id: format!("d{i}#0"),
+                    doc_id: format!("d{i}"),
+                    marking_rank: rank,
+                    caveats: caveats.iter().map(|c| c.to_string()).collect(),
+                    publication: None,
+                    vector,
+                }
+            })
+            .collect();
+        store.upsert(&points).unwrap();
+        let scheme = doctrina_types::MarkingScheme::default();
+        let tokens: Vec<String> = ["NOFORN", "ORCON", "REL TO FRA, USA", "REL TO GBR, USA"]
+            .map(String::from)
+            .to_vec();
+        let clearances: [(&str, &[&str]); 5] = [
+            ("UNCLASSIFIED", &[]),
+            ("SECRET", &["REL TO GBR"]),
+            ("SECRET", &["REL TO USA"]),
+            ("TOP SECRET", &["NOFORN"]),
+            ("TOP SECRET", &["ORCON", "NOFORN"]),
+        ];
+        for (level, held) in clearances {
+            let clearance = doctrina_types::Clearance {
+                level: level.into(),
+                caveats: held.iter().map(|c| c.to_string()).collect(),
+            };
+            let filter = PassageFilter {
+                max_marking_rank: scheme.rank(level),
+                exclude_caveats: tokens
+                    .iter()
+                    .filter(|t| !scheme.permits_caveat(&clearance, t))
+                    .cloned()
+                    .collect(),
+                ..PassageFilter::default()
+            };
+            let hits = store.search(&query, 8, &filter).unwrap();
+            assert_eq!(hits.len(), 8, "{level} {held:?}: k hits despite the filter");
+            for (id, _) in &hits {
+                let i: usize = id[1..id.len() - 2].parse().unwrap();
+                let (rank, caveats) = markings[i % markings.len()];
+                let marking = doctrina_types::Marking {
+                    level: scheme.levels[rank as usize].clone(),
+                    caveats: caveats.iter().map(|c| c.to_string()).collect(),
+                };
+                assert!(
+                    scheme.permits(&clearance, &marking),
+                    "{level} {held:?} got {id}"
+                );
+            }
+        }
+        let unresolved = PassageFilter {
+            clearance: Some(doctrina_types::Clearance {
+                level: "SECRET".into(),
+                caveats: vec![],
+            }),
+            ..PassageFilter::default()
+        };
+        assert!(matches!(
+            store.search(&query, 8, &unresolved),
+            Err(IndexError::UnresolvedClearance)
+        ));
     }
 
     #[test]

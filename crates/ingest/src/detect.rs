@@ -88,6 +88,40 @@ pub fn decode_text(bytes: &[u8]) -> Result<&str> {
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
+/// Checks that `bytes` really are the format their extension claims, without parsing them:
+/// a PDF has a `%PDF-` header near the start, a DOCX is a zip archive, and the text formats
+/// are NUL-free UTF-8. A file that passes can still fail to parse (a corrupt PDF); one that
+/// fails is not that kind of file at all (a binary renamed `.pdf`).
+pub fn sniff(format: SourceFormat, bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    match format {
+        SourceFormat::Pdf => {
+            let head = &bytes[..bytes.len().min(1024)];
+            if head.windows(5).any(|w| w == b"%PDF-") {
+                Ok(())
+            } else {
+                Err(IngestError::CorruptPdf(
+                    "no %PDF header: this is not a PDF file".to_string(),
+                ))
+            }
+        }
+        SourceFormat::Docx => {
+            if bytes.starts_with(b"PK\x03\x04") {
+                Ok(())
+            } else {
+                Err(IngestError::CorruptDocx(
+                    "not a zip archive, so not a .docx file".to_string(),
+                ))
+            }
+        }
+        SourceFormat::Markdown | SourceFormat::Text | SourceFormat::Html => {
+            decode_text(bytes).map(|_| ())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +139,16 @@ mod tests {
             "{err}"
         );
         assert_eq!(decode_text("\u{feff}hi".as_bytes()).unwrap(), "hi");
+    }
+
+    #[test]
+    fn sniffing_rejects_renamed_binaries() {
+        assert!(sniff(SourceFormat::Pdf, b"%PDF-1.7\ngarbage").is_ok());
+        assert!(sniff(SourceFormat::Pdf, b"\x7fELF\x02\x01").is_err());
+        assert!(sniff(SourceFormat::Docx, b"PK\x03\x04rest").is_ok());
+        assert!(sniff(SourceFormat::Docx, b"%PDF-1.7").is_err());
+        assert!(sniff(SourceFormat::Markdown, b"# Title\n").is_ok());
+        assert!(sniff(SourceFormat::Markdown, b"\x7fELF\x00\x01").is_err());
     }
 
     #[test]

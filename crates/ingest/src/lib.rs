@@ -19,7 +19,7 @@ mod text;
 
 pub use blocks::{Block, BlockKind};
 pub use chunk::{ChunkOptions, Chunked};
-pub use detect::{SidecarMeta, is_sidecar, sidecar_path};
+pub use detect::{SidecarMeta, is_sidecar, sidecar_path, sniff};
 pub use error::{IngestError, Result};
 
 use std::path::Path;

@@ -1,5 +1,10 @@
 //! Hybrid retrieval: BM25 top-k and dense top-k, fused with weighted reciprocal rank
 //! fusion, each hit carrying its score breakdown. Filters go into both retrievers' queries.
+//!
+//! Access control: a filter's clearance is resolved ([`Indexes::resolve_clearance`]) into a
+//! marking-rank bound and the caveat tokens it does not permit before either query runs, so
+//! both the BM25 and the nearest-neighbour query only ever see permitted passages and a
+//! restricted search still returns its full k.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +13,7 @@ use std::time::{Duration, Instant};
 use doctrina_embed::Embedder;
 use doctrina_index::Indexes;
 use doctrina_types::config::RetrievalConfig;
-use doctrina_types::{PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
+use doctrina_types::{Clearance, Marking, PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrieveError {
@@ -103,6 +108,14 @@ impl Retriever {
         &self.embedder
     }
 
+    /// Whether a person holding `clearance` may see a document marked `marking` (`None`:
+    /// unrestricted). For callers that look documents or passages up by id rather than
+    /// through [`Retriever::search`]: document views, cited sources. The same rules as the
+    /// search filter ([`doctrina_types::MarkingScheme::permits`]).
+    pub fn permits(&self, clearance: Option<&Clearance>, marking: &Marking) -> bool {
+        clearance.is_none_or(|c| self.indexes.scheme.permits(c, marking))
+    }
+
     pub fn search(
         &self,
         query: &str,
@@ -129,6 +142,20 @@ impl Retriever {
         if k == 0 {
             return Ok((Vec::new(), timings));
         }
+        let clearance = filter.clearance.as_ref();
+        let resolved;
+        let filter = if clearance.is_some() {
+            match self.indexes.resolve_clearance(filter)? {
+                Some(f) => {
+                    resolved = f;
+                    &resolved
+                }
+                // The clearance's level is not in the scheme: it permits nothing.
+                None => return Ok((Vec::new(), timings)),
+            }
+        } else {
+            filter
+        };
         // Superseded editions stay viewable but are not searched unless asked for.
         let with_superseded;
         let filter = if filter.include_superseded {
@@ -139,7 +166,22 @@ impl Retriever {
                 filter
             } else {
                 let mut f = filter.clone();
-                f.exclude_doc_ids.extend(superseded.keys().cloned());
+                // An edition is replaced only for those who may see its replacement: someone
+                // without access to the newer edition keeps searching the one they can read
+                // (and learns nothing from it disappearing).
+                for (old, newer) in superseded.iter() {
+                    let replaced = match clearance {
+                        None => true,
+                        Some(c) => self
+                            .indexes
+                            .catalog()
+                            .document(newer)?
+                            .is_some_and(|d| self.permits(Some(c), &d.meta.marking)),
+                    };
+                    if replaced {
+                        f.exclude_doc_ids.push(old.clone());
+                    }
+                }
                 with_superseded = f;
                 &with_superseded
             }
@@ -177,12 +219,16 @@ impl Retriever {
         let mut fused =
             reciprocal_rank_fusion(&bm25, &dense, self.config.rrf_k, bm25_weight, dense_weight);
         fused.truncate(k);
-        let hits = self.load_hits(fused)?;
+        let hits = self.load_hits(fused, clearance)?;
         timings.fuse_and_load = start.elapsed();
         Ok((hits, timings))
     }
 
-    fn load_hits(&self, fused: Vec<(String, ScoreBreakdown)>) -> Result<Vec<SearchHit>> {
+    fn load_hits(
+        &self,
+        fused: Vec<(String, ScoreBreakdown)>,
+        clearance: Option<&Clearance>,
+    ) -> Result<Vec<SearchHit>> {
         let ids: Vec<String> = fused.iter().map(|(id, _)| id.clone()).collect();
         let catalog = self.indexes.catalog();
         let passages: HashMap<String, _> = catalog
@@ -205,6 +251,13 @@ impl Retriever {
             let Some(Some(doc)) = documents.get(&passage.doc_id) else {
                 continue;
             };
+            // The queries already excluded what the clearance does not permit; this only
+            // matters while a write re-marks a document (the indexes hold the new marking,
+            // the catalog's text and marking are still the old ones until it commits).
+            if !self.permits(clearance, &doc.meta.marking) {
+                tracing::warn!(passage = %id, "hit withheld: its catalog marking is not permitted");
+                continue;
+            }
             hits.push(SearchHit {
                 rank: hits.len() + 1,
                 passage_id: passage.id.clone(),

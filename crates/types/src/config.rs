@@ -21,6 +21,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub markings: MarkingScheme,
     pub inference: InferenceConfig,
+    pub library: LibraryConfig,
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -34,6 +36,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             markings: MarkingScheme::default(),
             inference: InferenceConfig::default(),
+            library: LibraryConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -212,6 +216,60 @@ impl Default for ServerConfig {
         Self {
             addr: "127.0.0.1:8080".to_string(),
             max_upload_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// Accounts and sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// A session ends after this long without a request.
+    pub session_idle_secs: u64,
+    /// A session ends this long after login, whatever the activity.
+    pub session_max_secs: u64,
+    /// Failed logins (per account, and per client address) allowed within `lockout_secs`
+    /// before further attempts are refused until the window passes.
+    pub max_failures: u32,
+    pub lockout_secs: u64,
+    /// Failed logins allowed from one client address within `lockout_secs`.
+    pub max_failures_per_client: u32,
+    /// Mark session cookies `Secure`: `auto` (unless the server listens on loopback, where
+    /// browsers are reached over plain HTTP), `always` or `never`.
+    pub secure_cookies: String,
+    /// Shortest password accepted.
+    pub min_password_chars: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 3600,
+            max_failures: 5,
+            lockout_secs: 15 * 60,
+            max_failures_per_client: 20,
+            secure_cookies: "auto".to_string(),
+            min_password_chars: 12,
+        }
+    }
+}
+
+/// The custodian's library: files uploaded through the web app (`<data_dir>/library/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LibraryConfig {
+    /// Largest file accepted by an upload (413 above it).
+    pub max_upload_bytes: u64,
+    /// Most files accepted in one upload request.
+    pub max_files_per_upload: usize,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_files_per_upload: 100,
         }
     }
 }

@@ -121,6 +121,100 @@ impl MarkingScheme {
     pub fn canonical(&self, level: &str) -> Option<&str> {
         self.rank(level).map(|r| self.levels[r as usize].as_str())
     }
+
+    /// Whether a person holding `clearance` may see a document marked `marking`: the
+    /// document's level is at or below the clearance's level and every caveat is permitted
+    /// ([`MarkingScheme::permits_caveat`]).
+    ///
+    /// Levels fail safe: a document level the scheme does not know counts as above the top
+    /// level, so no clearance permits it; a clearance level the scheme does not know permits
+    /// nothing at all (not even the lowest level), since it may be a typo for anything.
+    pub fn permits(&self, clearance: &Clearance, marking: &Marking) -> bool {
+        let (Some(held), Some(needed)) = (self.rank(&clearance.level), self.rank(&marking.level))
+        else {
+            return false;
+        };
+        needed <= held
+            && marking
+                .caveats
+                .iter()
+                .all(|c| self.permits_caveat(clearance, c))
+    }
+
+    /// Whether `clearance` permits one caveat. Caveats compare in their [`caveat_token`]
+    /// form (case and spacing do not matter). A release marking `REL TO A, B` is permitted
+    /// when the clearance holds `REL TO X` for some listed country X; every other caveat
+    /// (`NOFORN`, `ORCON`, anything unknown) only when the clearance holds exactly it.
+    pub fn permits_caveat(&self, clearance: &Clearance, caveat: &str) -> bool {
+        let token = caveat_token(caveat);
+        match release_countries(&token) {
+            Some(listed) => clearance
+                .caveats
+                .iter()
+                .filter_map(|held| release_countries(&caveat_token(held)))
+                .flatten()
+                .any(|country| listed.contains(&country)),
+            None => clearance
+                .caveats
+                .iter()
+                .any(|held| caveat_token(held) == token),
+        }
+    }
+}
+
+/// What a person is cleared to see: a level of the [`MarkingScheme`] and the caveats they
+/// hold (`NOFORN`, `ORCON`, `REL TO GBR`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clearance {
+    pub level: String,
+    #[serde(default)]
+    pub caveats: Vec<String>,
+}
+
+const RELEASE_PREFIX: &str = "REL TO";
+
+/// The normalised form of a caveat, as stored in the indexes and compared everywhere:
+/// uppercase with single spaces; a release marking's countries (split on commas, slashes
+/// and whitespace) are sorted, deduplicated and joined with `", "`.
+/// `rel to  usa,gbr` -> `REL TO GBR, USA`; ` noforn ` -> `NOFORN`.
+pub fn caveat_token(caveat: &str) -> String {
+    let upper = caveat
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    let Some(rest) = upper.strip_prefix(RELEASE_PREFIX) else {
+        return upper;
+    };
+    if !(rest.is_empty() || rest.starts_with([' ', ',', '/', ':'])) {
+        return upper; // `REL TOKEN`: not a release marking
+    }
+    let mut countries: Vec<&str> = rest
+        .split(|c: char| c == ',' || c == '/' || c == ':' || c.is_whitespace())
+        .filter(|c| !c.is_empty())
+        .collect();
+    countries.sort_unstable();
+    countries.dedup();
+    if countries.is_empty() {
+        RELEASE_PREFIX.to_string()
+    } else {
+        format!("{RELEASE_PREFIX} {}", countries.join(", "))
+    }
+}
+
+/// The countries of a release marking in token form, or `None` for any other caveat.
+fn release_countries(token: &str) -> Option<Vec<String>> {
+    let rest = token.strip_prefix(RELEASE_PREFIX)?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    Some(
+        rest.split(", ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -153,6 +247,83 @@ mod tests {
         assert_eq!(scheme.rank("SECRET"), Some(3));
         assert_eq!(scheme.rank("top secret"), Some(4));
         assert_eq!(scheme.rank("COSMIC"), None);
+    }
+
+    fn clearance(level: &str, caveats: &[&str]) -> Clearance {
+        Clearance {
+            level: level.to_string(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    fn marking(level: &str, caveats: &[&str]) -> Marking {
+        Marking {
+            level: level.to_string(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn caveat_tokens_are_normalised() {
+        assert_eq!(caveat_token(" noforn "), "NOFORN");
+        assert_eq!(caveat_token("rel to  usa,gbr"), "REL TO GBR, USA");
+        assert_eq!(caveat_token("REL TO USA, GBR"), "REL TO GBR, USA");
+        assert_eq!(caveat_token("REL TO GBR/USA/GBR"), "REL TO GBR, USA");
+        assert_eq!(caveat_token("REL TO"), "REL TO");
+        assert_eq!(caveat_token("rel token"), "REL TOKEN");
+        assert_eq!(caveat_token("orcon"), "ORCON");
+        let token = caveat_token("REL TO USA, FRA");
+        assert_eq!(caveat_token(&token), token, "idempotent");
+    }
+
+    #[test]
+    fn levels_permit_at_or_below_and_fail_safe_when_unknown() {
+        let scheme = MarkingScheme::default();
+        let secret = clearance("secret", &[]);
+        assert!(scheme.permits(&secret, &marking("UNCLASSIFIED", &[])));
+        assert!(scheme.permits(&secret, &marking("SECRET", &[])));
+        assert!(!scheme.permits(&secret, &marking("TOP SECRET", &[])));
+        // A document level the scheme does not know is above every clearance.
+        let top = clearance("TOP SECRET", &["NOFORN", "ORCON", "REL TO USA"]);
+        assert!(!scheme.permits(&top, &marking("COSMIC", &[])));
+        // A clearance level the scheme does not know permits nothing, not even the lowest.
+        let unknown = clearance("SECERT", &["NOFORN"]);
+        assert!(!scheme.permits(&unknown, &marking("UNCLASSIFIED", &[])));
+    }
+
+    #[test]
+    fn release_markings_need_one_listed_country() {
+        let scheme = MarkingScheme::default();
+        let usa = clearance("SECRET", &["REL TO USA"]);
+        let gbr = clearance("SECRET", &["rel to gbr"]);
+        let fra = clearance("SECRET", &["REL TO FRA"]);
+        let none = clearance("SECRET", &[]);
+        let m = marking("SECRET", &["REL TO USA, GBR"]);
+        assert!(scheme.permits(&usa, &m));
+        assert!(scheme.permits(&gbr, &m));
+        assert!(!scheme.permits(&fra, &m));
+        assert!(!scheme.permits(&none, &m));
+        assert!(scheme.permits_caveat(&fra, "rel to usa,  fra"));
+        // A clearance listing several countries holds each of them.
+        let both = clearance("SECRET", &["REL TO GBR, FRA"]);
+        assert!(scheme.permits_caveat(&both, "REL TO FRA"));
+        // A release marking with no country permits nobody.
+        assert!(!scheme.permits_caveat(&usa, "REL TO"));
+    }
+
+    #[test]
+    fn other_caveats_need_to_be_held_exactly() {
+        let scheme = MarkingScheme::default();
+        let noforn = clearance("TOP SECRET", &["noforn"]);
+        assert!(scheme.permits(&noforn, &marking("SECRET", &["NOFORN"])));
+        assert!(!scheme.permits(&noforn, &marking("SECRET", &["ORCON"])));
+        assert!(!scheme.permits(&noforn, &marking("SECRET", &["NOFORN", "ORCON"])));
+        assert!(!scheme.permits(&noforn, &marking("SECRET", &["REL TO USA"])));
+        let rel = clearance("TOP SECRET", &["REL TO USA"]);
+        assert!(!scheme.permits(&rel, &marking("SECRET", &["NOFORN"])));
+        assert!(!scheme.permits(&rel, &marking("SECRET", &["PROPIN"])));
+        let both = clearance("TOP SECRET", &["NOFORN", "ORCON"]);
+        assert!(scheme.permits(&both, &marking("CUI", &[" orcon ", "NOFORN"])));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::Clearance;
+
 /// Which retriever(s) answer a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +81,15 @@ pub struct PassageFilter {
     /// Also search editions that a newer indexed edition supersedes (excluded by default).
     #[serde(default)]
     pub include_superseded: bool,
+    /// Only what this clearance permits (`None` = unrestricted). Set by the server from the
+    /// signed-in account, never read from a request. Retrieval resolves it into
+    /// `max_marking_rank` and `exclude_caveats` before the indexes see the filter.
+    #[serde(skip)]
+    pub clearance: Option<Clearance>,
+    /// Never passages of documents carrying one of these caveats (in
+    /// [`caveat_token`](crate::caveat_token) form): the caveats a clearance does not permit.
+    #[serde(skip)]
+    pub exclude_caveats: Vec<String>,
 }
 
 impl PassageFilter {
@@ -87,5 +98,32 @@ impl PassageFilter {
             && self.publications.is_empty()
             && self.max_marking_rank.is_none()
             && self.exclude_doc_ids.is_empty()
+            && self.clearance.is_none()
+            && self.exclude_caveats.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_cannot_supply_a_clearance() {
+        let filter: PassageFilter = serde_json::from_str(
+            r#"{"clearance":{"level":"TOP SECRET","caveats":["NOFORN"]},"exclude_caveats":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(filter.clearance, None);
+        assert!(filter.is_empty());
+        let with = PassageFilter {
+            clearance: Some(Clearance {
+                level: "SECRET".into(),
+                caveats: vec![],
+            }),
+            ..PassageFilter::default()
+        };
+        assert!(!with.is_empty());
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(!json.contains("clearance"), "{json}");
     }
 }

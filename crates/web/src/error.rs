@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use doctrina_auth::AuthError;
 use doctrina_draft::DraftError;
 use doctrina_plan::PlanError;
 use doctrina_retrieve::RetrieveError;
@@ -16,6 +17,12 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An upload over the configured size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload whose type is not allowed or whose bytes are not what its name says.
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error(transparent)]
     Retrieve(#[from] RetrieveError),
     #[error(transparent)]
@@ -30,6 +37,20 @@ pub enum AppError {
     Render(#[from] askama::Error),
     #[error(transparent)]
     Audit(#[from] doctrina_audit::AuditError),
+    #[error("{}", if *expired { "your session expired; sign in again" } else { "sign in first" })]
+    Unauthenticated { expired: bool },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Csrf(String),
+    #[error(transparent)]
+    Auth(#[from] doctrina_auth::AuthError),
+    /// The library's job store or its files (a runtime fault).
+    #[error("library: {0}")]
+    Library(String),
+    /// The evaluation run store or an export of it (a runtime fault).
+    #[error("evaluation: {0}")]
+    Evaluation(String),
 }
 
 impl AppError {
@@ -42,6 +63,8 @@ impl AppError {
             Self::Conflict(_) | Self::Plan(PlanError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")
             }
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::UnsupportedType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
             Self::Plan(PlanError::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid_input"),
             Self::Plan(PlanError::Sql(_) | PlanError::Json(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
@@ -68,6 +91,26 @@ impl AppError {
             },
             Self::Join(_) | Self::Render(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Audit(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+            Self::Library(_) => (StatusCode::INTERNAL_SERVER_ERROR, "library_failed"),
+            Self::Evaluation(_) => (StatusCode::INTERNAL_SERVER_ERROR, "evaluation_failed"),
+            Self::Unauthenticated { expired: false } => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated")
+            }
+            Self::Unauthenticated { expired: true } => {
+                (StatusCode::UNAUTHORIZED, "session_expired")
+            }
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Csrf(_) => (StatusCode::FORBIDDEN, "csrf_failed"),
+            Self::Auth(e) => match e {
+                AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+                AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+                AuthError::NoSuchUser(_) => (StatusCode::NOT_FOUND, "not_found"),
+                AuthError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
+                AuthError::Sql(_) | AuthError::Internal(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "accounts_unavailable")
+                }
+            },
         }
     }
 
@@ -89,6 +132,9 @@ impl AppError {
             // The inference server's own message names the server and what went wrong
             // (timeout, refused connection, bad answer); it carries no secrets.
             Self::Draft(DraftError::Inference { .. } | DraftError::NoServer) => self.to_string(),
+            Self::Auth(AuthError::Sql(_) | AuthError::Internal(_)) => {
+                "the account store is unavailable; try again shortly".to_string()
+            }
             Self::Audit(_) => {
                 "the audit log cannot be written; the action is refused until it can".to_string()
             }
@@ -105,6 +151,14 @@ impl IntoResponse for AppError {
             tracing::error!(error = %self, code, "request failed");
         }
         let body = json!({"error": {"code": code, "message": self.public_message()}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Auth(AuthError::Throttled { retry_after_secs }) = self
+            && let Ok(v) = retry_after_secs.to_string().parse()
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }

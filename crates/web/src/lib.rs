@@ -1,7 +1,12 @@
 //! The web app (axum): server-rendered pages from `templates/` and a JSON API under `/api/`.
 //! `app()` builds the router so tests can serve the real app on port 0.
 
+pub mod auth;
+pub mod chart;
 mod error;
+pub mod evaluation;
+pub mod jobs;
+pub mod library;
 mod page;
 pub mod render;
 mod routes;
@@ -13,12 +18,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use doctrina_audit::AuditLog;
+use doctrina_auth::AuthStore;
 use doctrina_draft::Drafter;
 use doctrina_plan::PlanStore;
 use doctrina_retrieve::Retriever;
 
 pub use error::AppError;
-pub use routes::ROUTES;
+pub use routes::routes;
 
 /// Shared state: the retriever owns the indexes and the embedder; the drafter talks to the
 /// inference server and keeps draft records; the plan store keeps plans and their versions.
@@ -29,17 +35,37 @@ pub struct AppState {
     pub plans: Arc<PlanStore>,
     pub audit: Arc<AuditLog>,
     pub drafting: Arc<workspace::InFlight>,
+    /// Accounts and sessions.
+    pub auth: Arc<AuthStore>,
+    /// Every route's access rule (filled by [`app`]).
+    pub rules: Arc<auth::RuleMap>,
+    /// Whether cookies are marked `Secure` (see `auth.secure_cookies`).
+    pub secure_cookies: bool,
+    /// The custodian's library and its job queue (see [`AppState::with_library`]).
+    pub library: Option<Arc<library::Library>>,
+    /// Evaluation runs and their judgements (see [`AppState::with_evals`]).
+    pub evals: Option<Arc<evaluation::Evaluations>>,
 }
 
 impl AppState {
-    pub fn new(drafter: Arc<Drafter>, plans: PlanStore, audit: AuditLog) -> Self {
+    pub fn new(drafter: Arc<Drafter>, plans: PlanStore, audit: AuditLog, auth: AuthStore) -> Self {
         Self {
             retriever: drafter.retriever.clone(),
             drafter,
             plans: Arc::new(plans),
             audit: Arc::new(audit),
             drafting: Arc::default(),
+            auth: Arc::new(auth),
+            rules: Arc::default(),
+            secure_cookies: true,
+            library: None,
+            evals: None,
         }
+    }
+
+    /// The marking scheme documents and clearances are compared with.
+    pub fn scheme(&self) -> &doctrina_types::MarkingScheme {
+        &self.retriever.indexes().scheme
     }
 
     /// Records an action in the audit log. The log is part of the action: if it cannot be
@@ -78,17 +104,36 @@ impl AppState {
     }
 }
 
-pub fn app(state: AppState) -> Router {
-    routes::router().with_state(state)
+/// The app: every route behind [`auth::gate`], security headers on every response.
+pub fn app(mut state: AppState) -> Router {
+    let (router, rules) = routes::table().into_parts();
+    state.rules = Arc::new(auth::rule_map(&rules));
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
+        .layer(axum::middleware::from_fn(auth::security_headers))
+        .with_state(state)
+}
+
+fn with_cookie_policy(mut state: AppState, addr: SocketAddr) -> AppState {
+    state.secure_cookies = auth::secure_cookies(&state.auth.config().secure_cookies, addr);
+    state
 }
 
 /// Serves the app until Ctrl-C / SIGTERM.
 pub async fn serve(addr: SocketAddr, state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "doctrina is serving");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "doctrina is serving");
+    let state = with_cookie_policy(state, local);
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
 }
 
 async fn shutdown_signal() {
@@ -131,12 +176,16 @@ pub async fn spawn(addr: SocketAddr, state: AppState) -> std::io::Result<Server>
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = with_cookie_policy(state, addr);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(Server { addr, stop, task })
 }

@@ -10,7 +10,7 @@ use crate::user::percent_encode;
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
-    user: String,
+    me: crate::auth::Me,
     status: u16,
     code: &'static str,
     message: String,
@@ -28,20 +28,26 @@ impl<E: Into<AppError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, code) = self.0.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(error = %self.0, code, "page failed");
-        }
-        let page = ErrorPage {
-            user: String::new(),
-            status: status.as_u16(),
-            code,
-            message: self.0.public_message(),
-        };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, page.message).into_response(),
-        }
+        error_page(self.0, crate::auth::Me::nobody())
+    }
+}
+
+/// An error as an HTML page with the right status; `me` fills the header (sign-out, nav)
+/// when the person is signed in.
+pub fn error_page(error: AppError, me: crate::auth::Me) -> Response {
+    let (status, code) = error.status_and_code();
+    if status.is_server_error() {
+        tracing::error!(error = %error, code, "page failed");
+    }
+    let page = ErrorPage {
+        me,
+        status: status.as_u16(),
+        code,
+        message: error.public_message(),
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, page.message).into_response(),
     }
 }
 

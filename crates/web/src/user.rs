@@ -1,57 +1,27 @@
-//! Who is acting. Until accounts exist (issue 6), a person names themselves once (a cookie
-//! set from the page header, or the `X-Doctrina-User` header for API clients); the name is
-//! recorded with every version, review and comment.
+//! Who is acting: the signed-in account (see [`crate::auth`]); its name is recorded with
+//! every version, review, comment and audit entry.
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use doctrina_auth::Session;
 
-pub const USER_HEADER: &str = "x-doctrina-user";
-pub const USER_COOKIE: &str = "doctrina_user";
-pub const DEFAULT_USER: &str = "officer";
-const MAX_NAME: usize = 64;
+use crate::AppError;
 
+/// The signed-in account's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
 
-impl Actor {
-    /// A display name made safe to store and show: printable, single-line, bounded.
-    pub fn clean(raw: &str) -> Option<String> {
-        let name: String = raw
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_NAME)
-            .collect();
-        let name = name.trim();
-        (!name.is_empty()).then(|| name.to_string())
-    }
-}
-
-fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| percent_decode(v))
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = std::convert::Infallible;
+    type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(USER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let name = header
-            .or_else(|| cookie(parts, USER_COOKIE))
-            .and_then(|n| Actor::clean(&n))
-            .unwrap_or_else(|| DEFAULT_USER.to_string());
-        Ok(Actor(name))
+        parts
+            .extensions
+            .get::<Arc<Session>>()
+            .map(|s| Actor(s.user.name.clone()))
+            .ok_or(AppError::Unauthenticated { expired: false })
     }
 }
 
@@ -94,11 +64,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_cleaned_and_round_trip() {
-        assert_eq!(Actor::clean("  Maj. Hale\n"), Some("Maj. Hale".to_string()));
-        assert_eq!(Actor::clean(" \t"), None);
-        assert_eq!(Actor::clean(&"x".repeat(500)).unwrap().len(), MAX_NAME);
-        let name = "Maj. Hale <script>";
+    fn percent_encoding_round_trips() {
+        let name = "Maj. Hale <script> & ü";
         assert_eq!(percent_decode(&percent_encode(name)), name);
     }
 }

@@ -5,6 +5,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use doctrina_draft::context::Source;
 use doctrina_draft::record::SentenceRecord;
 use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest};
@@ -12,10 +15,11 @@ use doctrina_plan::export::{self, Export, SectionInput};
 use doctrina_plan::{
     Comment, NewVersion, Plan, Review, ReviewAction, Section, Version, VersionKind, track_changes,
 };
-use doctrina_types::{PassageFilter, sha256_hex};
+use doctrina_types::{Clearance, PassageFilter, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::Me;
 use crate::{AppError, AppState};
 
 /// Sections being drafted right now; a second draft of the same section is refused
@@ -59,6 +63,83 @@ pub fn section(state: &AppState, id: &str) -> Result<Section, AppError> {
         .plans
         .section(id)?
         .ok_or_else(|| AppError::NotFound(format!("section {id}")))
+}
+
+/// Whether a person holding `clearance` may see the section: every passage any of its
+/// versions was drafted from (the sources given to the model, cited or not) is within it.
+pub fn section_visible(
+    state: &AppState,
+    section: &Section,
+    clearance: &Clearance,
+) -> Result<bool, AppError> {
+    for v in state.plans.versions(&section.id)? {
+        if !sources_of(state, &v)?.iter().all(|s| {
+            let marking = doctrina_types::Marking::parse_banner(&s.hit.marking);
+            state.retriever.permits(Some(clearance), &marking)
+        }) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The sections of a plan the person may see.
+pub fn visible_sections(
+    state: &AppState,
+    plan_id: &str,
+    clearance: &Clearance,
+) -> Result<Vec<Section>, AppError> {
+    let mut out = Vec::new();
+    for s in state.plans.sections(plan_id)? {
+        if section_visible(state, &s, clearance)? {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// A section id from the path that the signed-in person may see. A section drafted from
+/// passages above their access is "not found", exactly like one that does not exist.
+#[derive(Debug, Clone)]
+pub struct VisibleSection(pub String);
+
+impl FromRequestParts<AppState> for VisibleSection {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let api = parts.uri.path().starts_with("/api/");
+        let reject = |e: AppError| {
+            if api {
+                e.into_response()
+            } else {
+                crate::page::PageError(e).into_response()
+            }
+        };
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| reject(AppError::BadRequest(e.body_text())))?;
+        let Some(id) = params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .map(|(_, v)| v.to_string())
+        else {
+            return Err(reject(AppError::BadRequest("no section id".into())));
+        };
+        let me = Me::from_request_parts(parts, state).await.map_err(reject)?;
+        let (state, id2) = (state.clone(), id.clone());
+        let visible = tokio::task::spawn_blocking(move || {
+            let s = section(&state, &id2)?;
+            section_visible(&state, &s, &me.clearance)
+        })
+        .await
+        .map_err(|e| reject(e.into()))?
+        .map_err(reject)?;
+        if visible {
+            Ok(Self(id))
+        } else {
+            Err(reject(AppError::NotFound(format!("section {id}"))))
+        }
+    }
 }
 
 pub fn version(state: &AppState, section: &Section, n: u32) -> Result<Version, AppError> {
@@ -138,6 +219,7 @@ pub fn begin_draft(
     state: &AppState,
     section_id: &str,
     input: &DraftInput,
+    clearance: &Clearance,
 ) -> Result<DraftJob, AppError> {
     let current = section(state, section_id)?;
     let task = input.task.clone().unwrap_or_else(|| current.task.clone());
@@ -171,7 +253,11 @@ pub fn begin_draft(
             guidance: Some(guidance).filter(|g| !g.trim().is_empty()),
             mode: input.mode,
             sources,
-            filter: PassageFilter::default(),
+            // Retrieval for the model sees only what the officer may see.
+            filter: PassageFilter {
+                clearance: Some(clearance.clone()),
+                ..PassageFilter::default()
+            },
         },
         section,
         _slot: slot,
@@ -499,10 +585,11 @@ pub fn cited_source(
 pub fn export_plan(
     state: &AppState,
     plan_id: &str,
-    actor: &str,
+    me: &Me,
     format: &str,
 ) -> Result<Export, AppError> {
-    let result = build_export(state, plan_id);
+    let actor = me.name.as_str();
+    let result = build_export(state, plan_id, &me.clearance);
     let detail = match &result {
         Ok(e) => json!({"format": format, "banner": e.banner, "references": e.references.len()}),
         Err(_) => json!({"format": format}),
@@ -510,9 +597,14 @@ pub fn export_plan(
     state.record_result(actor, "export", plan_id, detail, result)
 }
 
-fn build_export(state: &AppState, plan_id: &str) -> Result<Export, AppError> {
+/// Only the sections the person may see are exported.
+fn build_export(
+    state: &AppState,
+    plan_id: &str,
+    clearance: &Clearance,
+) -> Result<Export, AppError> {
     let plan = plan(state, plan_id)?;
-    let sections = state.plans.sections(plan_id)?;
+    let sections = visible_sections(state, plan_id, clearance)?;
     let mut accepted: Vec<(Option<Version>, Vec<Source>)> = Vec::new();
     for s in &sections {
         match s.accepted_version {

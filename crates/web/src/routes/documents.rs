@@ -4,25 +4,25 @@
 //! passage, with section headings, paragraph anchors (`#para-2-15`), pages and marking.
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use doctrina_index::DocumentRecord;
 use doctrina_types::Passage;
 use serde::{Deserialize, Serialize};
 
 use super::ApiQuery;
 
+use crate::auth::Me;
+use crate::auth::{RouteTable, SEARCHERS};
 use crate::page::{self, PageResult};
-use crate::user::Actor;
 use crate::{AppError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/documents", get(documents_page))
-        .route("/api/documents", get(documents_api))
-        .route("/documents/{id}", get(document_page))
-        .route("/api/documents/{id}", get(document_api))
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .get("/documents", SEARCHERS, documents_page)
+        .get("/api/documents", SEARCHERS, documents_api)
+        .get("/documents/{id}", SEARCHERS, document_page)
+        .get("/api/documents/{id}", SEARCHERS, document_api)
 }
 
 #[derive(Serialize)]
@@ -31,10 +31,17 @@ struct DocumentDetail {
     passages: Vec<Passage>,
 }
 
-fn load(state: &AppState, id: &str) -> Result<DocumentDetail, AppError> {
+/// A document the person may see; one above their access is "not found", exactly like one
+/// that does not exist.
+fn load(state: &AppState, id: &str, me: &Me) -> Result<DocumentDetail, AppError> {
     let catalog = state.retriever.indexes().catalog();
     let document = catalog
         .document(id)?
+        .filter(|d| {
+            state
+                .retriever
+                .permits(Some(&me.clearance), &d.meta.marking)
+        })
         .ok_or_else(|| AppError::NotFound(format!("document {id}")))?;
     let passages = catalog
         .passages_of(id)?
@@ -46,11 +53,11 @@ fn load(state: &AppState, id: &str) -> Result<DocumentDetail, AppError> {
 
 async fn document_api(
     State(state): State<AppState>,
+    me: Me,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentDetail>, AppError> {
-    let state2 = state.clone();
     Ok(Json(
-        tokio::task::spawn_blocking(move || load(&state2, &id)).await??,
+        tokio::task::spawn_blocking(move || load(&state, &id, &me)).await??,
     ))
 }
 
@@ -68,7 +75,7 @@ struct Block {
 #[derive(Template)]
 #[template(path = "document.html")]
 struct DocumentPage {
-    user: String,
+    me: Me,
     document: DocumentRecord,
     marking: String,
     blocks: Vec<Block>,
@@ -76,11 +83,11 @@ struct DocumentPage {
 
 async fn document_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
 ) -> PageResult {
-    let state2 = state.clone();
-    let detail = tokio::task::spawn_blocking(move || load(&state2, &id)).await??;
+    let (state2, me2) = (state.clone(), me.clone());
+    let detail = tokio::task::spawn_blocking(move || load(&state2, &id, &me2)).await??;
     let mut seen = std::collections::HashSet::new();
     let mut last_section = String::new();
     let blocks = detail
@@ -113,7 +120,7 @@ async fn document_page(
         })
         .collect();
     page::html(&DocumentPage {
-        user,
+        me: me.clone(),
         marking: detail.document.meta.marking.banner(),
         document: detail.document,
         blocks,
@@ -128,9 +135,11 @@ pub struct DocumentRow {
     pub publication: Option<String>,
     pub edition: Option<String>,
     pub marking: String,
-    /// `indexed`, `indexing`, `failed`, `deleting`, or `superseded`.
+    /// `indexed`, `stale`, `indexing`, `failed`, `deleting`, or `superseded`.
     pub status: String,
     pub superseded_by: Option<String>,
+    /// Why a `stale` document no longer matches its source.
+    pub stale_reason: Option<String>,
     pub last_error: Option<String>,
     pub chunks: usize,
     pub indexed_at: Option<String>,
@@ -177,7 +186,53 @@ const SORTS: &[&str] = &[
     "indexed",
 ];
 
-fn list(state: &AppState, params: &ListParams) -> Result<DocumentList, AppError> {
+/// Why an indexed document no longer matches its source, if it does not: the parser has
+/// changed since (a re-index will redo it), the file is gone, or it was modified after it
+/// was indexed. Cheap (one `stat`), so the list can show it for every document.
+fn stale(d: &DocumentRecord) -> Option<String> {
+    if d.pipeline_version != doctrina_ingest::PIPELINE_VERSION {
+        return Some(format!(
+            "indexed by parser version {}, now {}",
+            d.pipeline_version,
+            doctrina_ingest::PIPELINE_VERSION
+        ));
+    }
+    let modified = match std::fs::metadata(&d.meta.source_path) {
+        Err(_) => return Some("its file is missing".to_string()),
+        Ok(m) => m.modified().ok()?,
+    };
+    let indexed = d.indexed_at.as_deref()?;
+    let modified = iso_utc(modified);
+    (modified.as_str() > indexed).then(|| format!("its file changed at {modified}"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the catalog's timestamp format (so the two compare as text).
+fn iso_utc(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The documents the person may see. Files that failed to parse have no trusted marking, so
+/// only custodians and admins see them.
+fn list(state: &AppState, params: &ListParams, me: &Me) -> Result<DocumentList, AppError> {
     let sort = if params.sort.is_empty() {
         "publication"
     } else {
@@ -193,17 +248,38 @@ fn list(state: &AppState, params: &ListParams) -> Result<DocumentList, AppError>
     let superseded = indexes.superseded()?;
     let catalog = indexes.catalog();
     let needle = params.q.trim().to_lowercase();
-    let mut documents: Vec<DocumentRow> = catalog
+    let visible: Vec<_> = catalog
         .documents()?
         .into_iter()
+        .filter(|d| {
+            state
+                .retriever
+                .permits(Some(&me.clearance), &d.meta.marking)
+        })
+        .collect();
+    let visible_ids: std::collections::HashSet<String> =
+        visible.iter().map(|d| d.meta.id.clone()).collect();
+    let mut documents: Vec<DocumentRow> = visible
+        .into_iter()
         .map(|d| {
-            let superseded_by = superseded.get(&d.meta.id).cloned();
+            // A newer edition the person may not see is not named.
+            let superseded_by = superseded
+                .get(&d.meta.id)
+                .filter(|newer| visible_ids.contains(*newer))
+                .cloned();
+            let stale_reason = (superseded_by.is_none()
+                && d.status == doctrina_types::DocumentStatus::Indexed)
+                .then(|| stale(&d))
+                .flatten();
             DocumentRow {
                 status: if superseded_by.is_some() {
                     "superseded".to_string()
+                } else if stale_reason.is_some() {
+                    "stale".to_string()
                 } else {
                     d.status.as_str().to_string()
                 },
+                stale_reason,
                 superseded_by,
                 marking: d.meta.marking.banner(),
                 marking_rank: d.marking_rank,
@@ -241,9 +317,11 @@ fn list(state: &AppState, params: &ListParams) -> Result<DocumentList, AppError>
     if params.desc {
         documents.reverse();
     }
+    let may_see_failures = me.has("custodian") || me.has("admin");
     let failed = catalog
         .failures()?
         .into_iter()
+        .filter(|_| may_see_failures)
         .filter(|(path, _)| {
             // A failure of an indexed document shows on its row instead.
             !documents
@@ -258,15 +336,16 @@ fn list(state: &AppState, params: &ListParams) -> Result<DocumentList, AppError>
 /// `GET /api/documents`: every document with its status, filterable and sortable.
 async fn documents_api(
     State(state): State<AppState>,
+    me: Me,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<DocumentList>, AppError> {
-    Ok(Json(list(&state, &params)?))
+    Ok(Json(list(&state, &params, &me)?))
 }
 
 #[derive(Template)]
 #[template(path = "documents.html")]
 struct DocumentsPage {
-    user: String,
+    me: Me,
     list: DocumentList,
     q: String,
     status: String,
@@ -277,12 +356,12 @@ struct DocumentsPage {
 
 async fn documents_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Query(params): Query<ListParams>,
 ) -> PageResult {
-    let list = list(&state, &params)?;
+    let list = list(&state, &params, &me)?;
     page::html(&DocumentsPage {
-        user,
+        me: me.clone(),
         list,
         q: params.q.clone(),
         status: params.status.clone(),
@@ -292,6 +371,13 @@ async fn documents_page(
             params.sort.clone()
         },
         desc: params.desc,
-        statuses: vec!["indexed", "superseded", "failed", "indexing", "deleting"],
+        statuses: vec![
+            "indexed",
+            "stale",
+            "superseded",
+            "failed",
+            "indexing",
+            "deleting",
+        ],
     })
 }

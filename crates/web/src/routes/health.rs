@@ -1,18 +1,18 @@
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
+use crate::auth::{Access, RouteTable};
 use crate::{AppError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/static/style.css", get(stylesheet))
-        .route("/static/app.js", get(script))
-        .route("/api/openapi.json", get(openapi))
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .get("/healthz", Access::Public, healthz)
+        .get("/static/style.css", Access::Public, stylesheet)
+        .get("/static/app.js", Access::Public, script)
+        .get("/api/openapi.json", Access::Public, openapi)
 }
 
 /// The OpenAPI 3.1 description of the JSON API (kept in `static/openapi.json`; a test

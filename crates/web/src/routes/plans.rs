@@ -1,35 +1,36 @@
 //! Plans: list and create them, add sections, export. Pages and the JSON API.
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use doctrina_plan::export::{Export, to_markdown};
 use doctrina_plan::{Plan, PlanKind, Section};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery};
+use crate::auth::Me;
+use crate::auth::{OFFICER, READERS, RouteTable};
 use crate::page::{self, PageResult, see_other};
 use crate::render;
-use crate::user::{Actor, USER_COOKIE, percent_encode};
 use crate::workspace;
 use crate::{AppError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/plans", get(plans_page).post(create_plan_form))
-        .route("/whoami", post(whoami))
-        .route("/plans/{id}", get(plan_page))
-        .route("/plans/{id}/sections", post(add_section_form))
-        .route("/plans/{id}/export.md", get(export_markdown))
-        .route("/plans/{id}/export.html", get(export_html))
-        .route("/api/templates", get(templates_api))
-        .route("/api/plans", get(plans_api).post(create_plan_api))
-        .route("/api/plans/{id}", get(plan_api))
-        .route("/api/plans/{id}/sections", post(add_section_api))
-        .route("/api/plans/{id}/export", get(export_api))
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .get("/plans", READERS, plans_page)
+        .post("/plans", OFFICER, create_plan_form)
+        .get("/plans/{id}", READERS, plan_page)
+        .post("/plans/{id}/sections", OFFICER, add_section_form)
+        .get("/plans/{id}/export.md", OFFICER, export_markdown)
+        .get("/plans/{id}/export.html", OFFICER, export_html)
+        .get("/api/templates", READERS, templates_api)
+        .get("/api/plans", READERS, plans_api)
+        .post("/api/plans", OFFICER, create_plan_api)
+        .get("/api/plans/{id}", READERS, plan_api)
+        .post("/api/plans/{id}/sections", OFFICER, add_section_api)
+        .get("/api/plans/{id}/export", OFFICER, export_api)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -55,7 +56,7 @@ fn kinds() -> Vec<KindOption> {
 #[derive(Template)]
 #[template(path = "plans.html")]
 struct PlansPage {
-    user: String,
+    me: Me,
     plans: Vec<Plan>,
     kinds: Vec<KindOption>,
     error: Option<String>,
@@ -63,11 +64,11 @@ struct PlansPage {
 
 async fn plans_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Query(flash): Query<Flash>,
 ) -> PageResult {
     page::html(&PlansPage {
-        user,
+        me: me.clone(),
         plans: state.plans.plans()?,
         kinds: kinds(),
         error: flash.error,
@@ -100,43 +101,13 @@ fn create_plan(state: &AppState, input: &NewPlan, actor: &str) -> Result<Plan, A
 
 async fn create_plan_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Form(input): Form<NewPlan>,
 ) -> Response {
-    match create_plan(&state, &input, &user) {
+    match create_plan(&state, &input, &me.name) {
         Ok(plan) => see_other(&format!("/plans/{}", plan.id), None),
         Err(e) => see_other("/plans", Some(&e)),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WhoAmI {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    back: String,
-}
-
-/// Sets the name recorded with this browser's actions (accounts replace this in issue 6).
-async fn whoami(Form(input): Form<WhoAmI>) -> Response {
-    // Only local paths: never redirect to another site.
-    let back = if input.back.starts_with('/') && !input.back.starts_with("//") {
-        input.back.as_str()
-    } else {
-        "/"
-    };
-    let mut response = see_other(back, None);
-    let cookie = match crate::user::Actor::clean(&input.name) {
-        Some(name) => format!(
-            "{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000",
-            percent_encode(&name)
-        ),
-        None => format!("{USER_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    };
-    if let Ok(value) = cookie.parse() {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
 }
 
 struct TemplateOption {
@@ -147,7 +118,7 @@ struct TemplateOption {
 #[derive(Template)]
 #[template(path = "plan.html")]
 struct PlanPage {
-    user: String,
+    me: Me,
     plan: Plan,
     sections: Vec<Section>,
     templates: Vec<TemplateOption>,
@@ -169,14 +140,14 @@ fn template_options(state: &AppState) -> Vec<TemplateOption> {
 
 async fn plan_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> PageResult {
     let plan = workspace::plan(&state, &id)?;
     page::html(&PlanPage {
-        user,
-        sections: state.plans.sections(&plan.id)?,
+        me: me.clone(),
+        sections: workspace::visible_sections(&state, &plan.id, &me.clearance)?,
         plan,
         templates: template_options(&state),
         error: flash.error,
@@ -196,7 +167,7 @@ pub struct NewSection {
 
 async fn add_section_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
     Form(input): Form<NewSection>,
 ) -> Response {
@@ -207,7 +178,7 @@ async fn add_section_form(
         input.title.as_deref(),
         &input.task,
         &input.guidance,
-        &user,
+        &me.name,
     ) {
         Ok(section) => see_other(&format!("/sections/{}", section.id), None),
         Err(e) => see_other(&format!("/plans/{id}"), Some(&e)),
@@ -244,11 +215,11 @@ fn file_stem(export: &Export) -> String {
 
 async fn export_markdown(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
 ) -> PageResult {
     Ok(markdown_export(&workspace::export_plan(
-        &state, &id, &user, "markdown",
+        &state, &id, &me, "markdown",
     )?))
 }
 
@@ -313,13 +284,9 @@ fn markdown_export(export: &Export) -> Response {
     )
 }
 
-async fn export_html(
-    State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
-) -> PageResult {
+async fn export_html(State(state): State<AppState>, me: Me, Path(id): Path<String>) -> PageResult {
     Ok(html_export(workspace::export_plan(
-        &state, &id, &user, "html",
+        &state, &id, &me, "html",
     )?)?)
 }
 
@@ -330,7 +297,7 @@ pub struct ExportParams {
 
 async fn export_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, AppError> {
@@ -340,7 +307,7 @@ async fn export_api(
             "unknown export format '{format}' (expected json, markdown or html)"
         )));
     }
-    let export = workspace::export_plan(&state, &id, &user, format)?;
+    let export = workspace::export_plan(&state, &id, &me, format)?;
     match format {
         "json" => Ok(Json(export).into_response()),
         "markdown" | "md" => Ok(markdown_export(&export)),
@@ -380,12 +347,12 @@ async fn plans_api(State(state): State<AppState>) -> Result<Json<Vec<Plan>>, App
 
 async fn create_plan_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     ApiJson(input): ApiJson<NewPlan>,
 ) -> Result<(StatusCode, Json<Plan>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(create_plan(&state, &input, &user)?),
+        Json(create_plan(&state, &input, &me.name)?),
     ))
 }
 
@@ -397,18 +364,19 @@ struct PlanDetail {
 
 async fn plan_api(
     State(state): State<AppState>,
+    me: Me,
     Path(id): Path<String>,
 ) -> Result<Json<PlanDetail>, AppError> {
     let plan = workspace::plan(&state, &id)?;
     Ok(Json(PlanDetail {
-        sections: state.plans.sections(&plan.id)?,
+        sections: workspace::visible_sections(&state, &plan.id, &me.clearance)?,
         plan,
     }))
 }
 
 async fn add_section_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<NewSection>,
 ) -> Result<(StatusCode, Json<Section>), AppError> {
@@ -419,7 +387,7 @@ async fn add_section_api(
         input.title.as_deref(),
         &input.task,
         &input.guidance,
-        &user,
+        &me.name,
     )?;
     Ok((StatusCode::CREATED, Json(section)))
 }

@@ -2,24 +2,24 @@ use askama::Template;
 use axum::extract::{Query, State};
 
 use super::ApiQuery;
+use axum::Json;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use doctrina_types::{PassageFilter, SearchHit, SearchMode};
 use serde::Deserialize;
 
+use crate::auth::Me;
+use crate::auth::{RouteTable, SEARCHERS};
 use crate::page::{self, PageResult};
 use crate::render::{Segment, highlight_terms};
-use crate::user::Actor;
 use crate::workspace::passage_anchor;
 use crate::{AppError, AppState};
 
 const MAX_K: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(search_page))
-        .route("/api/search", get(search_api))
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .get("/", SEARCHERS, search_page)
+        .get("/api/search", SEARCHERS, search_api)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -72,10 +72,13 @@ impl SearchParams {
 async fn run_search(
     state: &AppState,
     params: &SearchParams,
-    actor: &str,
+    me: &Me,
 ) -> Result<Vec<SearchHit>, AppError> {
+    let actor = me.name.as_str();
     let result = async {
-        let (mode, k, filter) = params.parsed(state)?;
+        let (mode, k, mut filter) = params.parsed(state)?;
+        // The person's clearance is part of both queries, never a filter after top-k.
+        filter.clearance = Some(me.clearance.clone());
         let retriever = state.retriever.clone();
         let query = params.q.clone();
         Ok(
@@ -100,10 +103,10 @@ async fn run_search(
 /// `GET /api/search?q=...&k=...&mode=...`: the same objects as `doctrina search --json`.
 async fn search_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<Vec<SearchHit>>, AppError> {
-    Ok(Json(run_search(&state, &params, &user).await?))
+    Ok(Json(run_search(&state, &params, &me).await?))
 }
 
 struct HitView {
@@ -115,7 +118,7 @@ struct HitView {
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage {
-    user: String,
+    me: Me,
     query: String,
     mode: String,
     publication: String,
@@ -128,8 +131,8 @@ struct SearchPage {
     searched: bool,
 }
 
-/// Publications in the catalog, for the filter.
-fn publications(state: &AppState) -> Vec<String> {
+/// Publications in the catalog the person may see, for the filter.
+fn publications(state: &AppState, me: &Me) -> Vec<String> {
     let docs = state
         .retriever
         .indexes()
@@ -138,6 +141,11 @@ fn publications(state: &AppState) -> Vec<String> {
         .unwrap_or_default();
     let mut pubs: Vec<String> = docs
         .into_iter()
+        .filter(|d| {
+            state
+                .retriever
+                .permits(Some(&me.clearance), &d.meta.marking)
+        })
         .filter_map(|d| d.meta.publication)
         .collect();
     pubs.sort();
@@ -147,12 +155,12 @@ fn publications(state: &AppState) -> Vec<String> {
 
 async fn search_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
     Query(params): Query<SearchParams>,
 ) -> PageResult {
     let searched = !params.q.trim().is_empty();
     let (hits, error) = if searched {
-        match run_search(&state, &params, &user).await {
+        match run_search(&state, &params, &me).await {
             Ok(hits) => (hits, None),
             Err(e) => (Vec::new(), Some(e.public_message())),
         }
@@ -168,13 +176,13 @@ async fn search_page(
         })
         .collect();
     page::html(&SearchPage {
-        user,
+        me: me.clone(),
         query: params.q.clone(),
         mode: params.mode.clone().unwrap_or_else(|| "hybrid".to_string()),
         publication: params.publication.clone().unwrap_or_default(),
         marking: params.marking.clone().unwrap_or_default(),
         include_superseded: params.include_superseded,
-        publications: publications(&state),
+        publications: publications(&state, &me),
         levels: state.retriever.indexes().scheme.levels.clone(),
         hits,
         error,

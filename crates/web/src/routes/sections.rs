@@ -4,43 +4,44 @@
 use std::convert::Infallible;
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use doctrina_draft::context::Source;
 use doctrina_draft::{DraftMode, cite};
 use doctrina_plan::{
     CitationChange, Comment, Plan, Review, ReviewAction, Section, Version, VersionKind,
 };
+use doctrina_types::{Marking, MarkingScheme};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiJson, ApiQuery};
+use crate::auth::Me;
+use crate::auth::{OFFICER, READERS, RouteTable};
 use crate::page::{self, PageResult, see_other};
 use crate::render::{self, Segment};
-use crate::user::Actor;
-use crate::workspace::{self, CitedSource, DraftInput, SourceStatus};
+use crate::workspace::{self, CitedSource, DraftInput, SourceStatus, VisibleSection};
 use crate::{AppError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sections/{id}", get(section_page))
-        .route("/sections/{id}/draft", post(draft_form))
-        .route("/sections/{id}/edit", post(edit_form))
-        .route("/sections/{id}/review", post(review_form))
-        .route("/sections/{id}/comments", post(comment_form))
-        .route("/sections/{id}/sources/{n}", get(source_page))
-        .route("/api/sections/{id}", get(section_api))
-        .route("/api/sections/{id}/draft", post(draft_api))
-        .route("/api/sections/{id}/edit", post(edit_api))
-        .route("/api/sections/{id}/accept", post(accept_api))
-        .route("/api/sections/{id}/reject", post(reject_api))
-        .route("/api/sections/{id}/comments", post(comment_api))
-        .route("/api/sections/{id}/sources/{n}", get(source_api))
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .get("/sections/{id}", READERS, section_page)
+        .post("/sections/{id}/draft", OFFICER, draft_form)
+        .post("/sections/{id}/edit", OFFICER, edit_form)
+        .post("/sections/{id}/review", OFFICER, review_form)
+        .post("/sections/{id}/comments", READERS, comment_form)
+        .get("/sections/{id}/sources/{n}", READERS, source_page)
+        .get("/api/sections/{id}", READERS, section_api)
+        .post("/api/sections/{id}/draft", OFFICER, draft_api)
+        .post("/api/sections/{id}/edit", OFFICER, edit_api)
+        .post("/api/sections/{id}/accept", OFFICER, accept_api)
+        .post("/api/sections/{id}/reject", OFFICER, reject_api)
+        .post("/api/sections/{id}/comments", READERS, comment_api)
+        .get("/api/sections/{id}/sources/{n}", READERS, source_api)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -53,6 +54,8 @@ struct CiteView {
 
 struct SentenceView {
     idx: usize,
+    /// The highest marking of the sources this sentence cites (portion mark).
+    portion: String,
     text: String,
     label: &'static str,
     score: f32,
@@ -60,6 +63,8 @@ struct SentenceView {
 }
 
 struct VersionView {
+    /// The highest marking of the sources the version cites (banner, top and bottom).
+    banner: String,
     n: u32,
     kind: &'static str,
     author: String,
@@ -118,14 +123,31 @@ fn version_view(
     v: &Version,
     sources: &[Source],
     flagged: &[usize],
+    scheme: &MarkingScheme,
 ) -> VersionView {
     let count = sources.len();
+    let marking_of = |n: &usize| {
+        sources
+            .iter()
+            .find(|s| s.n == *n)
+            .map(|s| Marking::parse_banner(&s.hit.marking))
+    };
+    let portion = |citations: &[usize]| {
+        let markings: Vec<Marking> = citations.iter().filter_map(marking_of).collect();
+        scheme.highest(&markings).banner()
+    };
+    let cited: Vec<usize> = v
+        .sentences
+        .iter()
+        .flat_map(|s| s.citations.iter().copied())
+        .collect();
     let sentences: Vec<SentenceView> = v
         .sentences
         .iter()
         .enumerate()
         .map(|(i, s)| SentenceView {
             idx: i,
+            portion: portion(&s.citations),
             text: cite::strip_marks(&s.text),
             label: s.support.as_str(),
             score: s.score,
@@ -150,6 +172,7 @@ fn version_view(
         ));
     }
     VersionView {
+        banner: portion(&cited),
         n: v.n,
         kind: kind_str(v.kind),
         author: v.author.clone(),
@@ -204,7 +227,7 @@ fn source_view(c: CitedSource) -> SourceView {
 #[derive(Template)]
 #[template(path = "section.html")]
 struct SectionPage {
-    user: String,
+    me: Me,
     plan: Plan,
     section: Section,
     current: Option<VersionView>,
@@ -228,8 +251,8 @@ pub struct SectionParams {
 
 async fn section_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     Query(params): Query<SectionParams>,
 ) -> PageResult {
     let section = workspace::section(&state, &id)?;
@@ -242,7 +265,13 @@ async fn section_page(
             let (sources, flagged) = record
                 .map(|r| (r.sources, r.flagged_sources))
                 .unwrap_or_default();
-            Some(version_view(&section, v, &sources, &flagged))
+            Some(version_view(
+                &section,
+                v,
+                &sources,
+                &flagged,
+                state.scheme(),
+            ))
         }
         None if shown == 0 => None,
         None => return Err(AppError::NotFound(format!("version {shown}")).into()),
@@ -266,7 +295,7 @@ async fn section_page(
         })
         .collect();
     page::html(&SectionPage {
-        user,
+        me: me.clone(),
         viewing_old: shown != section.current_version,
         reviews: state.plans.reviews(&section.id)?,
         comments: state.plans.comments(&section.id)?,
@@ -284,7 +313,7 @@ async fn section_page(
 #[derive(Template)]
 #[template(path = "source.html")]
 struct SourcePage {
-    user: String,
+    me: Me,
     panel: SourceView,
     section_href: String,
 }
@@ -306,7 +335,8 @@ pub struct SourceParams {
 /// The cited source on its own page, or (`fragment=true`) as the side-panel fragment.
 async fn source_page(
     State(state): State<AppState>,
-    Actor(user): Actor,
+    me: Me,
+    _visible: VisibleSection,
     Path((id, n)): Path<(String, usize)>,
     Query(params): Query<SourceParams>,
 ) -> PageResult {
@@ -317,7 +347,7 @@ async fn source_page(
         page::html(&SourcePanel { panel })
     } else {
         page::html(&SourcePage {
-            user,
+            me: me.clone(),
             panel,
             section_href,
         })
@@ -342,8 +372,8 @@ fn parse_mode(mode: &str) -> Result<doctrina_draft::DraftMode, AppError> {
 /// Without JavaScript: drafts to completion, then shows the section.
 async fn draft_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     Form(form): Form<DraftForm>,
 ) -> Response {
     let back = format!("/sections/{id}");
@@ -354,8 +384,8 @@ async fn draft_form(
             guidance: form.guidance.clone(),
             sources: None,
         };
-        let job = workspace::begin_draft(&state, &id, &input)?;
-        workspace::run_draft(&state, job, &user, Box::new(|_| {})).await
+        let job = workspace::begin_draft(&state, &id, &input, &me.clearance)?;
+        workspace::run_draft(&state, job, &me.name, Box::new(|_| {})).await
     }
     .await;
     match result {
@@ -377,12 +407,12 @@ pub struct EditForm {
 
 async fn edit_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     Form(form): Form<EditForm>,
 ) -> Response {
     let back = format!("/sections/{id}");
-    match workspace::edit(&state, &id, &form.text, form.base, &user).await {
+    match workspace::edit(&state, &id, &form.text, form.base, &me.name).await {
         Ok(_) => see_other(&back, None),
         Err(e) => see_other(&back, Some(&e)),
     }
@@ -400,8 +430,8 @@ pub struct ReviewForm {
 
 async fn review_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     Form(form): Form<ReviewForm>,
 ) -> Response {
     let back = format!("/sections/{id}");
@@ -417,7 +447,7 @@ async fn review_form(
             );
         }
     };
-    match workspace::review(&state, &id, form.version, action, &user, &form.note) {
+    match workspace::review(&state, &id, form.version, action, &me.name, &form.note) {
         Ok(_) => see_other(&back, None),
         Err(e) => see_other(&back, Some(&e)),
     }
@@ -431,12 +461,12 @@ pub struct CommentForm {
 
 async fn comment_form(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     Form(form): Form<CommentForm>,
 ) -> Response {
     let back = format!("/sections/{id}#comments");
-    match workspace::comment(&state, &id, &user, &form.text) {
+    match workspace::comment(&state, &id, &me.name, &form.text) {
         Ok(_) => see_other(&back, None),
         Err(e) => see_other(&back, Some(&e)),
     }
@@ -458,7 +488,7 @@ struct SectionDetail {
 
 async fn section_api(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    VisibleSection(id): VisibleSection,
 ) -> Result<Json<SectionDetail>, AppError> {
     let section = workspace::section(&state, &id)?;
     let versions = state.plans.versions(&section.id)?;
@@ -513,14 +543,14 @@ fn summary(outcome: &workspace::DraftOutcome) -> serde_json::Value {
 /// runs to the end and is stored even if the client goes away.
 async fn draft_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     ApiQuery(params): ApiQuery<DraftParams>,
     ApiJson(input): ApiJson<DraftInput>,
 ) -> Result<Response, AppError> {
-    let job = workspace::begin_draft(&state, &id, &input)?;
+    let job = workspace::begin_draft(&state, &id, &input, &me.clearance)?;
     if params.stream == Some(false) {
-        let outcome = workspace::run_draft(&state, job, &user, Box::new(|_| {})).await?;
+        let outcome = workspace::run_draft(&state, job, &me.name, Box::new(|_| {})).await?;
         return Ok((StatusCode::CREATED, Json(outcome)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -533,7 +563,7 @@ async fn draft_api(
         let on_delta = Box::new(move |text: &str| {
             let _ = deltas.send(event("delta", json!({ "text": text })));
         });
-        match workspace::run_draft(&state, job, &user, on_delta).await {
+        match workspace::run_draft(&state, job, &me.name, on_delta).await {
             Ok(outcome) => {
                 let _ = tx.send(event("done", summary(&outcome)));
             }
@@ -561,11 +591,11 @@ pub struct EditInput {
 
 async fn edit_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     ApiJson(input): ApiJson<EditInput>,
 ) -> Result<(StatusCode, Json<Version>), AppError> {
-    let version = workspace::edit(&state, &id, &input.text, input.base_version, &user).await?;
+    let version = workspace::edit(&state, &id, &input.text, input.base_version, &me.name).await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 
@@ -578,26 +608,26 @@ pub struct ReviewInput {
 
 async fn accept_api(
     state: State<AppState>,
-    actor: Actor,
-    id: Path<String>,
+    me: Me,
+    id: VisibleSection,
     input: ApiJson<ReviewInput>,
 ) -> Result<Json<Review>, AppError> {
-    review_api(state, actor, id, input, ReviewAction::Accept)
+    review_api(state, me, id, input, ReviewAction::Accept)
 }
 
 async fn reject_api(
     state: State<AppState>,
-    actor: Actor,
-    id: Path<String>,
+    me: Me,
+    id: VisibleSection,
     input: ApiJson<ReviewInput>,
 ) -> Result<Json<Review>, AppError> {
-    review_api(state, actor, id, input, ReviewAction::Reject)
+    review_api(state, me, id, input, ReviewAction::Reject)
 }
 
 fn review_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     ApiJson(input): ApiJson<ReviewInput>,
     action: ReviewAction,
 ) -> Result<Json<Review>, AppError> {
@@ -606,7 +636,7 @@ fn review_api(
         &id,
         input.version,
         action,
-        &user,
+        &me.name,
         &input.note,
     )?))
 }
@@ -618,18 +648,19 @@ pub struct CommentInput {
 
 async fn comment_api(
     State(state): State<AppState>,
-    Actor(user): Actor,
-    Path(id): Path<String>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
     ApiJson(input): ApiJson<CommentInput>,
 ) -> Result<(StatusCode, Json<Comment>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(workspace::comment(&state, &id, &user, &input.text)?),
+        Json(workspace::comment(&state, &id, &me.name, &input.text)?),
     ))
 }
 
 async fn source_api(
     State(state): State<AppState>,
+    _visible: VisibleSection,
     Path((id, n)): Path<(String, usize)>,
     ApiQuery(params): ApiQuery<SourceParams>,
 ) -> Result<Json<CitedSource>, AppError> {

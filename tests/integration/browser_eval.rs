@@ -1,0 +1,240 @@
+//! An evaluator in real headless Chromium: sign in, start an extractive draft run from the
+//! evaluation page, watch it finish (the run page follows it with JavaScript), score its
+//! citations in the scoring form, and read the run page with its inline SVG plots and the
+//! agreement with a second evaluator. Screenshots: `test-artifacts/browser/evaluator/`.
+
+use std::time::Duration;
+
+use doctrina_eval::runs::RunStore;
+use doctrina_tests::browser::Browser;
+use doctrina_tests::{PASSWORD, app_state, drafter, serve_state, signed_in};
+use fantoccini::Locator;
+use serde_json::{Value, json};
+
+const LONG: Duration = Duration::from_secs(480);
+
+/// Waits for `css` to match, retrying every WebDriver error until the deadline (a lookup
+/// can race the page's reload when the run ends).
+async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elements::Element {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match b.client.find(Locator::Css(css)).await {
+            Ok(element) => return element,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("waiting for {css}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Opens `url`, which redirects to the login page, and signs in as `name`; ends on `url`.
+async fn sign_in(b: &Browser, url: &str, name: &str, password: &str) {
+    b.client.goto(url).await.unwrap();
+    wait_css(b, "#login-name", LONG)
+        .await
+        .send_keys(name)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#login-password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client
+        .execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = app_state(drafter(None, dir.path()), dir.path())
+        .with_evals(RunStore::open(&dir.path().join("evals.sqlite")).unwrap());
+    let server = serve_state(state).await;
+    let base = format!("http://{}", server.addr);
+    let mut b = Browser::start("evaluator").await;
+
+    // Sign in on the evaluation page; the nav names it.
+    sign_in(&b, &format!("{base}/eval"), "evaluator", PASSWORD).await;
+    wait_css(&b, "#start-drafts", LONG).await;
+    let nav = b.client.find(Locator::Css("header nav")).await.unwrap();
+    assert!(nav.text().await.unwrap().contains("Evaluation"));
+    b.shot("evaluation-page").await;
+
+    // An extractive draft run on the first two bundled questions.
+    let limit = b
+        .client
+        .find(Locator::Css("#start-drafts input[name=limit]"))
+        .await
+        .unwrap();
+    limit.clear().await.unwrap();
+    limit.send_keys("2").await.unwrap();
+    b.client
+        .find(Locator::Css("#start-drafts input[name=label]"))
+        .await
+        .unwrap()
+        .send_keys("extractive baseline")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#start-drafts-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&b, "#eval-run", LONG).await;
+    b.shot("run-started").await;
+    // The page follows the run and reloads when it ends.
+    wait_css(&b, "#score-link", LONG).await;
+    let run_url = b.client.current_url().await.unwrap().to_string();
+    let id: i64 = run_url.rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(
+        wait_css(&b, "#eval-status", LONG)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "done"
+    );
+
+    // Score: the first citation supports, the second partly with a comment, the third not.
+    b.client
+        .find(Locator::Css("#score-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&b, "#score-form", LONG).await;
+    let fields = b
+        .client
+        .find_all(Locator::Css("fieldset.citation-score"))
+        .await
+        .unwrap();
+    assert!(fields.len() >= 3, "{} citations to score", fields.len());
+    let mut keys = Vec::new();
+    for (field, label) in fields.iter().zip(["supports", "partly", "does_not"]) {
+        let key = field.attr("data-citation").await.unwrap().unwrap();
+        field
+            .find(Locator::Css(&format!("input[value={label}]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    fields[1]
+        .find(Locator::Css("input[name^=comment]"))
+        .await
+        .unwrap()
+        .send_keys("only the first half")
+        .await
+        .unwrap();
+    // The passage shown is the exact text, its matched span marked.
+    let marked = js(
+        &b,
+        "return document.querySelectorAll('fieldset.citation-score mark').length",
+    )
+    .await;
+    assert!(marked.as_u64().unwrap() >= 3, "{marked}");
+    b.shot("scoring").await;
+    b.client
+        .find(Locator::Css("#save-scores"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = wait_css(&b, "#scores-saved", LONG).await;
+    assert!(saved.text().await.unwrap().contains("Saved 3"));
+    assert_eq!(
+        b.client
+            .find(Locator::Css("#my-count"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "3"
+    );
+    // My judgements are kept selected for re-scoring.
+    let checked = js(
+        &b,
+        "return document.querySelectorAll('#score-form input[type=radio]:checked').length",
+    )
+    .await;
+    assert_eq!(checked, 3);
+    b.shot("scored").await;
+
+    // A second evaluator (through the API) judges the same three citations.
+    let staff = signed_in(&base, "staff").await;
+    let r = staff
+        .post(format!("{base}/api/eval/runs/{id}/judgements"))
+        .json(&json!({"judgements": keys.iter().zip(["supports", "does_not", "does_not"]).map(|(k, l)| json!({"citation": k, "label": l})).collect::<Vec<_>>()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The run page: the plots as inline SVG with bars, the agreement table.
+    b.client.goto(&run_url).await.unwrap();
+    wait_css(&b, "#chart-labels", LONG).await;
+    let bars = js(
+        &b,
+        "return document.querySelectorAll('svg.chart rect.bar').length",
+    )
+    .await;
+    assert_eq!(bars, 3 + 4, "three citation metrics, four support labels");
+    let charts = js(&b, "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getBoundingClientRect().height > 100)").await;
+    assert_eq!(charts, json!([true, true]), "both plots are drawn");
+    let kappa = wait_css(&b, "tr.pair td.kappa", LONG)
+        .await
+        .text()
+        .await
+        .unwrap();
+    // evaluator S,P,D vs staff S,D,D: p_o 2/3; p_e 1/3*1/3 + 1/3*2/3 = 1/3; kappa 0.5.
+    assert!(kappa.starts_with("0.500"), "{kappa}");
+    let comment = js(
+        &b,
+        "return document.body.textContent.includes('only the first half')",
+    )
+    .await;
+    assert_eq!(comment, true);
+    b.client
+        .execute(
+            "document.getElementById('chart-metrics').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.shot("run-page-with-plots").await;
+
+    // Open the first answer's drill-down.
+    b.client
+        .find(Locator::Css("details.answer summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.shot("drill-down").await;
+
+    b.close().await;
+    server.shutdown().await.unwrap();
+}
