@@ -503,7 +503,7 @@ async fn admin_manages_accounts_and_exports_the_audit_log() {
             ("password", "a long enough password"),
             ("roles", "officer,evaluator"),
             ("level", "SECRET"),
-            ("caveats", "NOFORN\nREL TO USA, GBR"),
+            ("caveats", "NOFORN\nREL TO USA\nREL TO GBR"),
         ])
         .send()
         .await
@@ -518,7 +518,7 @@ async fn admin_manages_accounts_and_exports_the_audit_log() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("capt.ode") && page.contains("REL TO USA, GBR"));
+    assert!(page.contains("capt.ode") && page.contains("REL TO GBR"));
     let (_, _) = login(&app.base, "capt.ode", "a long enough password")
         .await
         .unwrap();
@@ -535,13 +535,24 @@ async fn admin_manages_accounts_and_exports_the_audit_log() {
         .await
         .unwrap();
     assert!(r.headers()["location"].to_str().unwrap().contains("error="));
-    let r = admin
-        .post(app.url("/admin/users/capt.ode"))
-        .form(&[("roles", "custodian"), ("level", "COSMIC"), ("caveats", "")])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["location"].to_str().unwrap().contains("error="));
+    for (level, caveats) in [
+        ("COSMIC", ""),
+        ("SECRET", "NOFRON"),
+        ("SECRET", "REL TO USA, GBR"),
+    ] {
+        let r = admin
+            .post(app.url("/admin/users/capt.ode"))
+            .form(&[
+                ("roles", "custodian"),
+                ("level", level),
+                ("caveats", caveats),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.contains("error="), "{level} {caveats}: {location}");
+    }
     // The last admin cannot be demoted or disabled (staff demotes admin, then tries itself).
     let staff = signed_in(&app.base, "staff").await;
     let r = staff

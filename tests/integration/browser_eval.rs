@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use doctrina_eval::runs::RunStore;
 use doctrina_tests::browser::Browser;
 use doctrina_tests::{PASSWORD, app_state, drafter, serve_state, signed_in};
 use fantoccini::Locator;
@@ -62,8 +61,7 @@ async fn js(b: &Browser, script: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let state = app_state(drafter(None, dir.path()), dir.path())
-        .with_evals(RunStore::open(&dir.path().join("evals.sqlite")).unwrap());
+    let state = app_state(drafter(None, dir.path()), dir.path());
     let server = serve_state(state).await;
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("evaluator").await;
@@ -103,12 +101,14 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
     wait_css(&b, "#score-link", LONG).await;
     let run_url = b.client.current_url().await.unwrap().to_string();
     let id: i64 = run_url.rsplit('/').next().unwrap().parse().unwrap();
+    // (Shown in capitals by the style sheet.)
     assert_eq!(
         wait_css(&b, "#eval-status", LONG)
             .await
             .text()
             .await
-            .unwrap(),
+            .unwrap()
+            .to_lowercase(),
         "done"
     );
 
@@ -231,6 +231,13 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    b.client
+        .execute(
+            "document.querySelector('details.answer').scrollIntoView()",
+            vec![],
+        )
         .await
         .unwrap();
     b.shot("drill-down").await;

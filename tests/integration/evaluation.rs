@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doctrina_audit::AuditLog;
-use doctrina_eval::runs::RunStore;
 use doctrina_tests::{app_state, corpus_index, drafter, questions, serve_state, signed_in};
 use doctrina_types::{Clearance, PassageFilter, SearchMode};
 use serde_json::{Value, json};
@@ -23,8 +22,7 @@ struct App {
 impl App {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let state = app_state(drafter(None, dir.path()), dir.path())
-            .with_evals(RunStore::open(&dir.path().join("evals.sqlite")).unwrap());
+        let state = app_state(drafter(None, dir.path()), dir.path());
         let audit = state.audit.clone();
         let server = serve_state(state).await;
         Self {
@@ -496,7 +494,7 @@ async fn evaluators_score_a_draft_run_and_see_their_agreement() {
     );
     assert!(html.contains("id=\"chart-metrics\"") && html.contains("id=\"chart-labels\""));
     assert_eq!(html.matches("<rect class=\"bar\"").count(), 3 + 4);
-    assert!(html.contains("&lt;b&gt;half&lt;/b&gt; of it"));
+    assert!(html.contains("&#60;b&#62;half&#60;/b&#62; of it"));
     assert!(!html.contains("<b>half</b>"));
     // Agreement with the automatic labels, for each evaluator.
     assert!(html.contains("class=\"with-automatic\" data-a=\"evaluator\" data-n=\"5\""));

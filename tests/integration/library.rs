@@ -942,6 +942,165 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
     )
     .await;
     b.shot("documents-with-actions").await;
+
+    // Replace it with a new edition from its page: the old one is superseded.
+    let v2 = files.path().join("chromium-manual-2025.md");
+    std::fs::write(&v2, doc("Chromium Manual", "brigantine", 3)).unwrap();
+    b.client
+        .goto(&format!("{}/documents/chromium-manual", app.base))
+        .await
+        .unwrap();
+    wait_js(
+        &b,
+        "return !!document.querySelector('#replace input[type=file]')",
+        Duration::from_secs(30),
+    )
+    .await;
+    b.client
+        .find(Locator::Css("#replace input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&v2.display().to_string())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#replace input[name=edition]"))
+        .await
+        .unwrap()
+        .send_keys("2025-01-01")
+        .await
+        .unwrap();
+    b.shot("replace-form").await;
+    b.client
+        .find(Locator::Css("#replace button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let done = "var s = document.querySelector('#job-status'); \
+                return !!s && (s.textContent === 'done' || s.textContent === 'failed');";
+    wait_js(&b, done, Duration::from_secs(120)).await;
+    b.shot("replace-done").await;
+    let status_of = |id: &str| {
+        format!(
+            "var r = document.getElementById('doc-{id}'); \
+             return r ? r.querySelector('.status').textContent : 'absent';"
+        )
+    };
+    b.client
+        .goto(&format!("{}/documents", app.base))
+        .await
+        .unwrap();
+    wait_js(
+        &b,
+        "return !!document.querySelector('table')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let old = b
+        .client
+        .execute(&status_of("chromium-manual"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(old, Value::String("superseded".into()), "the old edition");
+    let new = b
+        .client
+        .execute(&status_of("chromium-manual-2025"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(new, Value::String("indexed".into()), "the new edition");
+    b.shot("replaced").await;
+
+    // Delete the new edition from the list.
+    b.client
+        .find(Locator::Css(
+            "form[action=\"/documents/chromium-manual-2025/delete\"] button",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(&b, done, Duration::from_secs(120)).await;
+    b.client
+        .goto(&format!("{}/documents", app.base))
+        .await
+        .unwrap();
+    wait_js(
+        &b,
+        "return !!document.querySelector('table')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let gone = b
+        .client
+        .execute(&status_of("chromium-manual-2025"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(gone, Value::String("absent".into()), "deleted");
+    b.shot("deleted").await;
+
+    // A corrupt PDF: the job fails and names the file and the reason.
+    let broken = files.path().join("broken-orders.pdf");
+    std::fs::write(&broken, b"%PDF-1.4\n1 0 obj << /Type /Catalog >> nonsense").unwrap();
+    b.client
+        .find(Locator::Css("details#library summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("form.upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&broken.display().to_string())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("form.upload button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(&b, done, Duration::from_secs(120)).await;
+    let job = b
+        .client
+        .execute(
+            "return [document.querySelector('#job-status').textContent, \
+                     document.querySelector('#job-files').textContent]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(job[0], "failed", "{job}");
+    assert!(
+        job[1].as_str().unwrap().contains("broken-orders.pdf"),
+        "{job}"
+    );
+    b.shot("failed-file").await;
+    b.client
+        .goto(&format!("{}/documents", app.base))
+        .await
+        .unwrap();
+    wait_js(
+        &b,
+        "return !!document.querySelector('table')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let page = b
+        .client
+        .execute("return document.querySelector('main').textContent", vec![])
+        .await
+        .unwrap();
+    assert!(
+        page.as_str().unwrap().contains("broken-orders"),
+        "the list shows the failure"
+    );
+    b.shot("failed-file-listed").await;
     b.close().await;
     app.stop().await;
 }
@@ -988,5 +1147,62 @@ async fn a_bundled_document_is_reindexed_and_deleted_from_the_index_but_its_file
             .contains(&"bundled-guide-md".to_string())
     );
     assert!(file.exists(), "a file outside the library is never deleted");
+    app.stop().await;
+}
+
+/// Index health: the page and API compare both indexes with the catalog; a document whose
+/// vectors went missing shows as a disagreement, and a repair job (queued like any change)
+/// rebuilds it from the catalog until the indexes agree again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_health_reports_and_a_repair_job_fixes_disagreement() {
+    let app = Custodian::start(LibraryConfig::default()).await;
+    let job = app
+        .upload_and_wait(
+            &[
+                ("a.md", doc("Harbour Operations", "quillwort", 3)),
+                ("b.md", doc("Rail Operations", "marshwren", 3)),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    let (status, health) = app.get_json("/api/index/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["consistent"], true, "{health}");
+    assert_eq!(health["complete"], true);
+    assert_eq!(health["catalog_passages"], health["vector_passages"]);
+
+    // Lose one document's vectors behind the app's back.
+    app.index.indexes.vectors.delete_doc("a").unwrap();
+    let (_, health) = app.get_json("/api/index/health").await;
+    assert_eq!(health["consistent"], false, "{health}");
+    assert_ne!(health["catalog_passages"], health["vector_passages"]);
+    let (_, page) = app.get_page("/documents/health").await;
+    assert!(
+        page.contains("The indexes disagree with the catalog"),
+        "{page}"
+    );
+
+    let (status, job) = app
+        .send(app.request(reqwest::Method::POST, "/api/index/repair"))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = app.wait(&job).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["kind"], "repair");
+    assert!(
+        job["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "a" && f["outcome"] == "repaired"),
+        "{job}"
+    );
+    let (_, health) = app.get_json("/api/index/health").await;
+    assert_eq!(health["consistent"], true, "{health}");
+    let dense = app
+        .index
+        .search("quillwort procedure", doctrina_types::SearchMode::Dense, 5);
+    assert!(dense.iter().any(|h| h.doc_id == "a"), "vectors are back");
     app.stop().await;
 }

@@ -27,7 +27,23 @@ async fn health_api_and_page() {
     let (status, body) = get(&client, &format!("{base}/healthz")).await;
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(health["passages"]["catalog"], health["passages"]["vectors"]);
+    assert_eq!(
+        health,
+        serde_json::json!({"status": "ok", "consistent": true})
+    );
+    let anonymous = reqwest::Client::new();
+    let (status, public) = get(&anonymous, &format!("{base}/healthz")).await;
+    assert_eq!(
+        (status, public),
+        (200, body),
+        "the same, with no counts, for anyone"
+    );
+    let (status, body) = get(&client, &format!("{base}/api/index/health")).await;
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["catalog_passages"], report["vector_passages"]);
+    assert_eq!(report["catalog_passages"], report["keyword_passages"]);
+    assert_eq!(report["consistent"], true);
 
     let (status, body) = get(
         &client,

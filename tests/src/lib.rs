@@ -198,7 +198,8 @@ pub fn auth_store(
     store
 }
 
-/// The app's state over `drafter`, with plans, audit log and [`ACCOUNTS`] in `store_dir`.
+/// The app's state over `drafter`, with plans, audit log, evaluation runs and [`ACCOUNTS`] in
+/// `store_dir`.
 pub fn app_state(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::AppState {
     app_state_with(
         drafter,
@@ -216,7 +217,9 @@ pub fn app_state_with(
     let plans = doctrina_plan::PlanStore::open(&store_dir.join("plans.sqlite")).expect("plans");
     let audit = doctrina_audit::AuditLog::open(&store_dir.join("audit.sqlite")).expect("audit");
     let auth = auth_store(store_dir, auth);
-    doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth)
+    let evals =
+        doctrina_eval::runs::RunStore::open(&store_dir.join("evals.sqlite")).expect("eval runs");
+    doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth).with_evals(evals)
 }
 
 /// The real web app (with the workspace) on a free port, drafting with `chat`, keeping

@@ -897,14 +897,19 @@ fn clearance_arg(
             config.markings.levels.join(", ")
         )
     })?;
-    Ok(doctrina_types::Clearance {
+    let clearance = doctrina_types::Clearance {
         level: level.to_string(),
         caveats: caveats
             .iter()
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
-    })
+    };
+    config
+        .markings
+        .check_clearance_caveats(&clearance)
+        .map_err(anyhow::Error::msg)?;
+    Ok(clearance)
 }
 
 fn print_user(user: &doctrina_auth::User, json: bool) -> Result<()> {

@@ -56,10 +56,23 @@ impl std::fmt::Display for Marking {
     }
 }
 
-/// Ordered classification levels, lowest first.
+/// Ordered classification levels, lowest first, and the caveats people may hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarkingScheme {
     pub levels: Vec<String>,
+    /// Caveats an account may be given (`REL TO` stands for `REL TO <country>`), so a typo in
+    /// a clearance is refused rather than silently granting nothing. Empty: any caveat.
+    /// Documents may carry caveats outside this list: nobody holds those, so they are
+    /// visible to no one with a clearance.
+    #[serde(default = "default_caveats")]
+    pub caveats: Vec<String>,
+}
+
+fn default_caveats() -> Vec<String> {
+    ["NOFORN", "ORCON", "PROPIN", "REL TO"]
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 impl Default for MarkingScheme {
@@ -75,7 +88,37 @@ impl Default for MarkingScheme {
             .into_iter()
             .map(String::from)
             .collect(),
+            caveats: default_caveats(),
         }
+    }
+}
+
+impl MarkingScheme {
+    /// Checks the caveats of a clearance against `caveats`: `Err` names the first unknown one.
+    pub fn check_clearance_caveats(&self, clearance: &Clearance) -> Result<(), String> {
+        if self.caveats.is_empty() {
+            return Ok(());
+        }
+        for c in &clearance.caveats {
+            let token = caveat_token(c);
+            let known = self.caveats.iter().any(|k| {
+                let k = caveat_token(k);
+                if k == "REL TO" {
+                    token
+                        .strip_prefix("REL TO ")
+                        .is_some_and(|country| !country.is_empty() && !country.contains(','))
+                } else {
+                    k == token
+                }
+            });
+            if !known {
+                return Err(format!(
+                    "unknown caveat {c:?} (known: {}; REL TO takes one country per entry, e.g. REL TO GBR)",
+                    self.caveats.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -220,6 +263,32 @@ fn release_countries(token: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clearance_caveats_are_checked_against_the_scheme() {
+        let scheme = MarkingScheme::default();
+        let with = |caveats: &[&str]| Clearance {
+            level: "SECRET".into(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+        };
+        assert!(
+            scheme
+                .check_clearance_caveats(&with(&["noforn", "REL TO GBR"]))
+                .is_ok()
+        );
+        assert!(scheme.check_clearance_caveats(&with(&["NOFRON"])).is_err());
+        assert!(scheme.check_clearance_caveats(&with(&["REL TO"])).is_err());
+        assert!(
+            scheme
+                .check_clearance_caveats(&with(&["REL TO USA, GBR"]))
+                .is_err()
+        );
+        let open = MarkingScheme {
+            caveats: vec![],
+            ..MarkingScheme::default()
+        };
+        assert!(open.check_clearance_caveats(&with(&["ANYTHING"])).is_ok());
+    }
 
     #[test]
     fn highest_marking_takes_top_level_and_all_caveats() {

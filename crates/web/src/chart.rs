@@ -24,6 +24,9 @@ pub struct Bar {
     pub y: f64,
     pub width: f64,
     pub height: f64,
+    /// Where its value is written (centre, just above the bar).
+    pub label_x: f64,
+    pub label_y: f64,
     pub fill: String,
     pub group: String,
     pub series: String,
@@ -35,6 +38,8 @@ pub struct Bar {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
     pub y: f64,
+    /// The baseline of its label.
+    pub label_y: f64,
     pub label: String,
 }
 
@@ -48,6 +53,7 @@ pub struct GroupLabel {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegendItem {
     pub x: f64,
+    pub text_x: f64,
     pub fill: String,
     pub label: String,
 }
@@ -113,6 +119,7 @@ impl BarChart {
                 .map(|(label, fill)| {
                     let item = LegendItem {
                         x: round1(x),
+                        text_x: round1(x + 14.0),
                         fill: fill.clone(),
                         label: label.clone(),
                     };
@@ -183,12 +190,17 @@ impl BarChart {
             for (s, name) in series.iter().enumerate() {
                 let raw = values.get(g).and_then(|v| v.get(s)).copied().unwrap_or(0.0);
                 let value = if raw.is_finite() { raw } else { 0.0 };
-                let height = value.clamp(0.0, y_max) / y_max * plot_h;
+                let height = round1(value.clamp(0.0, y_max) / y_max * plot_h);
+                let x = round1(x0 + s as f64 * bar_w);
+                let width = round1((bar_w - 2.0).max(1.0));
+                let y = round1(bottom_y - height);
                 bars.push(Bar {
-                    x: round1(x0 + s as f64 * bar_w),
-                    y: round1(bottom_y - height),
-                    width: round1((bar_w - 2.0).max(1.0)),
-                    height: round1(height),
+                    x,
+                    y,
+                    width,
+                    height,
+                    label_x: round1(x + width / 2.0),
+                    label_y: round1(y - 3.0),
                     fill: fills
                         .get(s)
                         .cloned()
@@ -208,13 +220,17 @@ impl BarChart {
         let ticks = (0..)
             .map(|i| i as f64 * step)
             .take_while(|v| *v <= y_max + step * 1e-9)
-            .map(|v| Tick {
-                y: round1(bottom_y - v / y_max * plot_h),
-                label: if step < 1.0 {
-                    format!("{v:.2}")
-                } else {
-                    format!("{v:.0}")
-                },
+            .map(|v| {
+                let y = round1(bottom_y - v / y_max * plot_h);
+                Tick {
+                    y,
+                    label_y: round1(y + 3.5),
+                    label: if step < 1.0 {
+                        format!("{v:.2}")
+                    } else {
+                        format!("{v:.0}")
+                    },
+                }
             })
             .collect();
         Self {
@@ -321,8 +337,9 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{svg}");
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 2, "{svg}");
         assert!(!svg.contains("<script>"), "{svg}");
-        assert!(svg.contains("&lt;script&gt;"), "{svg}");
-        assert!(svg.contains("a&amp;b"), "{svg}");
+        assert!(svg.contains("&#60;script&#62;"), "{svg}");
+        assert!(svg.contains("a&#38;b"), "{svg}");
+        assert!(!svg.contains("0000000"), "coordinates are rounded: {svg}");
         assert!(svg.contains("viewBox=\"0 0 640 280\""), "{svg}");
     }
 }

@@ -37,6 +37,8 @@ pub enum JobKind {
     Delete,
     Reindex,
     ReindexAll,
+    /// Compare both indexes with the catalog and repair what disagrees.
+    Repair,
 }
 
 impl JobKind {
@@ -47,6 +49,7 @@ impl JobKind {
             Self::Delete => "delete",
             Self::Reindex => "reindex",
             Self::ReindexAll => "reindex-all",
+            Self::Repair => "repair",
         }
     }
 
@@ -57,6 +60,7 @@ impl JobKind {
             Self::Delete,
             Self::Reindex,
             Self::ReindexAll,
+            Self::Repair,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -631,6 +635,7 @@ impl Worker {
                 self.reindex_one(&tracker, job.target.as_deref().unwrap_or_default())
             }
             JobKind::ReindexAll => self.reindex_all(&tracker),
+            JobKind::Repair => self.repair(&tracker),
         };
         self.fill_doc_ids(&tracker);
         let files = tracker.files().list.clone();
@@ -806,6 +811,34 @@ impl Worker {
     }
 
     /// Re-indexes the library folder and every document's source file outside it.
+    /// `Indexes::check(repair)`, in the queue like any other change so it never races a
+    /// write; each document it repaired or removed, and each orphan, is a result line.
+    /// Fails if the indexes still disagree with the catalog afterwards.
+    fn repair(&self, tracker: &Tracker<'_>) -> Result<(), String> {
+        let indexes = self.retriever.indexes();
+        let report = indexes
+            .check(Some(self.retriever.embedder().as_ref()), true)
+            .map_err(|e| e.to_string())?;
+        for id in &report.repaired {
+            tracker.set(id, "repaired", None);
+        }
+        for id in &report.removed {
+            tracker.set(id, "removed", None);
+        }
+        for id in &report.orphans {
+            tracker.set(id, "removed", Some("orphaned index entries".to_string()));
+        }
+        let after = indexes.check(None, false).map_err(|e| e.to_string())?;
+        if after.consistent {
+            Ok(())
+        } else {
+            Err(format!(
+                "still inconsistent after repair: catalog {} · keyword {} · vectors {} passages",
+                after.catalog_passages, after.keyword_passages, after.vector_passages
+            ))
+        }
+    }
+
     fn reindex_all(&self, tracker: &Tracker<'_>) -> Result<(), String> {
         let documents = self
             .retriever

@@ -82,10 +82,14 @@ fn clearance_from(state: &AppState, level: &str, caveats: &str) -> Result<Cleara
             scheme.levels.join(", ")
         ))
     })?;
-    Ok(Clearance {
+    let clearance = Clearance {
         level: level.to_string(),
         caveats: parse_caveats(caveats),
-    })
+    };
+    scheme
+        .check_clearance_caveats(&clearance)
+        .map_err(AppError::BadRequest)?;
+    Ok(clearance)
 }
 
 fn add_user(state: &AppState, me: &Me, input: &UserInput) -> Result<User, AppError> {

@@ -49,6 +49,107 @@ pub fn routes() -> RouteTable {
         .get("/api/jobs/{id}", CUSTODIAN, job_api)
         .get("/jobs", CUSTODIAN, jobs_page)
         .get("/jobs/{id}", CUSTODIAN, job_page)
+        .get("/documents/health", CUSTODIAN, health_page)
+        .post("/documents/health/repair", CUSTODIAN, repair_page)
+        .get("/api/index/health", CUSTODIAN, health_api)
+        .post("/api/index/repair", CUSTODIAN, repair_api)
+}
+
+/// The indexes against the catalog, as this person may see it: passage counts only when
+/// they may see every document (a total would reveal how much lies above their access),
+/// and only the ids of documents they may see.
+#[derive(Debug, serde::Serialize)]
+struct IndexHealth {
+    consistent: bool,
+    /// Whether the counts are shown (the person may see every document).
+    complete: bool,
+    documents: Option<usize>,
+    catalog_passages: Option<usize>,
+    keyword_passages: Option<usize>,
+    vector_passages: Option<usize>,
+    /// Documents left mid-write (repaired at the next start or by a repair job).
+    interrupted: Vec<String>,
+    /// Documents whose index counts disagree with the catalog.
+    mismatched: Vec<String>,
+    /// Ids in an index but not in the catalog (shown only with complete access).
+    orphans: Vec<String>,
+}
+
+/// Counts per index against the catalog, without changing anything.
+async fn index_health(state: &AppState, me: &Me) -> Result<IndexHealth, AppError> {
+    let (state, clearance) = (state.clone(), me.clearance.clone());
+    tokio::task::spawn_blocking(move || {
+        let indexes = state.retriever.indexes();
+        let report = indexes.check(None, false)?;
+        let visible: HashSet<String> = indexes
+            .catalog()
+            .documents()?
+            .into_iter()
+            .filter(|d| state.retriever.permits(Some(&clearance), &d.meta.marking))
+            .map(|d| d.meta.id)
+            .collect();
+        let complete = visible.len() == report.documents;
+        let shown = |ids: Vec<String>| -> Vec<String> {
+            ids.into_iter().filter(|id| visible.contains(id)).collect()
+        };
+        let counts = |n: usize| complete.then_some(n);
+        Ok(IndexHealth {
+            consistent: report.consistent,
+            complete,
+            documents: counts(report.documents),
+            catalog_passages: counts(report.catalog_passages),
+            keyword_passages: counts(report.keyword_passages),
+            vector_passages: counts(report.vector_passages),
+            interrupted: shown(report.interrupted),
+            mismatched: shown(report.mismatched),
+            orphans: if complete { report.orphans } else { Vec::new() },
+        })
+    })
+    .await?
+}
+
+/// `GET /api/index/health`: what `doctrina check --json` reports, within the person's access.
+async fn health_api(State(state): State<AppState>, me: Me) -> Result<Json<IndexHealth>, AppError> {
+    Ok(Json(index_health(&state, &me).await?))
+}
+
+#[derive(Template)]
+#[template(path = "documents_health.html")]
+struct HealthPage {
+    me: Me,
+    report: IndexHealth,
+}
+
+async fn health_page(State(state): State<AppState>, me: Me) -> PageResult {
+    let report = index_health(&state, &me).await?;
+    page::html(&HealthPage { me, report })
+}
+
+async fn repair(state: &AppState, actor: &str) -> Result<Job, AppError> {
+    let state2 = state.clone();
+    let actor2 = actor.to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<Job, AppError> {
+        state2
+            .library()?
+            .jobs
+            .submit(JobKind::Repair, &actor2, None, &[])
+    })
+    .await
+    .map_err(AppError::from)
+    .and_then(|r| r);
+    record(state, actor, "repair", "indexes", result)
+}
+
+/// `POST /api/index/repair`: queues a repair (202 with the job).
+async fn repair_api(
+    State(state): State<AppState>,
+    Actor(actor): Actor,
+) -> Result<Response, AppError> {
+    Ok(accepted(repair(&state, &actor).await?))
+}
+
+async fn repair_page(State(state): State<AppState>, Actor(actor): Actor) -> PageResult {
+    Ok(job_page_redirect(&repair(&state, &actor).await?))
 }
 
 /// A multipart body whose rejection (not multipart, no boundary) is our error body.
