@@ -374,3 +374,75 @@ async fn non_streaming_answers_work_too() {
     assert_eq!(record.model, "fake");
     assert_eq!(record.sentences[0].citations, vec![1]);
 }
+
+/// `eval drafts --judge llm`: the real llama-server judges each ALCE question (one per
+/// judgement). The small base model's verdicts are not meaningful; the mechanism is: every
+/// judgement is asked and either parsed or counted as a judge error, and with the server
+/// down every judgement is an error naming the server, while the run still reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inference_server_can_judge_citations() {
+    use doctrina_eval::drafts::{Judge, evaluate_filtered};
+    let server = tokio::task::spawn_blocking(LlamaServer::start)
+        .await
+        .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let judge = chat(&server.url, |c| {
+        c.max_tokens = 4;
+        c.first_token_timeout_ms = 60_000;
+        c.total_timeout_ms = 120_000;
+    });
+    let drafter = drafter(Some(judge), store.path());
+    let questions: Vec<_> = doctrina_tests::questions().into_iter().take(2).collect();
+    let report = evaluate_filtered(
+        &drafter,
+        &questions,
+        "doctrine-answer",
+        DraftMode::Extractive,
+        3,
+        &PassageFilter::default(),
+        Judge::Llm,
+        &|_, _| {},
+    )
+    .await
+    .expect("evaluation with the LLM judge");
+    assert!(report.judge.starts_with("llm:"), "{}", report.judge);
+    assert!(report.judge.ends_with(&server.url), "{}", report.judge);
+    assert!(report.statements > 0);
+    // Every cited statement was put to the judge at least once, and every answer was either
+    // a verdict or a counted error.
+    let cited = report
+        .per_question
+        .iter()
+        .flat_map(|q| &q.statements)
+        .filter(|s| !s.citations.is_empty())
+        .count();
+    assert!(report.judgements >= cited && cited > 0, "{report:?}");
+    assert!(report.judge_errors <= report.judgements, "{report:?}");
+    eprintln!(
+        "llm judge: {} judgements, {} errors ({:?}), recall {:.3}",
+        report.judgements, report.judge_errors, report.judge_error, report.citation_recall
+    );
+
+    // The server gone: every judgement fails clearly, nothing is credited.
+    let dead = chat(&format!("http://127.0.0.1:{}", free_port()), |c| {
+        c.retries = 0
+    });
+    let store = tempfile::tempdir().unwrap();
+    let drafter = doctrina_tests::drafter(Some(dead), store.path());
+    let report = evaluate_filtered(
+        &drafter,
+        &questions,
+        "doctrine-answer",
+        DraftMode::Extractive,
+        3,
+        &PassageFilter::default(),
+        Judge::Llm,
+        &|_, _| {},
+    )
+    .await
+    .expect("the run still reports");
+    assert!(report.judgements > 0);
+    assert_eq!(report.judge_errors, report.judgements, "{report:?}");
+    assert_eq!(report.citation_recall, 0.0);
+    assert!(report.judge_error.unwrap().contains("127.0.0.1"));
+}

@@ -242,6 +242,9 @@ enum EvalCommand {
         section: String,
         #[arg(long, default_value_t = 6)]
         sources: usize,
+        /// Who judges support: `support-check` (local) or `llm` (the inference server).
+        #[arg(long, default_value = "support-check")]
+        judge: doctrina_eval::drafts::Judge,
         /// Only the first N questions.
         #[arg(long)]
         limit: Option<usize>,
@@ -522,6 +525,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             section,
             sources,
+            judge,
             limit,
             json,
         }) => {
@@ -533,12 +537,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let drafter = drafter(&stack)?;
             let quiet = *json || !std::io::stderr().is_terminal();
             let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(doctrina_eval::drafts::evaluate(
+            let report = runtime.block_on(doctrina_eval::drafts::evaluate_filtered(
                 &drafter,
                 &questions,
                 section,
                 *mode,
                 *sources,
+                &doctrina_types::PassageFilter::default(),
+                *judge,
                 &|done, total| {
                     if !quiet {
                         eprint!("\rdrafting {done}/{total}");
@@ -559,6 +565,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.failed,
                     report.judge
                 );
+                if report.judge_errors > 0 {
+                    println!(
+                        "judge errors        {} ({})",
+                        report.judge_errors,
+                        report.judge_error.as_deref().unwrap_or_default()
+                    );
+                }
                 println!("citation validity   {:.3}", report.citation_validity);
                 println!("citation recall     {:.3}", report.citation_recall);
                 println!("citation precision  {:.3}", report.citation_precision);

@@ -4,11 +4,13 @@
 //! 2023): a statement's recall is 1 when its cited passages together support it; a
 //! citation is precise unless it is irrelevant — it does not support the statement alone
 //! and the remaining citations still do. The judge is the local support check (a claim is
-//! supported when the check says `supported`).
+//! supported when the check says `supported`) or, optionally, the inference server asked
+//! one question per judgement ([`Judge::Llm`]).
 
 use std::collections::BTreeMap;
 
 use doctrina_draft::cite;
+use doctrina_draft::inference::{ChatModel, Message};
 use doctrina_draft::support::{Support, SupportChecker};
 use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest, Drafter};
 use doctrina_types::PassageFilter;
@@ -67,6 +69,85 @@ pub fn judge_statement(
     (recall, precise)
 }
 
+/// Who decides whether passages support a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Judge {
+    /// The local support check from drafting (embedding similarity, overlap, numbers).
+    #[default]
+    SupportCheck,
+    /// The inference server, asked to answer SUPPORTS, PARTLY or NO. Only SUPPORTS counts;
+    /// an answer that is none of the three is a judge error and counts as not supported.
+    Llm,
+}
+
+impl std::str::FromStr for Judge {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "support-check" => Ok(Self::SupportCheck),
+            "llm" => Ok(Self::Llm),
+            other => Err(format!(
+                "unknown judge '{other}' (expected support-check or llm)"
+            )),
+        }
+    }
+}
+
+const JUDGE_INSTRUCTIONS: &str = "You check citations. Given numbered passages and a \
+    statement, decide whether the passages together support the statement. Answer with one \
+    word: SUPPORTS if every claim in the statement is stated in the passages, PARTLY if only \
+    some of it is, NO otherwise.";
+
+/// The question put to the inference server for one judgement.
+pub fn judge_messages(claim: &str, passages: &[String]) -> Vec<Message> {
+    let mut user = String::from("Passages:\n");
+    for (i, p) in passages.iter().enumerate() {
+        user.push_str(&format!("[{}] {}\n", i + 1, p.trim()));
+    }
+    user.push_str(&format!(
+        "\nStatement: {}\n\nAnswer SUPPORTS, PARTLY or NO.",
+        claim.trim()
+    ));
+    vec![Message::system(JUDGE_INSTRUCTIONS), Message::user(user)]
+}
+
+/// The verdict in a judge's answer: `Some(true)` for SUPPORTS, `Some(false)` for PARTLY or
+/// NO, `None` when the answer is neither (the first word decides, case and punctuation
+/// ignored).
+pub fn parse_verdict(answer: &str) -> Option<bool> {
+    let word: String = answer
+        .split_whitespace()
+        .next()?
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_uppercase();
+    match word.as_str() {
+        "SUPPORTS" | "SUPPORTED" | "SUPPORT" | "YES" => Some(true),
+        "PARTLY" | "PARTIALLY" | "PARTIAL" | "NO" | "NOT" => Some(false),
+        _ => None,
+    }
+}
+
+/// Asks the inference server for one judgement (from inside the async evaluation, on a
+/// multi-threaded runtime).
+fn ask_llm(
+    chat: &dyn ChatModel,
+    claim: &str,
+    passages: &[String],
+) -> Result<Result<bool, String>, String> {
+    let messages = judge_messages(claim, passages);
+    let completion = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(chat.complete(&messages, &|_| {}))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(parse_verdict(&completion.text).ok_or_else(|| {
+        let shown: String = completion.text.trim().chars().take(60).collect();
+        format!("the judge answered {shown:?}, not SUPPORTS, PARTLY or NO")
+    }))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DraftQuestionResult {
     pub id: String,
@@ -86,7 +167,16 @@ pub struct DraftReport {
     pub questions: usize,
     pub mode: DraftMode,
     pub section: String,
+    /// `support-check`, or `llm:<model>@<server>`.
     pub judge: String,
+    /// Support questions put to the judge (one per statement, more for precision when a
+    /// statement cites several passages).
+    pub judgements: usize,
+    /// Judgements the LLM judge could not give (no answer, or none of SUPPORTS, PARTLY,
+    /// NO); each counted as not supported. Always 0 for the support check.
+    pub judge_errors: usize,
+    /// The first judge error, for the report.
+    pub judge_error: Option<String>,
     /// Drafts that failed (no output); they count as zero recall.
     pub failed: usize,
     pub statements: usize,
@@ -107,9 +197,19 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// Judgements asked so far, and the LLM judge's errors.
+#[derive(Debug, Default)]
+struct JudgeErrors {
+    asked: usize,
+    count: usize,
+    first: Option<String>,
+}
+
 fn judge_record(
     record: &DraftRecord,
     checker: &SupportChecker,
+    llm: Option<&dyn ChatModel>,
+    errors: &mut JudgeErrors,
 ) -> Result<Vec<Statement>, DraftError> {
     let passage = |n: usize| -> String {
         record
@@ -121,6 +221,17 @@ fn judge_record(
     };
     let mut failure = None;
     let mut supports = |claim: &str, passages: &[String]| -> bool {
+        errors.asked += 1;
+        if let Some(chat) = llm {
+            return match ask_llm(chat, claim, passages) {
+                Ok(Ok(verdict)) => verdict,
+                Ok(Err(e)) | Err(e) => {
+                    errors.count += 1;
+                    errors.first.get_or_insert(e);
+                    false
+                }
+            };
+        }
         let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
         match checker.check(claim, &refs) {
             Ok(v) => v.support == Support::Supported,
@@ -168,13 +279,16 @@ pub async fn evaluate(
         mode,
         sources,
         &PassageFilter::default(),
+        Judge::SupportCheck,
         on_progress,
     )
     .await
 }
 
 /// [`evaluate`] with every draft's retrieval restricted by `filter` (the web app passes the
-/// evaluator's clearance).
+/// evaluator's clearance) and the given judge. The LLM judge needs the drafter's inference
+/// server and a multi-threaded runtime.
+#[allow(clippy::too_many_arguments)]
 pub async fn evaluate_filtered(
     drafter: &Drafter,
     questions: &[Question],
@@ -182,8 +296,18 @@ pub async fn evaluate_filtered(
     mode: DraftMode,
     sources: usize,
     filter: &PassageFilter,
+    judge: Judge,
     on_progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<DraftReport, DraftError> {
+    let llm: Option<&dyn ChatModel> = match judge {
+        Judge::SupportCheck => None,
+        Judge::Llm => Some(drafter.chat.as_deref().ok_or(DraftError::NoServer)?),
+    };
+    let judge_name = match llm {
+        None => "support-check".to_string(),
+        Some(chat) => format!("llm:{}@{}", chat.model(), chat.server()),
+    };
+    let mut judge_errors = JudgeErrors::default();
     let mut per_question = Vec::with_capacity(questions.len());
     let mut labels: BTreeMap<String, usize> = BTreeMap::new();
     let (mut statements, mut citations, mut invalid, mut recalled, mut precise, mut failed) =
@@ -206,7 +330,7 @@ pub async fn evaluate_filtered(
             Err(e) => return Err(e),
         };
         let judged = match &record {
-            Some(r) => judge_record(r, &drafter.checker)?,
+            Some(r) => judge_record(r, &drafter.checker, llm, &mut judge_errors)?,
             None => Vec::new(),
         };
         if judged.is_empty() {
@@ -254,7 +378,10 @@ pub async fn evaluate_filtered(
         questions: questions.len(),
         mode,
         section: section.to_string(),
-        judge: "support-check".to_string(),
+        judge: judge_name,
+        judgements: judge_errors.asked,
+        judge_errors: judge_errors.count,
+        judge_error: judge_errors.first,
         failed,
         statements,
         citations,
@@ -284,6 +411,25 @@ mod tests {
     fn run(claim: &str, cites: &[usize], texts: &[&str]) -> (bool, Vec<bool>) {
         let passage = |n: usize| texts[n - 1].to_string();
         judge_statement(claim, cites, &passage, &mut |c, p| judge(c, p))
+    }
+
+    #[test]
+    fn judge_verdicts_are_parsed_from_the_first_word() {
+        assert_eq!(parse_verdict("SUPPORTS"), Some(true));
+        assert_eq!(
+            parse_verdict("  supports. The passage says so."),
+            Some(true)
+        );
+        assert_eq!(parse_verdict("**Partly**"), Some(false));
+        assert_eq!(parse_verdict("No."), Some(false));
+        assert_eq!(parse_verdict("The passages support it"), None);
+        assert_eq!(parse_verdict(""), None);
+        let m = judge_messages("Fuel moves at night.", &["[p] Fuel moves at night.".into()]);
+        assert_eq!(m.len(), 2);
+        assert!(m[1].content.contains("[1] [p] Fuel moves at night."));
+        assert!(m[1].content.contains("Statement: Fuel moves at night."));
+        assert_eq!("llm".parse::<Judge>(), Ok(Judge::Llm));
+        assert!("gpt".parse::<Judge>().is_err());
     }
 
     #[test]

@@ -511,6 +511,7 @@ pub async fn run_drafts(
         mode,
         sources,
         filter,
+        crate::drafts::Judge::SupportCheck,
         on_progress,
     )
     .await?;
