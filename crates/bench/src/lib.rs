@@ -176,6 +176,9 @@ pub struct ScaleFigures {
     pub dense_excluding_embedding: Percentiles,
     pub hybrid_excluding_embedding: Percentiles,
     pub hybrid_total: Percentiles,
+    /// Hybrid, including embedding, as a SECRET reader without caveats (the clearance is
+    /// resolved and both queries carry the rank bound and the NOFORN exclusion).
+    pub hybrid_total_with_clearance: Percentiles,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -487,6 +490,7 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
             dense_excluding_embedding: figures.2,
             hybrid_excluding_embedding: figures.3,
             hybrid_total: figures.4,
+            hybrid_total_with_clearance: figures.5,
         });
         stage_done(
             &mut stages,
@@ -535,6 +539,10 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
             "the query-latency indexes hold generated passages whose vectors are the {chunks} real embeddings computed above, reused with deterministic ±5% noise (not embedded in this run: embedding {} chunks here would take hours)",
             largest.unwrap_or(0)
         ));
+        notes.push(
+            "the query-latency documents are 70% UNCLASSIFIED and 10% each CUI, SECRET and SECRET//NOFORN; `hybrid_total_with_clearance` and the HTTP load search as a signed-in SECRET reader without caveats, so the rank bound and the NOFORN exclusion are inside both queries"
+                .to_string(),
+        );
     }
 
     let indexing = IndexingFigures {
@@ -666,7 +674,14 @@ fn synthetic_document(
         publication: Some(format!("STP {}-{}", 1 + doc_n / 100, doc_n % 100)),
         edition: None,
         supersedes: None,
-        marking: Marking::default(),
+        // A mixed corpus, so the clearance filter has work to do: 70% UNCLASSIFIED, then
+        // CUI, SECRET and SECRET//NOFORN at 10% each.
+        marking: match doc_n % 10 {
+            7 => Marking::parse_banner("CUI"),
+            8 => Marking::parse_banner("SECRET"),
+            9 => Marking::parse_banner("SECRET//NOFORN"),
+            _ => Marking::default(),
+        },
         source_path: format!("/bench/{id}.md"),
         format: SourceFormat::Markdown,
         content_hash: format!("{doc_n}"),
@@ -720,7 +735,17 @@ type Latencies = (
     Percentiles,
     Percentiles,
     Percentiles,
+    Percentiles,
 );
+
+/// The clearance the cleared-search figures and the HTTP load run with: SECRET without
+/// caveats, so both the rank bound and the NOFORN exclusion are in every query.
+fn bench_clearance() -> doctrina_types::Clearance {
+    doctrina_types::Clearance {
+        level: "SECRET".to_string(),
+        caveats: Vec::new(),
+    }
+}
 
 fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::Result<Latencies> {
     let mut rng = Rng::new(seed ^ 0x0051_EA5C);
@@ -737,6 +762,11 @@ fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::
     let mut dense = Vec::new();
     let mut hybrid = Vec::new();
     let mut hybrid_total = Vec::new();
+    let mut cleared_total = Vec::new();
+    let cleared = PassageFilter {
+        clearance: Some(bench_clearance()),
+        ..PassageFilter::default()
+    };
     for q in &qs {
         let (_, t) = retriever.search_timed(q, SearchMode::Bm25, 10, &filter)?;
         bm25.push(t.bm25 + t.fuse_and_load);
@@ -746,6 +776,9 @@ fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::
         let (_, t) = retriever.search_timed(q, SearchMode::Hybrid, 10, &filter)?;
         hybrid.push(t.bm25 + t.dense + t.fuse_and_load);
         hybrid_total.push(t.embed + t.bm25 + t.dense + t.fuse_and_load);
+        let start = Instant::now();
+        retriever.search(q, SearchMode::Hybrid, 10, &cleared)?;
+        cleared_total.push(start.elapsed());
     }
     Ok((
         Percentiles::of(&embed),
@@ -753,6 +786,7 @@ fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::
         Percentiles::of(&dense),
         Percentiles::of(&hybrid),
         Percentiles::of(&hybrid_total),
+        Percentiles::of(&cleared_total),
     ))
 }
 
@@ -781,23 +815,19 @@ fn load_test(
         };
         let plans = doctrina_plan::PlanStore::open(&store.join("plans.sqlite"))?;
         let audit = doctrina_audit::AuditLog::open(&store.join("audit.sqlite"))?;
-        // The load runs as one signed-in officer with the highest clearance, so every
+        // The load runs as one signed-in officer cleared SECRET without caveats, so every
         // search goes through the session check and the clearance filter as in production.
         let auth = doctrina_auth::AuthStore::open(
             &store.join("users.sqlite"),
             doctrina_types::config::AuthConfig::default(),
         )?;
-        let scheme = drafter.retriever.indexes().scheme.clone();
         let password = doctrina_auth::random_token()?;
         if auth.user("bench")?.is_none() {
             auth.add_user(&doctrina_auth::NewUser {
                 name: "bench".into(),
                 password: password.clone(),
                 roles: vec![doctrina_auth::Role::Officer],
-                clearance: doctrina_types::Clearance {
-                    level: scheme.levels.last().cloned().unwrap_or_default(),
-                    caveats: Vec::new(),
-                },
+                clearance: bench_clearance(),
             })?;
         } else {
             auth.set_password("bench", &password)?;
@@ -954,12 +984,13 @@ pub fn render(report: &BenchReport) -> String {
         row(
             &format!("{} chunks: p50/p95/p99 ms", s.chunks),
             format!(
-                "query embedding {} · bm25 {} · dense {} · hybrid {} (excl. embedding) · hybrid total {}",
+                "query embedding {} · bm25 {} · dense {} · hybrid {} (excl. embedding) · hybrid total {} · hybrid total with a clearance {}",
                 p(&s.query_embedding),
                 p(&s.bm25),
                 p(&s.dense_excluding_embedding),
                 p(&s.hybrid_excluding_embedding),
-                p(&s.hybrid_total)
+                p(&s.hybrid_total),
+                p(&s.hybrid_total_with_clearance)
             ),
         );
     }

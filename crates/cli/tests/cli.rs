@@ -436,6 +436,7 @@ fn bench_smoke_prints_every_figure() {
         "dense_excluding_embedding",
         "hybrid_excluding_embedding",
         "hybrid_total",
+        "hybrid_total_with_clearance",
     ] {
         assert_eq!(scale[key]["samples"], 10, "{key}: {scale}");
         assert!(scale[key]["p99"].as_f64().unwrap() >= scale[key]["p50"].as_f64().unwrap());
