@@ -13,53 +13,6 @@ use fantoccini::Locator;
 
 const LONG: Duration = Duration::from_secs(480);
 
-/// Waits for `css` to match, polling. Every WebDriver error is retried until the deadline:
-/// a lookup that races a page navigation (the draft script navigates when the stream ends)
-/// is answered with "aborted by navigation", which is not a failure of the page.
-async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elements::Element {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        match b.client.find(Locator::Css(css)).await {
-            Ok(element) => return element,
-            Err(e) if std::time::Instant::now() >= deadline => {
-                panic!("waiting for {css}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
-/// Opens `url`, which redirects to the login page, and signs in as `name`; ends on `url`.
-async fn sign_in(b: &Browser, url: &str, name: &str, password: &str) {
-    b.client.goto(url).await.unwrap();
-    wait_css(b, "#login-name", LONG)
-        .await
-        .send_keys(name)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn js(b: &Browser, script: &str) -> serde_json::Value {
-    b.client
-        .execute(script, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_drafts_reviews_and_exports_in_chromium() {
     let llama = LlamaServer::start();
@@ -77,35 +30,23 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
 
     // Sign in (the search page sends us to the login page and back), then search with
     // highlighted matches and score breakdowns.
-    sign_in(&b, &format!("{base}/"), "staff", PASSWORD).await;
-    let q = wait_css(&b, "input[name=q]", LONG).await;
+    b.sign_in(&format!("{base}/"), "staff", PASSWORD).await;
+    let q = b.wait_css("input[name=q]", LONG).await;
     q.send_keys("convoy refuel at the release point")
         .await
         .unwrap();
-    b.client
-        .find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, ".hit mark", LONG).await;
+    b.click("form.search button").await;
+    b.wait_css(".hit mark", LONG).await;
     let scores = b.client.find(Locator::Css(".hit .scores")).await.unwrap();
     assert!(scores.text().await.unwrap().contains("bm25"));
     b.shot("search").await;
 
     // Create a plan.
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let title = wait_css(&b, "form.create-plan input[name=title]", LONG).await;
+    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
     title.send_keys("OPORD 24-07 (IRON RIDGE)").await.unwrap();
-    b.client
-        .find(Locator::Css("form.create-plan button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "form.add-section", LONG).await;
+    b.click("form.create-plan button").await;
+    b.wait_css("form.add-section", LONG).await;
     let plan_url = b.client.current_url().await.unwrap().to_string();
 
     // Add the sustainment paragraph.
@@ -115,72 +56,42 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
         .await
         .unwrap();
     template.select_by_value("opord-sustainment").await.unwrap();
-    b.client
-        .find(Locator::Css("form.add-section textarea[name=task]"))
-        .await
-        .unwrap()
-        .send_keys("Sustain the battalion attack: plan bulk fuel and ammunition resupply")
-        .await
-        .unwrap();
+    b.send_keys(
+        "form.add-section textarea[name=task]",
+        "Sustain the battalion attack: plan bulk fuel and ammunition resupply",
+    )
+    .await;
     b.shot("plan").await;
-    b.client
-        .find(Locator::Css("form.add-section button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#draft-form", LONG).await;
+    b.click("form.add-section button").await;
+    b.wait_css("#draft-form", LONG).await;
 
     // Draft with the real model: the text streams in, then the verified draft shows.
-    b.client
-        .find(Locator::Css("#draft-form textarea[name=guidance]"))
-        .await
-        .unwrap()
-        .send_keys("Emphasise night resupply.")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#draft-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#stream:not([hidden])", LONG).await;
+    b.send_keys(
+        "#draft-form textarea[name=guidance]",
+        "Emphasise night resupply.",
+    )
+    .await;
+    b.click("#draft-button").await;
+    b.wait_css("#stream:not([hidden])", LONG).await;
     b.shot("llm-streaming").await;
-    let shown = wait_css(&b, "#current[data-version='1'], #stream .error", LONG).await;
+    let shown = b
+        .wait_css("#current[data-version='1'], #stream .error", LONG)
+        .await;
     if shown.attr("class").await.unwrap().as_deref() == Some("error") {
         b.shot("llm-error").await;
         panic!("the draft failed: {}", shown.text().await.unwrap());
     }
-    let user = js(
-        &b,
-        "return document.querySelector('#current h2 small').textContent",
-    )
-    .await;
+    let user = b
+        .js("return document.querySelector('#current h2 small').textContent")
+        .await;
     assert!(user.as_str().unwrap().contains("staff"), "{user}");
     b.shot("llm-draft").await;
 
     // Draft again, extractive: quoted sentences, each with a support label and a citation.
-    b.client
-        .find(Locator::Css("input[name=mode][value=extractive]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#draft-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#current[data-version='2']", LONG).await;
-    let labels = js(
-        &b,
-        "return Array.from(document.querySelectorAll('ol.sentences .badge')).map(e => e.textContent)",
+    b.click("input[name=mode][value=extractive]").await;
+    b.click("#draft-button").await;
+    b.wait_css("#current[data-version='2']", LONG).await;
+    let labels = b.js("return Array.from(document.querySelectorAll('ol.sentences .badge')).map(e => e.textContent)",
     )
     .await;
     assert!(
@@ -192,20 +103,12 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     b.shot("extractive-draft").await;
 
     // Open a citation: the passage shows beside the draft with the cited span highlighted.
-    b.client
-        .find(Locator::Css("ol.sentences a.cite"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let mark = wait_css(&b, "#source mark.cited-span", LONG).await;
+    b.click("ol.sentences a.cite").await;
+    let mark = b.wait_css("#source mark.cited-span", LONG).await;
     let marked = mark.text().await.unwrap();
-    let sentence = js(
-        &b,
-        "return document.querySelector('ol.sentences li').textContent",
-    )
-    .await;
+    let sentence = b
+        .js("return document.querySelector('ol.sentences li').textContent")
+        .await;
     let words: Vec<&str> = marked.split_whitespace().take(6).collect();
     assert!(
         sentence.as_str().unwrap().contains(&words.join(" ")),
@@ -233,31 +136,24 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     );
     let section_url = b.client.current_url().await.unwrap().to_string();
     doc_link.click().await.unwrap();
-    wait_css(&b, "article.document", LONG).await;
+    b.wait_css("article.document", LONG).await;
     let anchor = href.split('#').nth(1).unwrap();
-    let found = js(&b, &format!("return !!document.getElementById('{anchor}')")).await;
+    let found = b
+        .js(&format!("return !!document.getElementById('{anchor}')"))
+        .await;
     assert_eq!(found, serde_json::Value::Bool(true), "anchor {anchor}");
     b.shot("document").await;
     b.client.goto(&section_url).await.unwrap();
-    wait_css(&b, "#current[data-version='2']", LONG).await;
+    b.wait_css("#current[data-version='2']", LONG).await;
 
     // Edit: drop the first quoted bullet; the removal of a cited sentence is tracked.
-    js(
-        &b,
-        "const t = document.querySelector('#edit-text'); \
+    b.js("const t = document.querySelector('#edit-text'); \
          const lines = t.value.split('\\n'); \
          const i = lines.findIndex(l => l.startsWith('- ')); \
-         lines.splice(i, 1); t.value = lines.join('\\n'); return i",
-    )
-    .await;
-    b.client
-        .find(Locator::Css("form.edit-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#current[data-version='3']", LONG).await;
+         lines.splice(i, 1); t.value = lines.join('\\n'); return i")
+        .await;
+    b.click("form.edit-form button").await;
+    b.wait_css("#current[data-version='3']", LONG).await;
     let changes = b
         .client
         .find(Locator::Css("details.changes"))
@@ -267,14 +163,8 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     b.shot("edited").await;
 
     // Accept.
-    b.client
-        .find(Locator::Css("button.accept"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#section-status.status-accepted", LONG).await;
+    b.click("button.accept").await;
+    b.wait_css("#section-status.status-accepted", LONG).await;
     b.shot("accepted").await;
 
     // Export: standalone HTML with the marking banner and the reference list.
@@ -282,16 +172,16 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
         .goto(&format!("{plan_url}/export.html"))
         .await
         .unwrap();
-    let banner = wait_css(&b, ".banner", LONG).await;
+    let banner = b.wait_css(".banner", LONG).await;
     let banner = banner.text().await.unwrap();
     assert!(!banner.trim().is_empty());
-    let refs = js(
-        &b,
-        "return document.querySelectorAll('.references li').length",
-    )
-    .await;
+    let refs = b
+        .js("return document.querySelectorAll('.references li').length")
+        .await;
     assert!(refs.as_u64().unwrap() >= 1, "{refs}");
-    let requests = js(&b, "return performance.getEntriesByType('resource').length").await;
+    let requests = b
+        .js("return performance.getEntriesByType('resource').length")
+        .await;
     assert_eq!(requests, 0, "the export loads nothing from anywhere");
     b.shot("export").await;
 
@@ -311,20 +201,15 @@ async fn xss_in_model_output_executes_nothing_in_chromium() {
     let base = format!("http://{}", server.addr);
     let mut b = Browser::start("xss").await;
 
-    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
-    wait_css(&b, "form.create-plan input[name=title]", LONG)
+    b.sign_in(&format!("{base}/plans"), "officer", PASSWORD)
+        .await;
+    b.wait_css("form.create-plan input[name=title]", LONG)
         .await
         .send_keys("<img src=x onerror=\"window.__xss=4\">")
         .await
         .unwrap();
-    b.client
-        .find(Locator::Css("form.create-plan button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "form.add-section", LONG)
+    b.click("form.create-plan button").await;
+    b.wait_css("form.add-section", LONG)
         .await
         .find(Locator::Css("textarea[name=task]"))
         .await
@@ -332,22 +217,14 @@ async fn xss_in_model_output_executes_nothing_in_chromium() {
         .send_keys("Resupply fuel <script>window.__xss=5</script>")
         .await
         .unwrap();
-    b.client
-        .find(Locator::Css("form.add-section button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#draft-button", LONG)
+    b.click("form.add-section button").await;
+    b.wait_css("#draft-button", LONG)
         .await
         .click()
         .await
         .unwrap();
-    wait_css(&b, "#current[data-version='1']", LONG).await;
-    let state = js(
-        &b,
-        "return [typeof window.__xss, document.querySelectorAll('#draft-text script, #draft-text img, #draft-text a[href^=javascript]').length]",
+    b.wait_css("#current[data-version='1']", LONG).await;
+    let state = b.js("return [typeof window.__xss, document.querySelectorAll('#draft-text script, #draft-text img, #draft-text a[href^=javascript]').length]",
     )
     .await;
     assert_eq!(
@@ -366,8 +243,8 @@ async fn xss_in_model_output_executes_nothing_in_chromium() {
     );
     b.shot("model-output-inert").await;
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    wait_css(&b, "table.plans", LONG).await;
-    let state = js(&b, "return typeof window.__xss").await;
+    b.wait_css("table.plans", LONG).await;
+    let state = b.js("return typeof window.__xss").await;
     assert_eq!(state, "undefined");
     b.close().await;
     server.shutdown().await.unwrap();
@@ -392,7 +269,7 @@ async fn accounts_login_logout_expiry_csrf_and_roles_in_chromium() {
 
     // Anonymous: every page sends you to the login page.
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    wait_css(&b, "#login-name", LONG).await;
+    b.wait_css("#login-name", LONG).await;
     assert!(
         b.client
             .current_url()
@@ -404,14 +281,9 @@ async fn accounts_login_logout_expiry_csrf_and_roles_in_chromium() {
     b.shot("login-page").await;
 
     // A wrong password: an error, no session.
-    sign_in(
-        &b,
-        &format!("{base}/plans"),
-        "custodian",
-        "not the password",
-    )
-    .await;
-    let error = wait_css(&b, "#login-error", LONG).await;
+    b.sign_in(&format!("{base}/plans"), "custodian", "not the password")
+        .await;
+    let error = b.wait_css("#login-error", LONG).await;
     assert!(
         error
             .text()
@@ -422,76 +294,60 @@ async fn accounts_login_logout_expiry_csrf_and_roles_in_chromium() {
     b.shot("wrong-password").await;
 
     // A custodian signs in; plans are not theirs: 403 page, and no Plans link.
-    sign_in(&b, &format!("{base}/documents"), "custodian", PASSWORD).await;
-    wait_css(&b, "table.documents, .documents", LONG).await;
-    let nav = js(
-        &b,
-        "return document.querySelector('header nav').textContent",
-    )
-    .await;
+    b.sign_in(&format!("{base}/documents"), "custodian", PASSWORD)
+        .await;
+    b.wait_css("table.documents, .documents", LONG).await;
+    let nav = b
+        .js("return document.querySelector('header nav').textContent")
+        .await;
     assert!(!nav.as_str().unwrap().contains("Plans"), "{nav}");
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let error = wait_css(&b, "[data-code=forbidden]", LONG).await;
+    let error = b.wait_css("[data-code=forbidden]", LONG).await;
     assert!(error.text().await.unwrap().contains("officer"));
-    let heading = js(&b, "return document.querySelector('main h1').textContent").await;
+    let heading = b
+        .js("return document.querySelector('main h1').textContent")
+        .await;
     assert!(heading.as_str().unwrap().contains("403"), "{heading}");
     b.shot("role-denied").await;
 
     // An officer: a form with a forged CSRF token is refused and changes nothing.
-    b.client
-        .find(Locator::Css("#logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#login-name", LONG).await;
-    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
-    let title = wait_css(&b, "form.create-plan input[name=title]", LONG).await;
+    b.click("#logout").await;
+    b.wait_css("#login-name", LONG).await;
+    b.sign_in(&format!("{base}/plans"), "officer", PASSWORD)
+        .await;
+    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
     title.send_keys("FORGED").await.unwrap();
-    js(
-        &b,
-        "document.querySelector('form.create-plan input[name=_csrf]').value = 'forged'; return 1",
-    )
-    .await;
-    b.client
-        .find(Locator::Css("form.create-plan button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let error = wait_css(&b, "[data-code=csrf_failed]", LONG).await;
+    b.js("document.querySelector('form.create-plan input[name=_csrf]').value = 'forged'; return 1")
+        .await;
+    b.click("form.create-plan button").await;
+    let error = b.wait_css("[data-code=csrf_failed]", LONG).await;
     assert!(error.text().await.unwrap().contains("CSRF"));
     b.shot("csrf-refused").await;
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    wait_css(&b, "form.create-plan", LONG).await;
-    let list = js(&b, "return document.querySelector('main').textContent").await;
+    b.wait_css("form.create-plan", LONG).await;
+    let list = b
+        .js("return document.querySelector('main').textContent")
+        .await;
     assert!(
         !list.as_str().unwrap().contains("FORGED"),
         "nothing was created"
     );
 
     // Logout ends the session: the old page now asks for a login.
-    b.client
-        .find(Locator::Css("#logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = wait_css(&b, ".notice", LONG).await.text().await.unwrap();
+    b.click("#logout").await;
+    let notice = b.wait_css(".notice", LONG).await.text().await.unwrap();
     assert!(notice.contains("signed out"), "{notice}");
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    wait_css(&b, "#login-name", LONG).await;
+    b.wait_css("#login-name", LONG).await;
     b.shot("signed-out").await;
 
     // An idle session expires (10 s here): the next page says so.
-    sign_in(&b, &format!("{base}/plans"), "officer", PASSWORD).await;
-    wait_css(&b, "form.create-plan", LONG).await;
+    b.sign_in(&format!("{base}/plans"), "officer", PASSWORD)
+        .await;
+    b.wait_css("form.create-plan", LONG).await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let notice = wait_css(&b, ".notice", LONG).await.text().await.unwrap();
+    let notice = b.wait_css(".notice", LONG).await.text().await.unwrap();
     assert!(notice.contains("session expired"), "{notice}");
     b.shot("session-expired").await;
 

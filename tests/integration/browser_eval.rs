@@ -8,55 +8,9 @@ use std::time::Duration;
 use doctrina_tests::browser::Browser;
 use doctrina_tests::{PASSWORD, app_state, drafter, serve_state, signed_in};
 use fantoccini::Locator;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(480);
-
-/// Waits for `css` to match, retrying every WebDriver error until the deadline (a lookup
-/// can race the page's reload when the run ends).
-async fn wait_css(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elements::Element {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        match b.client.find(Locator::Css(css)).await {
-            Ok(element) => return element,
-            Err(e) if std::time::Instant::now() >= deadline => {
-                panic!("waiting for {css}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
-/// Opens `url`, which redirects to the login page, and signs in as `name`; ends on `url`.
-async fn sign_in(b: &Browser, url: &str, name: &str, password: &str) {
-    b.client.goto(url).await.unwrap();
-    wait_css(b, "#login-name", LONG)
-        .await
-        .send_keys(name)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn js(b: &Browser, script: &str) -> Value {
-    b.client
-        .execute(script, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("{script}: {e}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
@@ -67,8 +21,9 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
     let mut b = Browser::start("evaluator").await;
 
     // Sign in on the evaluation page; the nav names it.
-    sign_in(&b, &format!("{base}/eval"), "evaluator", PASSWORD).await;
-    wait_css(&b, "#start-drafts", LONG).await;
+    b.sign_in(&format!("{base}/eval"), "evaluator", PASSWORD)
+        .await;
+    b.wait_css("#start-drafts", LONG).await;
     let nav = b.client.find(Locator::Css("header nav")).await.unwrap();
     assert!(nav.text().await.unwrap().contains("Evaluation"));
     b.shot("evaluation-page").await;
@@ -81,29 +36,18 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
         .unwrap();
     limit.clear().await.unwrap();
     limit.send_keys("2").await.unwrap();
-    b.client
-        .find(Locator::Css("#start-drafts input[name=label]"))
-        .await
-        .unwrap()
-        .send_keys("extractive baseline")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#start-drafts-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#eval-run", LONG).await;
+    b.send_keys("#start-drafts input[name=label]", "extractive baseline")
+        .await;
+    b.click("#start-drafts-button").await;
+    b.wait_css("#eval-run", LONG).await;
     b.shot("run-started").await;
     // The page follows the run and reloads when it ends.
-    wait_css(&b, "#score-link", LONG).await;
+    b.wait_css("#score-link", LONG).await;
     let run_url = b.client.current_url().await.unwrap().to_string();
     let id: i64 = run_url.rsplit('/').next().unwrap().parse().unwrap();
     // (Shown in capitals by the style sheet.)
     assert_eq!(
-        wait_css(&b, "#eval-status", LONG)
+        b.wait_css("#eval-status", LONG)
             .await
             .text()
             .await
@@ -113,14 +57,8 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
     );
 
     // Score: the first citation supports, the second partly with a comment, the third not.
-    b.client
-        .find(Locator::Css("#score-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(&b, "#score-form", LONG).await;
+    b.click("#score-link").await;
+    b.wait_css("#score-form", LONG).await;
     let fields = b
         .client
         .find_all(Locator::Css("fieldset.citation-score"))
@@ -147,21 +85,13 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
         .await
         .unwrap();
     // The passage shown is the exact text, its matched span marked.
-    let marked = js(
-        &b,
-        "return document.querySelectorAll('fieldset.citation-score mark').length",
-    )
-    .await;
+    let marked = b
+        .js("return document.querySelectorAll('fieldset.citation-score mark').length")
+        .await;
     assert!(marked.as_u64().unwrap() >= 3, "{marked}");
     b.shot("scoring").await;
-    b.client
-        .find(Locator::Css("#save-scores"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let saved = wait_css(&b, "#scores-saved", LONG).await;
+    b.click("#save-scores").await;
+    let saved = b.wait_css("#scores-saved", LONG).await;
     assert!(saved.text().await.unwrap().contains("Saved 3"));
     assert_eq!(
         b.client
@@ -174,11 +104,9 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
         "3"
     );
     // My judgements are kept selected for re-scoring.
-    let checked = js(
-        &b,
-        "return document.querySelectorAll('#score-form input[type=radio]:checked').length",
-    )
-    .await;
+    let checked = b
+        .js("return document.querySelectorAll('#score-form input[type=radio]:checked').length")
+        .await;
     assert_eq!(checked, 3);
     b.shot("scored").await;
 
@@ -194,27 +122,24 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
 
     // The run page: the plots as inline SVG with bars, the agreement table.
     b.client.goto(&run_url).await.unwrap();
-    wait_css(&b, "#chart-labels", LONG).await;
-    let bars = js(
-        &b,
-        "return document.querySelectorAll('svg.chart rect.bar').length",
-    )
-    .await;
+    b.wait_css("#chart-labels", LONG).await;
+    let bars = b
+        .js("return document.querySelectorAll('svg.chart rect.bar').length")
+        .await;
     assert_eq!(bars, 3 + 4, "three citation metrics, four support labels");
-    let charts = js(&b, "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getBoundingClientRect().height > 100)").await;
+    let charts = b.js("return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getBoundingClientRect().height > 100)").await;
     assert_eq!(charts, json!([true, true]), "both plots are drawn");
-    let kappa = wait_css(&b, "tr.pair td.kappa", LONG)
+    let kappa = b
+        .wait_css("tr.pair td.kappa", LONG)
         .await
         .text()
         .await
         .unwrap();
     // evaluator S,P,D vs staff S,D,D: p_o 2/3; p_e 1/3*1/3 + 1/3*2/3 = 1/3; kappa 0.5.
     assert!(kappa.starts_with("0.500"), "{kappa}");
-    let comment = js(
-        &b,
-        "return document.body.textContent.includes('only the first half')",
-    )
-    .await;
+    let comment = b
+        .js("return document.body.textContent.includes('only the first half')")
+        .await;
     assert_eq!(comment, true);
     b.client
         .execute(
@@ -226,13 +151,7 @@ async fn evaluator_runs_scores_and_reads_plots_in_chromium() {
     b.shot("run-page-with-plots").await;
 
     // Open the first answer's drill-down.
-    b.client
-        .find(Locator::Css("details.answer summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("details.answer summary").await;
     b.client
         .execute(
             "document.querySelector('details.answer').scrollIntoView()",

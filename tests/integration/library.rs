@@ -780,19 +780,6 @@ async fn page_forms_upload_and_delete_through_jobs() {
     app.stop().await;
 }
 
-/// Polls `script` (which returns a boolean) until it is true, retrying WebDriver errors
-/// (a lookup can race the job page's reload when the job ends).
-async fn wait_js(b: &doctrina_tests::browser::Browser, script: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Value::Bool(true)) = b.client.execute(script, vec![]).await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "waiting for: {script}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
     use fantoccini::Locator;
@@ -809,72 +796,32 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .goto(&format!("{}/documents", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('#login-name')",
         Duration::from_secs(30),
     )
     .await;
-    b.client
-        .find(Locator::Css("#login-name"))
-        .await
-        .unwrap()
-        .send_keys("custodian")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(
-        &b,
+    b.send_keys("#login-name", "custodian").await;
+    b.send_keys("#login-password", PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_js(
         "return !!document.querySelector('details#library')",
         Duration::from_secs(30),
     )
     .await;
-    b.client
-        .find(Locator::Css("details#library summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.upload input[type=file]"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{}\n{}", plain.display(), hostile.display()))
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.upload input[name=publication]"))
-        .await
-        .unwrap()
-        .send_keys("SOP 7-7")
-        .await
-        .unwrap();
+    b.click("details#library summary").await;
+    b.send_keys(
+        "form.upload input[type=file]",
+        &format!("{}\n{}", plain.display(), hostile.display()),
+    )
+    .await;
+    b.send_keys("form.upload input[name=publication]", "SOP 7-7")
+        .await;
     b.shot("upload-form").await;
-    b.client
-        .find(Locator::Css("form.upload button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("form.upload button[type=submit]").await;
 
     // The job page updates itself (no manual refresh) until the job is done.
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('#job-status')",
         Duration::from_secs(30),
     )
@@ -893,14 +840,12 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         "the job was not followed"
     );
     b.shot("job-running").await;
-    wait_js(
-        &b,
+    b.wait_js(
         "var s = document.querySelector('#job-status'); return !!s && s.textContent === 'done';",
         Duration::from_secs(120),
     )
     .await;
-    wait_js(
-        &b,
+    b.wait_js(
         "var p = document.querySelector('#job-progress'); return !!p && p.value === 100;",
         Duration::from_secs(30),
     )
@@ -935,8 +880,7 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .goto(&format!("{}/documents", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('form[action=\"/documents/chromium-manual/delete\"]')",
         Duration::from_secs(30),
     )
@@ -950,37 +894,20 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .goto(&format!("{}/documents/chromium-manual", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('#replace input[type=file]')",
         Duration::from_secs(30),
     )
     .await;
-    b.client
-        .find(Locator::Css("#replace input[type=file]"))
-        .await
-        .unwrap()
-        .send_keys(&v2.display().to_string())
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#replace input[name=edition]"))
-        .await
-        .unwrap()
-        .send_keys("2025-01-01")
-        .await
-        .unwrap();
+    b.send_keys("#replace input[type=file]", &v2.display().to_string())
+        .await;
+    b.send_keys("#replace input[name=edition]", "2025-01-01")
+        .await;
     b.shot("replace-form").await;
-    b.client
-        .find(Locator::Css("#replace button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("#replace button[type=submit]").await;
     let done = "var s = document.querySelector('#job-status'); \
                 return !!s && (s.textContent === 'done' || s.textContent === 'failed');";
-    wait_js(&b, done, Duration::from_secs(120)).await;
+    b.wait_js(done, Duration::from_secs(120)).await;
     b.shot("replace-done").await;
     let status_of = |id: &str| {
         format!(
@@ -992,8 +919,7 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .goto(&format!("{}/documents", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('table')",
         Duration::from_secs(30),
     )
@@ -1022,13 +948,12 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .click()
         .await
         .unwrap();
-    wait_js(&b, done, Duration::from_secs(120)).await;
+    b.wait_js(done, Duration::from_secs(120)).await;
     b.client
         .goto(&format!("{}/documents", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('table')",
         Duration::from_secs(30),
     )
@@ -1044,28 +969,14 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
     // A corrupt PDF: the job fails and names the file and the reason.
     let broken = files.path().join("broken-orders.pdf");
     std::fs::write(&broken, b"%PDF-1.4\n1 0 obj << /Type /Catalog >> nonsense").unwrap();
-    b.client
-        .find(Locator::Css("details#library summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.upload input[type=file]"))
-        .await
-        .unwrap()
-        .send_keys(&broken.display().to_string())
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.upload button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(&b, done, Duration::from_secs(120)).await;
+    b.click("details#library summary").await;
+    b.send_keys(
+        "form.upload input[type=file]",
+        &broken.display().to_string(),
+    )
+    .await;
+    b.click("form.upload button[type=submit]").await;
+    b.wait_js(done, Duration::from_secs(120)).await;
     let job = b
         .client
         .execute(
@@ -1085,8 +996,7 @@ async fn custodian_uploads_in_chromium_and_the_job_page_follows_the_job() {
         .goto(&format!("{}/documents", app.base))
         .await
         .unwrap();
-    wait_js(
-        &b,
+    b.wait_js(
         "return !!document.querySelector('table')",
         Duration::from_secs(30),
     )

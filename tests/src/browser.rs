@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::servers::free_port;
 
@@ -78,6 +79,75 @@ impl Browser {
         let png = self.client.screenshot().await.expect("screenshot");
         let path = self.shots.join(format!("{:02}-{label}.png", self.step));
         std::fs::write(&path, png).expect("write screenshot");
+    }
+
+    /// Waits for `css` to match, polling. Every WebDriver error is retried until the
+    /// deadline: a lookup that races a navigation (a script reloading the page, a form
+    /// post) is answered with an error that is not a failure of the page.
+    pub async fn wait_css(&self, css: &str, timeout: Duration) -> Element {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => return element,
+                Err(e) if Instant::now() >= deadline => panic!("waiting for {css}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// Waits until `script` returns `true`.
+    pub async fn wait_js(&self, script: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(serde_json::Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "waiting for: {script}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs `script` and returns its value.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Clicks the element `css` matches (now).
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Types `text` into the element `css` matches (now).
+    pub async fn send_keys(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+    }
+
+    /// Opens `url`, which redirects to the login page, and signs in as `name`; the app
+    /// then returns to `url`.
+    pub async fn sign_in(&self, url: &str, name: &str, password: &str) {
+        self.client.goto(url).await.expect("open the page");
+        self.wait_css("#login-name", Duration::from_secs(60))
+            .await
+            .send_keys(name)
+            .await
+            .expect("type the name");
+        self.send_keys("#login-password", password).await;
+        self.click("#login-submit").await;
     }
 
     pub async fn close(self) {
