@@ -128,7 +128,7 @@ fn superseded_editions_are_excluded_unless_asked_for() {
     let index = corpus_index();
     let superseded = index.indexes.superseded().expect("superseded");
     assert_eq!(
-        superseded.get("sop-2-101-2022").map(String::as_str),
+        superseded.get("sop-2-101-2022").map(|n| n.id.as_str()),
         Some("sop-2-101-2024"),
         "{superseded:?}"
     );

@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use doctrina_types::Clearance;
 use doctrina_types::config::AuthConfig;
+use doctrina_types::{Clearance, MarkingScheme};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +122,20 @@ pub struct NewUser {
     pub password: String,
     pub roles: Vec<Role>,
     pub clearance: Clearance,
+}
+
+/// A change to an account (the admin page, its API and `doctrina user set`): each field
+/// given is applied.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub roles: Option<Vec<Role>>,
+    /// A new clearance level; with only `caveats` given, the current level stays.
+    pub level: Option<String>,
+    /// The caveats held, replacing the current ones; with only `level` given, they stay.
+    pub caveats: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+    /// A new password (empty: unchanged).
+    pub password: Option<String>,
 }
 
 /// A live session, as the web app sees it.
@@ -399,6 +413,32 @@ impl AuthStore {
         )
     }
 
+    /// Applies a [`Change`] (roles, clearance checked against `scheme`, status, password);
+    /// each part ends the account's sessions.
+    pub fn change(&self, name: &str, change: &Change, scheme: &MarkingScheme) -> Result<User> {
+        let mut user = self
+            .user(name)?
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
+        if let Some(roles) = &change.roles {
+            user = self.set_roles(name, roles)?;
+        }
+        if change.level.is_some() || change.caveats.is_some() {
+            let level = change.level.as_deref().unwrap_or(&user.clearance.level);
+            let caveats = change.caveats.as_ref().unwrap_or(&user.clearance.caveats);
+            let clearance = scheme
+                .clearance(level, caveats)
+                .map_err(AuthError::Invalid)?;
+            user = self.set_clearance(name, &clearance)?;
+        }
+        if let Some(disabled) = change.disabled {
+            user = self.set_disabled(name, disabled)?;
+        }
+        if let Some(password) = change.password.as_deref().filter(|p| !p.is_empty()) {
+            user = self.set_password(name, password)?;
+        }
+        Ok(user)
+    }
+
     fn is_last_admin(&self, name: &str) -> Result<bool> {
         let Some(user) = self.user(name)? else {
             return Err(AuthError::NoSuchUser(name.to_string()));
@@ -492,19 +532,25 @@ impl AuthStore {
         let at = now();
         let id = token_id(token);
         let conn = self.conn();
-        let row: Option<(String, String, i64, i64)> = conn
+        // The session and its account in one read: this runs on every request.
+        let row: Option<(User, String, i64, i64)> = conn
             .query_row(
-                "SELECT user, csrf, last_seen, expires_at FROM sessions WHERE id = ?1",
+                "SELECT u.name, u.roles, u.level, u.caveats, u.disabled, u.created_at,
+                        s.csrf, s.last_seen, s.expires_at
+                 FROM sessions s JOIN users u ON u.name = s.user WHERE s.id = ?1",
                 [&id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((row_user(r)?, r.get(6)?, r.get(7)?, r.get(8)?)),
             )
             .optional()?;
-        let Some((name, csrf, last_seen, expires_at)) = row else {
+        let Some((user, csrf, last_seen, expires_at)) = row else {
             return Ok(Err(SessionState::Unknown));
         };
         if at >= expires_at || at - last_seen >= self.config.session_idle_secs as i64 {
             conn.execute("DELETE FROM sessions WHERE id = ?1", [&id])?;
             return Ok(Err(SessionState::Expired));
+        }
+        if user.disabled {
+            return Ok(Err(SessionState::Unknown));
         }
         if at > last_seen {
             conn.execute(
@@ -512,16 +558,12 @@ impl AuthStore {
                 params![at, id],
             )?;
         }
-        drop(conn);
-        match self.user(&name)? {
-            Some(user) if !user.disabled => Ok(Ok(Session {
-                user,
-                csrf,
-                id,
-                expires_at,
-            })),
-            _ => Ok(Err(SessionState::Unknown)),
-        }
+        Ok(Ok(Session {
+            user,
+            csrf,
+            id,
+            expires_at,
+        }))
     }
 
     /// Ends the session a token opens (no error if there is none).

@@ -830,7 +830,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             "publication": d.meta.publication,
                             "edition": d.meta.edition,
                             "supersedes": d.meta.supersedes,
-                            "superseded_by": superseded.get(&d.meta.id),
+                            "superseded_by": superseded.get(&d.meta.id).map(|n| &n.id),
                             "marking": d.meta.marking.banner(),
                             "format": d.meta.format,
                             "source_path": d.meta.source_path,
@@ -904,25 +904,10 @@ fn clearance_arg(
     level: &str,
     caveats: &[String],
 ) -> Result<doctrina_types::Clearance> {
-    let level = config.markings.canonical(level).with_context(|| {
-        format!(
-            "unknown clearance level '{level}' (expected one of {})",
-            config.markings.levels.join(", ")
-        )
-    })?;
-    let clearance = doctrina_types::Clearance {
-        level: level.to_string(),
-        caveats: caveats
-            .iter()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .collect(),
-    };
     config
         .markings
-        .check_clearance_caveats(&clearance)
-        .map_err(anyhow::Error::msg)?;
-    Ok(clearance)
+        .clearance(level, caveats)
+        .map_err(anyhow::Error::msg)
 }
 
 fn print_user(user: &doctrina_auth::User, json: bool) -> Result<()> {
@@ -1021,21 +1006,17 @@ fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
             json,
         } => {
             let result = (|| -> Result<doctrina_auth::User> {
-                let mut user = store
-                    .user(name)?
-                    .with_context(|| format!("no account named {name:?}"))?;
-                if let Some(roles) = roles {
-                    user = store.set_roles(name, &Role::parse_list(&roles.join(","))?)?;
-                }
-                if clearance.is_some() || caveats.is_some() {
-                    let level = clearance.clone().unwrap_or(user.clearance.level.clone());
-                    let caveats = caveats.clone().unwrap_or(user.clearance.caveats.clone());
-                    user = store.set_clearance(name, &clearance_arg(&config, &level, &caveats)?)?;
-                }
-                if *disable || *enable {
-                    user = store.set_disabled(name, *disable)?;
-                }
-                Ok(user)
+                let change = doctrina_auth::Change {
+                    roles: roles
+                        .as_ref()
+                        .map(|r| Role::parse_list(&r.join(",")))
+                        .transpose()?,
+                    level: clearance.clone(),
+                    caveats: caveats.clone(),
+                    disabled: (*disable || *enable).then_some(*disable),
+                    password: None,
+                };
+                Ok(store.change(name, &change, &config.markings)?)
             })();
             let outcome = result
                 .as_ref()

@@ -75,11 +75,19 @@ fn norm(s: &str) -> String {
         .to_lowercase()
 }
 
-/// Which documents a newer indexed edition supersedes: `old id -> new id`. A document's
+/// The edition that replaces a superseded one: its id, and its marking (so a search can tell
+/// whether the reader may see it without asking the catalog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newer {
+    pub id: String,
+    pub marking: Marking,
+}
+
+/// Which documents a newer indexed edition supersedes: `old id -> newer`. A document's
 /// `supersedes` names the older edition by document id, by `PUBLICATION (YEAR)`,
 /// `PUBLICATION EDITION`, or by the bare publication (then every other edition of that
 /// publication with an earlier edition date is superseded).
-pub fn superseded_by(docs: &[DocumentRecord]) -> std::collections::BTreeMap<String, String> {
+pub fn superseded_by(docs: &[DocumentRecord]) -> std::collections::BTreeMap<String, Newer> {
     let mut out = std::collections::BTreeMap::new();
     for newer in docs {
         let Some(reference) = newer.meta.supersedes.as_deref().map(norm) else {
@@ -102,7 +110,13 @@ pub fn superseded_by(docs: &[DocumentRecord]) -> std::collections::BTreeMap<Stri
                     && newer.meta.publication.as_deref().map(norm) == publication
                     && older.meta.edition < newer.meta.edition);
             if matches {
-                out.insert(older.meta.id.clone(), newer.meta.id.clone());
+                out.insert(
+                    older.meta.id.clone(),
+                    Newer {
+                        id: newer.meta.id.clone(),
+                        marking: newer.meta.marking.clone(),
+                    },
+                );
             }
         }
     }
@@ -540,10 +554,10 @@ mod tests {
             doc("tc-new", "TC 9", "2023", Some("tc 9")),
         ];
         let map = superseded_by(&docs);
-        assert_eq!(map.get("sop-2022").map(String::as_str), Some("sop-2024"));
-        assert_eq!(map.get("fm-a").map(String::as_str), Some("fm-b"));
-        assert_eq!(map.get("tc-old").map(String::as_str), Some("tc-new"));
-        assert_eq!(map.get("tc-mid").map(String::as_str), Some("tc-new"));
+        assert_eq!(map.get("sop-2022").map(|n| n.id.as_str()), Some("sop-2024"));
+        assert_eq!(map.get("fm-a").map(|n| n.id.as_str()), Some("fm-b"));
+        assert_eq!(map.get("tc-old").map(|n| n.id.as_str()), Some("tc-new"));
+        assert_eq!(map.get("tc-mid").map(|n| n.id.as_str()), Some("tc-new"));
         assert!(!map.contains_key("tc-new") && !map.contains_key("atp-2024"));
         assert_eq!(map.len(), 4, "{map:?}");
     }

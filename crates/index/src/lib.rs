@@ -8,7 +8,7 @@ pub mod keyword;
 mod store;
 pub mod vector;
 
-pub use catalog::{Catalog, DocumentRecord, StoredPassage};
+pub use catalog::{Catalog, DocumentRecord, Newer, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;

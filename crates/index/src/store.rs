@@ -117,8 +117,8 @@ pub struct HealthReport {
     pub consistent: bool,
 }
 
-/// `old edition id -> newer edition id`.
-pub type Superseded = Arc<BTreeMap<String, String>>;
+/// `old edition id -> the newer edition`.
+pub type Superseded = Arc<BTreeMap<String, crate::catalog::Newer>>;
 
 /// Distinct caveat tokens ([`caveat_token`] form) that documents in the indexes carry.
 pub type CaveatTokens = Arc<BTreeSet<String>>;

@@ -169,19 +169,12 @@ impl Retriever {
                 // An edition is replaced only for those who may see its replacement: someone
                 // without access to the newer edition keeps searching the one they can read
                 // (and learns nothing from it disappearing).
-                for (old, newer) in superseded.iter() {
-                    let replaced = match clearance {
-                        None => true,
-                        Some(c) => self
-                            .indexes
-                            .catalog()
-                            .document(newer)?
-                            .is_some_and(|d| self.permits(Some(c), &d.meta.marking)),
-                    };
-                    if replaced {
-                        f.exclude_doc_ids.push(old.clone());
-                    }
-                }
+                f.exclude_doc_ids.extend(
+                    superseded
+                        .iter()
+                        .filter(|(_, newer)| self.permits(clearance, &newer.marking))
+                        .map(|(old, _)| old.clone()),
+                );
                 with_superseded = f;
                 &with_superseded
             }

@@ -94,6 +94,31 @@ impl Default for MarkingScheme {
 }
 
 impl MarkingScheme {
+    /// A clearance from what an administrator typed: the level in its canonical spelling,
+    /// the caveats trimmed (empty ones dropped) and checked against `caveats`.
+    pub fn clearance<S: AsRef<str>>(
+        &self,
+        level: &str,
+        caveats: impl IntoIterator<Item = S>,
+    ) -> Result<Clearance, String> {
+        let canonical = self.canonical(level).ok_or_else(|| {
+            format!(
+                "unknown clearance level {level:?} (expected one of {})",
+                self.levels.join(", ")
+            )
+        })?;
+        let clearance = Clearance {
+            level: canonical.to_string(),
+            caveats: caveats
+                .into_iter()
+                .map(|c| c.as_ref().trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect(),
+        };
+        self.check_clearance_caveats(&clearance)?;
+        Ok(clearance)
+    }
+
     /// Checks the caveats of a clearance against `caveats`: `Err` names the first unknown one.
     pub fn check_clearance_caveats(&self, clearance: &Clearance) -> Result<(), String> {
         if self.caveats.is_empty() {

@@ -730,7 +730,7 @@ impl Worker {
             .superseded()
             .map_err(|e| e.to_string())?;
         match superseded.get(old_id) {
-            Some(by) if *by == new_id => Ok(()),
+            Some(by) if by.id == new_id => Ok(()),
             _ => Err(format!(
                 "the new edition {new_id} is indexed but does not supersede {old_id}: \
                  its own front matter overrides the upload's metadata; add `supersedes: {old_id}` to it"

@@ -7,7 +7,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use doctrina_audit::{Entry, Verification};
-use doctrina_auth::{NewUser, Role, User};
+use doctrina_auth::{Change, NewUser, Role, User};
 use doctrina_types::Clearance;
 use serde::Deserialize;
 use serde_json::json;
@@ -75,21 +75,10 @@ pub fn parse_caveats(text: &str) -> Vec<String> {
 }
 
 fn clearance_from(state: &AppState, level: &str, caveats: &str) -> Result<Clearance, AppError> {
-    let scheme = state.scheme();
-    let level = scheme.canonical(level).ok_or_else(|| {
-        AppError::BadRequest(format!(
-            "unknown clearance level {level:?} (expected one of {})",
-            scheme.levels.join(", ")
-        ))
-    })?;
-    let clearance = Clearance {
-        level: level.to_string(),
-        caveats: parse_caveats(caveats),
-    };
-    scheme
-        .check_clearance_caveats(&clearance)
-        .map_err(AppError::BadRequest)?;
-    Ok(clearance)
+    state
+        .scheme()
+        .clearance(level, parse_caveats(caveats))
+        .map_err(AppError::BadRequest)
 }
 
 fn add_user(state: &AppState, me: &Me, input: &UserInput) -> Result<User, AppError> {
@@ -114,30 +103,14 @@ fn update_user(
     update: &UserUpdate,
 ) -> Result<User, AppError> {
     let result = (|| {
-        let mut user = state
-            .auth
-            .user(name)?
-            .ok_or_else(|| AppError::NotFound(format!("account {name}")))?;
-        if let Some(roles) = &update.roles {
-            user = state.auth.set_roles(name, &Role::parse_list(roles)?)?;
-        }
-        if update.level.is_some() || update.caveats.is_some() {
-            let level = update.level.clone().unwrap_or(user.clearance.level.clone());
-            let caveats = update
-                .caveats
-                .clone()
-                .unwrap_or_else(|| user.clearance.caveats.join("\n"));
-            user = state
-                .auth
-                .set_clearance(name, &clearance_from(state, &level, &caveats)?)?;
-        }
-        if let Some(disabled) = update.disabled {
-            user = state.auth.set_disabled(name, disabled)?;
-        }
-        if let Some(password) = update.password.as_deref().filter(|p| !p.is_empty()) {
-            user = state.auth.set_password(name, password)?;
-        }
-        Ok(user)
+        let change = Change {
+            roles: update.roles.as_deref().map(Role::parse_list).transpose()?,
+            level: update.level.clone(),
+            caveats: update.caveats.as_deref().map(parse_caveats),
+            disabled: update.disabled,
+            password: update.password.clone(),
+        };
+        Ok(state.auth.change(name, &change, state.scheme())?)
     })();
     // Never record the password itself, only that it changed.
     let detail = json!({

@@ -257,16 +257,14 @@ fn list(state: &AppState, params: &ListParams, me: &Me) -> Result<DocumentList, 
                 .permits(Some(&me.clearance), &d.meta.marking)
         })
         .collect();
-    let visible_ids: std::collections::HashSet<String> =
-        visible.iter().map(|d| d.meta.id.clone()).collect();
     let mut documents: Vec<DocumentRow> = visible
         .into_iter()
         .map(|d| {
             // A newer edition the person may not see is not named.
             let superseded_by = superseded
                 .get(&d.meta.id)
-                .filter(|newer| visible_ids.contains(*newer))
-                .cloned();
+                .filter(|newer| state.retriever.permits(Some(&me.clearance), &newer.marking))
+                .map(|newer| newer.id.clone());
             let stale_reason = (superseded_by.is_none()
                 && d.status == doctrina_types::DocumentStatus::Indexed)
                 .then(|| stale(&d))
