@@ -147,3 +147,157 @@ fn a_broken_new_version_keeps_the_indexed_one() {
     let health = index.indexes.check(None, false).unwrap();
     assert!(health.consistent, "{health:?}");
 }
+
+fn clearance(level: &str, caveats: &[&str]) -> doctrina_types::Clearance {
+    doctrina_types::Clearance {
+        level: level.to_string(),
+        caveats: caveats.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// Searches as a reader with `clearance` and returns the documents found.
+fn visible_docs(
+    index: &TestIndex,
+    query: &str,
+    clearance: doctrina_types::Clearance,
+) -> Vec<String> {
+    let filter = doctrina_types::PassageFilter {
+        clearance: Some(clearance),
+        ..doctrina_types::PassageFilter::default()
+    };
+    index
+        .retriever()
+        .search(query, SearchMode::Bm25, 10, &filter)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.doc_id)
+        .collect()
+}
+
+/// Issue 12: a file with no marking in its metadata but `SECRET//NOFORN` banner lines was
+/// indexed UNCLASSIFIED with the banners stripped. The text's markings are evidence.
+#[test]
+fn banner_lines_and_portion_marks_raise_the_marking() {
+    let index = TestIndex::with_ingest(IngestConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("raid.txt"),
+        "SECRET//NOFORN\n\nOPERATION ORDER 9 (RAID ON KESTREL BRIDGE)\n\n1. SITUATION. Kestrel \
+         bridge is held by one enemy platoon.\n\nSECRET//NOFORN\n",
+    )
+    .unwrap();
+    // Marked UNCLASSIFIED in its own metadata, but its paragraphs carry SECRET portion marks.
+    std::fs::write(
+        dir.path().join("annex.md"),
+        "---\nmarking: UNCLASSIFIED\n---\n# Annex K\n\n1-1. (S) Kestrel bridge crossing \
+         times are set by the brigade.\n",
+    )
+    .unwrap();
+    let report = index.index(&[dir.path().to_path_buf()]);
+    assert!(report.failed.is_empty(), "{report:#?}");
+    // (The catalog guard is a lock: dropped before searching.)
+    let raid = index
+        .indexes
+        .catalog()
+        .document("raid-txt")
+        .unwrap()
+        .unwrap();
+    assert_eq!(raid.meta.marking.banner(), "SECRET//NOFORN");
+    assert!(
+        raid.meta
+            .marking_basis
+            .iter()
+            .any(|b| b.contains("banner line 1")),
+        "{:?}",
+        raid.meta.marking_basis
+    );
+    let annex = index
+        .indexes
+        .catalog()
+        .document("annex-md")
+        .unwrap()
+        .unwrap();
+    assert_eq!(annex.meta.marking.banner(), "SECRET");
+    assert!(
+        annex.meta.marking_basis[0].contains("differ"),
+        "the document says its statements disagree: {:?}",
+        annex.meta.marking_basis
+    );
+    for reader in [clearance("UNCLASSIFIED", &[]), clearance("SECRET", &[])] {
+        let docs = visible_docs(&index, "Kestrel bridge", reader.clone());
+        assert!(
+            !docs.contains(&"raid-txt".to_string()),
+            "{reader:?}: {docs:?}"
+        );
+    }
+    assert!(
+        !visible_docs(&index, "Kestrel bridge", clearance("CONFIDENTIAL", &[]))
+            .contains(&"annex-md".to_string())
+    );
+    let cleared = visible_docs(&index, "Kestrel bridge", clearance("SECRET", &["NOFORN"]));
+    assert!(cleared.contains(&"raid-txt".to_string()) && cleared.contains(&"annex-md".to_string()));
+}
+
+/// Issue 12: an upload's sidecar said SECRET//NOFORN and the file's front matter (with no
+/// `marking`) replaced the whole sidecar: indexed UNCLASSIFIED. Fields now merge, and a
+/// disagreement takes the higher marking.
+#[test]
+fn front_matter_never_lowers_the_sidecar_marking() {
+    let index = TestIndex::with_ingest(IngestConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.md");
+    std::fs::write(
+        &file,
+        "---\ntitle: Crossing plan\npublication: PLAN 7\n---\n# Crossing plan\n\n1-1. The \
+         Kestrel crossing starts at 0300.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("plan.md.meta.yaml"),
+        "id: plan-7\nmarking: SECRET//NOFORN\n",
+    )
+    .unwrap();
+    let report = index.index(&[dir.path().to_path_buf()]);
+    assert!(report.failed.is_empty(), "{report:#?}");
+    let doc = index.indexes.catalog().document("plan-7").unwrap().unwrap();
+    assert_eq!(doc.meta.marking.banner(), "SECRET//NOFORN");
+    assert_eq!(doc.meta.title, "Crossing plan");
+    assert_eq!(doc.meta.publication.as_deref(), Some("PLAN 7"));
+    assert!(visible_docs(&index, "Kestrel crossing", clearance("SECRET", &[])).is_empty());
+}
+
+/// An unmarked file is never silently the lowest level: refused by default, or given the
+/// configured default (here a folder's `.doctrina-defaults.yaml`) with that said.
+#[test]
+fn unmarked_files_are_refused_or_take_the_stated_default() {
+    let index = TestIndex::with_ingest(IngestConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    let defaulted = dir.path().join("defaulted");
+    for d in [&plain, &defaulted] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("note.md"), "# Note\n\n1-1. Kestrel note text.\n").unwrap();
+    }
+    std::fs::write(defaulted.join(".doctrina-defaults.yaml"), "marking: CUI\n").unwrap();
+    let report = index.index(&[dir.path().to_path_buf()]);
+    assert_eq!(report.indexed, 1, "{report:#?}");
+    assert_eq!(report.failed.len(), 1, "{report:#?}");
+    assert!(report.failed[0].path.contains("plain"));
+    assert!(
+        report.failed[0].error.contains("no classification marking"),
+        "{}",
+        report.failed[0].error
+    );
+    let doc = index
+        .indexes
+        .catalog()
+        .document("defaulted-note-md")
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.meta.marking.banner(), "CUI");
+    assert!(
+        doc.meta.marking_basis[0].starts_with("folder default"),
+        "{:?}",
+        doc.meta.marking_basis
+    );
+}

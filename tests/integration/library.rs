@@ -48,10 +48,7 @@ impl Custodian {
             },
         })
         .unwrap();
-        let ingestor = doctrina_ingest::Ingestor::new(
-            doctrina_types::config::IngestConfig::default(),
-            doctrina_types::Config::default().markings,
-        );
+        let ingestor = doctrina_tests::ingestor(doctrina_tests::ingest_config());
         let library =
             doctrina_web::library::Library::open(index.data_dir(), config, ingestor).unwrap();
         let library_dir = library.dir().to_path_buf();

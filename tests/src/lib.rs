@@ -42,6 +42,39 @@ pub fn embedder() -> Arc<dyn Embedder> {
         .clone()
 }
 
+/// The isolated parser every test ingestor uses: the `doctrina-test-extract` binary built
+/// beside the test binary (`target/<profile>/`), which runs the same child as
+/// `doctrina extract --child`.
+pub fn sandbox() -> doctrina_ingest::Sandbox {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let helper = dir.join("doctrina-test-extract");
+    assert!(
+        helper.is_file(),
+        "{} is missing: build it with `cargo build -p doctrina-tests --bins` (cargo test builds it)",
+        helper.display()
+    );
+    doctrina_ingest::Sandbox::new(helper, &[])
+}
+
+/// The ingest settings of most tests: files that state no marking are UNCLASSIFIED (a
+/// configured default, as `ingest.default_marking`), so a test file need not be marked
+/// unless marking is what it tests. The default policy (refusal) has tests of its own.
+pub fn ingest_config() -> IngestConfig {
+    IngestConfig {
+        default_marking: Some("UNCLASSIFIED".to_string()),
+        ..IngestConfig::default()
+    }
+}
+
+/// An ingestor as the app builds one: every file parsed in a child process.
+pub fn ingestor(ingest: IngestConfig) -> Ingestor {
+    Ingestor::new(ingest, Config::default().markings).isolated(sandbox())
+}
+
 /// A fresh data directory with its indexes.
 pub struct TestIndex {
     // Field order matters: the indexes flush on drop, so they go before their directory.
@@ -51,8 +84,9 @@ pub struct TestIndex {
 }
 
 impl TestIndex {
+    /// Files that state no marking are UNCLASSIFIED here ([`ingest_config`]).
     pub fn new() -> Self {
-        Self::with_ingest(IngestConfig::default())
+        Self::with_ingest(ingest_config())
     }
 
     pub fn with_ingest(ingest: IngestConfig) -> Self {
@@ -74,8 +108,7 @@ impl TestIndex {
     }
 
     pub fn index(&self, paths: &[PathBuf]) -> IndexReport {
-        let config = Config::default();
-        let ingestor = Ingestor::new(self.ingest.clone(), config.markings);
+        let ingestor = ingestor(self.ingest.clone());
         let embedder = embedder();
         Indexer::new(&self.indexes, &ingestor, embedder.as_ref())
             .run(paths, &NoProgress)

@@ -682,6 +682,8 @@ fn synthetic_document(
             9 => Marking::parse_banner("SECRET//NOFORN"),
             _ => Marking::default(),
         },
+        marking_basis: Vec::new(),
+        extra: Default::default(),
         source_path: format!("/bench/{id}.md"),
         format: SourceFormat::Markdown,
         content_hash: format!("{doc_n}"),

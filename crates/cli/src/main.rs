@@ -17,6 +17,23 @@ use doctrina_retrieve::Retriever;
 use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `println!` that returns the write error instead of panicking: a closed pipe
+/// (`doctrina sections --json | head -1`) ends the command quietly ([`main`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
+/// `print!` that returns the write error instead of panicking (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "doctrina",
@@ -43,6 +60,21 @@ enum Command {
         /// Print one JSON report object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Parse one file as indexing would (in a child process, with the ingest limits) and
+    /// show its metadata, marking basis and passages, or why it cannot be indexed.
+    Extract {
+        /// The file (Markdown, text, HTML, PDF, DOCX).
+        #[arg(required_unless_present = "child")]
+        path: Option<PathBuf>,
+        /// The document id to use when its metadata gives none (default: from the file name).
+        #[arg(long)]
+        id_hint: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Internal: answer one parse request from the indexer (JSON on stdin and stdout).
+        #[arg(long, hide = true)]
+        child: bool,
     },
     /// Search the indexed passages.
     Search {
@@ -278,6 +310,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`| head`): nothing more to say to anyone.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -321,8 +355,57 @@ fn open(cli: &Cli) -> Result<Stack> {
     })
 }
 
+/// The ingestor every command uses: each file parsed in a child process of this binary.
+fn ingestor(config: &Config) -> Result<Ingestor> {
+    Ok(
+        Ingestor::new(config.ingest.clone(), config.markings.clone())
+            .isolated(doctrina_ingest::Sandbox::current_exe()?),
+    )
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Extract { child: true, .. } => Ok(doctrina_ingest::sandbox::child_main()),
+        Command::Extract {
+            path,
+            id_hint,
+            json,
+            ..
+        } => {
+            let config = load_config(&cli)?;
+            let path = path.as_deref().context("give the file to parse")?;
+            let hint = id_hint.clone().unwrap_or_else(|| {
+                doctrina_ingest::id_from_path(std::path::Path::new(
+                    path.file_name().unwrap_or_default(),
+                ))
+            });
+            let parsed = ingestor(&config)?
+                .parse_file(path, &hint)
+                .with_context(|| format!("{} cannot be indexed", path.display()))?;
+            if *json {
+                outln!("{}", serde_json::to_string(&parsed)?);
+            } else {
+                let meta = &parsed.meta;
+                outln!("{} — {} [{}]", meta.id, meta.title, meta.marking.banner());
+                for line in &meta.marking_basis {
+                    outln!("  marking: {line}");
+                }
+                for (key, value) in &meta.extra {
+                    outln!("  {key}: {value}");
+                }
+                for p in &parsed.passages {
+                    let preview: String = p.text.chars().take(100).collect();
+                    outln!(
+                        "  #{} [{}] {} — {}",
+                        p.ordinal,
+                        p.paragraphs.join(", "),
+                        p.section_display(),
+                        preview.replace('\n', " ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Draft {
             section,
             task,
@@ -374,9 +457,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         eprintln!();
                     }
                     if *json {
-                        println!("{}", serde_json::to_string(&record)?);
+                        outln!("{}", serde_json::to_string(&record)?);
                     } else {
-                        print_draft(&record);
+                        print_draft(&record)?;
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -397,9 +480,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .get(id)?
                         .ok_or_else(|| anyhow::anyhow!("no draft '{id}'"))?;
                     if *json {
-                        println!("{}", serde_json::to_string(&record)?);
+                        outln!("{}", serde_json::to_string(&record)?);
                     } else {
-                        print_draft(&record);
+                        print_draft(&record)?;
                     }
                 }
                 None => {
@@ -411,10 +494,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 serde_json::json!({"draft_id": id, "created_at": at, "section": section, "task": task})
                             })
                             .collect();
-                        println!("{}", serde_json::to_string(&rows)?);
+                        outln!("{}", serde_json::to_string(&rows)?);
                     } else {
                         for (id, at, section, task) in drafts {
-                            println!("{id}  {at}  {section:<26} {task}");
+                            outln!("{id}  {at}  {section:<26} {task}");
                         }
                     }
                 }
@@ -438,17 +521,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &PassageFilter::default(),
             )?;
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!("{} questions", report.questions);
-                println!(
+                outln!("{} questions", report.questions);
+                outln!(
                     "{:<8} {:>9} {:>9} {:>10} {:>8} {:>8}",
-                    "mode", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"
+                    "mode",
+                    "recall@1",
+                    "recall@5",
+                    "recall@10",
+                    "mrr@10",
+                    "ndcg@10"
                 );
                 for (mode, m) in &report.modes {
-                    println!(
+                    outln!(
                         "{mode:<8} {:>9.3} {:>9.3} {:>10.3} {:>8.3} {:>8.3}",
-                        m.recall_1, m.recall_5, m.recall_10, m.mrr_10, m.ndcg_10
+                        m.recall_1,
+                        m.recall_5,
+                        m.recall_10,
+                        m.mrr_10,
+                        m.ndcg_10
                     );
                 }
             }
@@ -479,9 +571,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = doctrina_bench::run(&options, &config)?;
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                print!("{}", doctrina_bench::render(&report));
+                out!("{}", doctrina_bench::render(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -490,13 +582,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(&cli)?;
             let v = audit_log(&config)?.verify()?;
             if *json {
-                println!("{}", serde_json::to_string(&v)?);
+                outln!("{}", serde_json::to_string(&v)?);
             } else if v.intact {
-                println!("intact: {} entries, head {}", v.entries, v.head);
+                outln!("intact: {} entries, head {}", v.entries, v.head);
             } else if let Some(b) = &v.first_break {
-                println!(
+                outln!(
                     "BROKEN at entry {}: {} ({} entries)",
-                    b.seq, b.reason, v.entries
+                    b.seq,
+                    b.reason,
+                    v.entries
                 );
             }
             Ok(if v.intact {
@@ -509,12 +603,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(&cli)?;
             let entries = audit_log(&config)?.entries(*after, *limit)?;
             if *json {
-                println!("{}", serde_json::to_string(&entries)?);
+                outln!("{}", serde_json::to_string(&entries)?);
             } else {
                 for e in &entries {
-                    println!(
+                    outln!(
                         "{:>6} {} {:<16} {:<12} {:<24} {}",
-                        e.seq, e.at, e.event.actor, e.event.action, e.event.target, e.event.outcome
+                        e.seq,
+                        e.at,
+                        e.event.actor,
+                        e.event.action,
+                        e.event.target,
+                        e.event.outcome
                     );
                 }
             }
@@ -555,9 +654,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!();
             }
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                outln!(
                     "{} questions, {} statements, {} citations ({} drafts failed), judge: {}",
                     report.questions,
                     report.statements,
@@ -566,21 +665,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.judge
                 );
                 if report.judge_errors > 0 {
-                    println!(
+                    outln!(
                         "judge errors        {} ({})",
                         report.judge_errors,
                         report.judge_error.as_deref().unwrap_or_default()
                     );
                 }
-                println!("citation validity   {:.3}", report.citation_validity);
-                println!("citation recall     {:.3}", report.citation_recall);
-                println!("citation precision  {:.3}", report.citation_precision);
+                outln!("citation validity   {:.3}", report.citation_validity);
+                outln!("citation recall     {:.3}", report.citation_recall);
+                outln!("citation precision  {:.3}", report.citation_precision);
                 let labels: Vec<String> = report
                     .support_labels
                     .iter()
                     .map(|(k, v)| format!("{k} {v}"))
                     .collect();
-                println!("support labels      {}", labels.join(", "));
+                outln!("support labels      {}", labels.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -630,23 +729,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         index_dir.display().to_string().into(),
                     );
                 }
-                println!("{value}");
+                outln!("{value}");
             } else {
-                println!(
+                outln!(
                     "{}: {} documents ({} indexed now), {} judged queries",
                     dataset.name,
                     dataset.corpus.len(),
                     indexed,
                     report.questions
                 );
-                println!(
+                outln!(
                     "{:<8} {:>8} {:>9} {:>10} {:>8}",
-                    "mode", "ndcg@10", "recall@5", "recall@10", "mrr@10"
+                    "mode",
+                    "ndcg@10",
+                    "recall@5",
+                    "recall@10",
+                    "mrr@10"
                 );
                 for (mode, m) in &report.modes {
-                    println!(
+                    outln!(
                         "{mode:<8} {:>8.3} {:>9.3} {:>10.3} {:>8.3}",
-                        m.ndcg_10, m.recall_5, m.recall_10, m.mrr_10
+                        m.ndcg_10,
+                        m.recall_5,
+                        m.recall_10,
+                        m.mrr_10
                     );
                 }
             }
@@ -655,18 +761,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sections { json } => {
             let library = doctrina_draft::sections::SectionLibrary::bundled()?;
             if *json {
-                println!("{}", serde_json::to_string(library.all())?);
+                outln!("{}", serde_json::to_string(library.all())?);
             } else {
                 for t in library.all() {
-                    println!("{:<26} {:<18} {}", t.name, t.kind, t.title);
+                    outln!("{:<26} {:<18} {}", t.name, t.kind, t.title);
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Index { paths, json } => {
             let stack = open(&cli)?;
-            let ingestor =
-                Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone());
+            let ingestor = ingestor(&stack.config)?;
             let progress = BarProgress::new(!json);
             let result = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
                 .run(paths, &progress);
@@ -686,9 +791,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ))?;
             let report = result?;
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                outln!(
                     "indexed {} · unchanged {} · removed {} · failed {} · {} passages written, {} embedded · {} passages in the index",
                     report.indexed,
                     report.unchanged,
@@ -699,7 +804,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.total_chunks
                 );
                 for f in &report.failed {
-                    println!("  failed: {}: {}", f.path, f.error);
+                    outln!("  failed: {}: {}", f.path, f.error);
                 }
             }
             Ok(if report.failed.is_empty() {
@@ -725,12 +830,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let hits = retriever.search(query, *mode, *k, &filter)?;
             if *json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&hits.iter().map(search_json).collect::<Vec<_>>())?
                 );
             } else {
-                print_hits(&hits);
+                print_hits(&hits)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -759,7 +864,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let library = doctrina_web::library::Library::open(
                 &stack.config.data_dir,
                 stack.config.library.clone(),
-                Ingestor::new(stack.config.ingest.clone(), stack.config.markings.clone()),
+                ingestor(&stack.config)?,
             )
             .context("opening the library")?;
             let evals =
@@ -782,9 +887,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())?;
             let report = indexes.check(embedder.as_ref().map(|e| e as &dyn Embedder), *repair)?;
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                outln!(
                     "{} documents · passages: catalog {} · keyword {} · vectors {} · {}",
                     report.documents,
                     report.catalog_passages,
@@ -804,7 +909,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ("mismatched", &report.mismatched),
                 ] {
                     if !ids.is_empty() {
-                        println!("  {label}: {}", ids.join(", "));
+                        outln!("  {label}: {}", ids.join(", "));
                     }
                 }
             }
@@ -845,13 +950,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|(path, error)| serde_json::json!({"path": path, "error": error}))
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"documents": rows, "failed": failed})
                 );
             } else {
                 for d in &docs {
-                    println!(
+                    outln!(
                         "{:<24} {:<14} {:<10} {:>4} chunks  {:<22} {}{}",
                         d.meta.id,
                         d.meta.publication.as_deref().unwrap_or("-"),
@@ -870,12 +975,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
                 for (path, error) in &failures {
-                    println!("failed: {path}: {error}");
+                    outln!("failed: {path}: {error}");
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The account store of the data directory.
@@ -912,9 +1025,9 @@ fn clearance_arg(
 
 fn print_user(user: &doctrina_auth::User, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(user)?);
+        outln!("{}", serde_json::to_string(user)?);
     } else {
-        println!(
+        outln!(
             "{}\troles {}\tclearance {}{}\t{}",
             user.name,
             user.roles
@@ -989,7 +1102,7 @@ fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
         UserCommand::List { json } => {
             let users = store.users()?;
             if *json {
-                println!("{}", serde_json::to_string(&users)?);
+                outln!("{}", serde_json::to_string(&users)?);
             } else {
                 for u in &users {
                     print_user(u, false)?;
@@ -1043,7 +1156,7 @@ fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
                 serde_json::json!({"via": "cli", "password_changed": true}),
             )?;
             result?;
-            println!("password changed; {name}'s sessions ended");
+            outln!("password changed; {name}'s sessions ended");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1095,42 +1208,45 @@ fn drafter(stack: &Stack) -> Result<doctrina_draft::Drafter> {
     })
 }
 
-fn print_draft(record: &doctrina_draft::DraftRecord) {
-    println!(
+fn print_draft(record: &doctrina_draft::DraftRecord) -> Result<()> {
+    outln!(
         "{} — {} [{}] draft {}",
-        record.section_title, record.task, record.model, record.draft_id
+        record.section_title,
+        record.task,
+        record.model,
+        record.draft_id
     );
     if record.incomplete {
-        println!(
+        outln!(
             "INCOMPLETE: {}",
             record.error.as_deref().unwrap_or("output broke off")
         );
     }
-    println!("\n{}\n", record.text.trim());
-    println!("Checks:");
+    outln!("\n{}\n", record.text.trim());
+    outln!("Checks:");
     for s in &record.sentences {
-        println!("  [{}] {}", s.support.as_str(), s.text);
+        outln!("  [{}] {}", s.support.as_str(), s.text);
     }
     if !record.invalid_citations.is_empty() {
-        println!(
+        outln!(
             "  invalid citations removed: {:?}",
             record.invalid_citations
         );
     }
     for n in &record.flagged_sources {
-        println!(
+        outln!(
             "  source [{n}] contains text that looks like instructions to the model (prompt injection); it was given as data only"
         );
     }
     if !record.dropped_sources.is_empty() {
-        println!(
+        outln!(
             "  dropped to fit the context window: {}",
             record.dropped_sources.join(", ")
         );
     }
-    println!("Sources:");
+    outln!("Sources:");
     for s in &record.sources {
-        println!(
+        outln!(
             "  [{}] {} — {} ({})",
             s.n,
             s.label(),
@@ -1138,6 +1254,7 @@ fn print_draft(record: &doctrina_draft::DraftRecord) {
             s.hit.marking
         );
     }
+    Ok(())
 }
 
 /// The `search --json` object (the contract), from a hit.
@@ -1159,9 +1276,9 @@ fn search_json(hit: &SearchHit) -> serde_json::Value {
     })
 }
 
-fn print_hits(hits: &[SearchHit]) {
+fn print_hits(hits: &[SearchHit]) -> Result<()> {
     if hits.is_empty() {
-        println!("no passages match");
+        outln!("no passages match");
     }
     for hit in hits {
         let paragraphs = if hit.paragraphs.is_empty() {
@@ -1181,7 +1298,7 @@ fn print_hits(hits: &[SearchHit]) {
                     .join(", ")
             )
         };
-        println!(
+        outln!(
             "{:>2}. [{}] {}{}{} — {}",
             hit.rank,
             hit.marking,
@@ -1191,10 +1308,10 @@ fn print_hits(hits: &[SearchHit]) {
             hit.title
         );
         if !hit.section.is_empty() {
-            println!("    {}", hit.section);
+            outln!("    {}", hit.section);
         }
         let preview: String = hit.text.chars().take(240).collect();
-        println!(
+        outln!(
             "    {}{}",
             preview.replace('\n', " "),
             if hit.text.chars().count() > 240 {
@@ -1203,7 +1320,7 @@ fn print_hits(hits: &[SearchHit]) {
                 ""
             }
         );
-        println!(
+        outln!(
             "    fused {:.4} · bm25 {} · dense {}",
             hit.scores.fused,
             hit.scores
@@ -1214,6 +1331,7 @@ fn print_hits(hits: &[SearchHit]) {
                 .map_or("—".to_string(), |s| format!("{s:.3}"))
         );
     }
+    Ok(())
 }
 
 /// A progress bar on a terminal's stderr; silent otherwise (and with --json).

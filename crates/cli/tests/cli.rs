@@ -275,7 +275,7 @@ fn a_run_killed_midway_is_repaired_on_the_next_start() {
     std::fs::write(&edited, text).unwrap();
     std::fs::write(
         docs.path().join("new-note.md"),
-        "---\nid: new-note\ntitle: New note\n---\n# Note\n\n1-1. Porcupine drills are new.\n",
+        "---\nid: new-note\ntitle: New note\nmarking: UNCLASSIFIED\n---\n# Note\n\n1-1. Porcupine drills are new.\n",
     )
     .unwrap();
     let killed = Command::new(env!("CARGO_BIN_EXE_doctrina"))
@@ -611,7 +611,7 @@ fn audit_verify_detects_a_tampered_entry() {
     let docs = tempfile::tempdir().unwrap();
     std::fs::write(
         docs.path().join("a.md"),
-        "# A\n\n1-1. Fuel moves at night.\n",
+        "---\nmarking: UNCLASSIFIED\n---\n# A\n\n1-1. Fuel moves at night.\n",
     )
     .unwrap();
     for _ in 0..3 {
@@ -747,4 +747,138 @@ fn user_add_admin_reads_the_password_from_stdin_never_an_argument() {
         actions.contains(&"add-user") && actions.contains(&"update-user"),
         "{actions:?}"
     );
+}
+
+fn hostile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/hostile")
+}
+
+/// Issue 12: each hostile file used to abort `doctrina index` (exit 134, a stack overflow
+/// in a parser) or was reported as "no text". Now every one fails alone, with its real
+/// cause, or (the deeply nested HTML) indexes; the good file beside them is indexed.
+#[test]
+fn hostile_files_fail_alone_with_their_real_cause() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(hostile()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "make_hostile.py" {
+            std::fs::copy(entry.path(), docs.path().join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(corpus().join("atp-4-0-6.md"), docs.path().join("good.md")).unwrap();
+    let out = doctrina(
+        data.path(),
+        &["index", docs.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "files failed, the process did not: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(
+        report["indexed"], 2,
+        "good.md and nested-divs.html: {report}"
+    );
+    let failed: Vec<(String, String)> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap();
+            let name = Path::new(path).file_name().unwrap().to_string_lossy();
+            (name.into_owned(), f["error"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let cause = |name: &str| {
+        failed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_else(|| panic!("{name} did not fail: {report}"))
+    };
+    assert!(
+        cause("xobject-loop.pdf").contains("form XObject /X1"),
+        "{report}"
+    );
+    assert!(
+        cause("page-loop.pdf").contains("page tree loops"),
+        "{report}"
+    );
+    assert!(cause("zip-bomb.docx").contains("zip bomb"), "{report}");
+    assert_eq!(failed.len(), 3, "{report}");
+    for (_, error) in &failed {
+        assert!(
+            !error.contains("no text"),
+            "the real cause is named: {error}"
+        );
+    }
+    let out = doctrina(
+        data.path(),
+        &["search", "Deep text", "--mode", "bm25", "--json"],
+    );
+    let hits = json(&out);
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["doc_id"] == "nested-divs-html"),
+        "the nested HTML is searchable: {hits}"
+    );
+}
+
+/// `doctrina extract` shows what indexing would make of a file, or why it cannot.
+#[test]
+fn extract_names_the_cause_or_shows_the_marking_basis() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = hostile().join("xobject-loop.pdf");
+    let out = doctrina(data.path(), &["extract", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("draws itself"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let docs = tempfile::tempdir().unwrap();
+    let file = docs.path().join("order.txt");
+    std::fs::write(
+        &file,
+        "SECRET//NOFORN\n\nOPERATION ORDER 7\n\n1. (S//NF) Enemy forces hold the bridge.\n\nSECRET//NOFORN\n",
+    )
+    .unwrap();
+    let out = doctrina(data.path(), &["extract", file.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    assert_eq!(doc["meta"]["marking"]["level"], "SECRET", "{doc}");
+    assert_eq!(doc["meta"]["marking"]["caveats"][0], "NOFORN", "{doc}");
+    let basis = doc["meta"]["marking_basis"].to_string();
+    assert!(basis.contains("banner line 1"), "{basis}");
+}
+
+/// A closed pipe ends a command quietly: `doctrina sections --json | head -1` used to panic
+/// with a backtrace.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let data = tempfile::tempdir().unwrap();
+    for args in [&["sections", "--json"][..], &["sections"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first write.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: nothing on stderr: {stderr}");
+    }
 }

@@ -231,6 +231,12 @@ fn a_job_killed_midway_resumes_on_restart_and_loses_nothing() {
             .as_bytes(),
         );
     }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"marking\"\r\n\r\nUNCLASSIFIED\r\n"
+        )
+        .as_bytes(),
+    );
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let r = server.call(
         "POST",

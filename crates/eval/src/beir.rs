@@ -202,6 +202,8 @@ fn prepare(doc: &BeirDoc) -> PreparedDocument {
         edition: None,
         supersedes: None,
         marking: Marking::default(),
+        marking_basis: vec!["BEIR datasets are public: UNCLASSIFIED".to_string()],
+        extra: Default::default(),
         source_path: format!("beir:{}", doc.id),
         format: SourceFormat::Text,
         content_hash: sha256_hex(format!("{}\n{}", doc.title, doc.text).as_bytes()),

@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS documents (
     marking_level    TEXT NOT NULL,
     marking_rank     INTEGER NOT NULL,
     caveats          TEXT NOT NULL DEFAULT '[]',
+    marking_basis    TEXT NOT NULL DEFAULT '[]',
+    extra            TEXT NOT NULL DEFAULT '{}',
     format           TEXT NOT NULL,
     content_hash     TEXT NOT NULL,
     pipeline_version INTEGER NOT NULL,
@@ -172,12 +174,38 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 
 const DOC_COLUMNS: &str = "id, source_path, title, publication, edition, supersedes, marking_level, \
     marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, last_error, \
-    created_at, updated_at, indexed_at";
+    created_at, updated_at, indexed_at, marking_basis, extra";
+
+/// Columns added after the first release, with their definitions (added on open).
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("marking_basis", "TEXT NOT NULL DEFAULT '[]'"),
+    ("extra", "TEXT NOT NULL DEFAULT '{}'"),
+];
+
+/// A document's marking as stored. Reading fails closed: a level or caveat list that
+/// cannot be read gives [`Marking::unreadable`], which no clearance permits, never "no
+/// caveats".
+fn stored_marking(level: Option<String>, caveats: Option<String>) -> Marking {
+    let level = level.filter(|l| !l.trim().is_empty());
+    let caveats = caveats.and_then(|c| serde_json::from_str::<Vec<String>>(&c).ok());
+    match (level, caveats) {
+        (Some(level), Some(caveats)) => Marking { level, caveats },
+        (level, _) => {
+            tracing::error!(
+                ?level,
+                "a document's marking in the catalog is unreadable; it is hidden from everyone"
+            );
+            Marking::unreadable()
+        }
+    }
+}
 
 fn doc_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(DocumentRecord, String)> {
     let format: String = row.get(9)?;
     let status: String = row.get(12)?;
-    let caveats: String = row.get(8)?;
+    let marking = stored_marking(row.get(6).ok(), row.get(8).ok());
+    let basis: String = row.get(18)?;
+    let extra: String = row.get(19)?;
     let record = DocumentRecord {
         meta: DocumentMeta {
             id: row.get(0)?,
@@ -186,10 +214,10 @@ fn doc_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(DocumentRecord, St
             publication: row.get(3)?,
             edition: row.get(4)?,
             supersedes: row.get(5)?,
-            marking: Marking {
-                level: row.get(6)?,
-                caveats: serde_json::from_str(&caveats).unwrap_or_default(),
-            },
+            marking,
+            marking_basis: serde_json::from_str(&basis)
+                .unwrap_or_else(|_| vec!["(the stored basis is unreadable)".to_string()]),
+            extra: serde_json::from_str(&extra).unwrap_or_default(),
             format: SourceFormat::from_extension(match format.as_str() {
                 "markdown" => "md",
                 "text" => "txt",
@@ -215,6 +243,17 @@ impl Catalog {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('documents')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (column, definition) in ADDED_COLUMNS {
+            if !existing.iter().any(|c| c == column) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE documents ADD COLUMN {column} {definition}"
+                ))?;
+            }
+        }
         Ok(Self { conn })
     }
 
@@ -405,12 +444,14 @@ fn upsert_document(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO documents (id, source_path, title, publication, edition, supersedes, marking_level, \
-         marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, body, \
+         marking_basis, extra) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
          ON CONFLICT(id) DO UPDATE SET source_path = excluded.source_path, title = excluded.title, \
          publication = excluded.publication, edition = excluded.edition, supersedes = excluded.supersedes, \
          marking_level = excluded.marking_level, marking_rank = excluded.marking_rank, \
-         caveats = excluded.caveats, format = excluded.format, content_hash = excluded.content_hash, \
+         caveats = excluded.caveats, marking_basis = excluded.marking_basis, extra = excluded.extra, \
+         format = excluded.format, content_hash = excluded.content_hash, \
          pipeline_version = excluded.pipeline_version, status = excluded.status, \
          chunk_count = excluded.chunk_count, body = excluded.body, \
          last_error = CASE WHEN excluded.status = 'indexed' THEN NULL ELSE last_error END, \
@@ -433,6 +474,8 @@ fn upsert_document(
             status.as_str(),
             chunk_count as i64,
             body,
+            json(&meta.marking_basis),
+            serde_json::to_string(&meta.extra).unwrap_or_else(|_| "{}".to_string()),
         ],
     )?;
     Ok(())
@@ -521,6 +564,8 @@ mod tests {
                 edition: Some(edition.to_string()),
                 supersedes: supersedes.map(String::from),
                 marking: Marking::default(),
+                marking_basis: Vec::new(),
+                extra: Default::default(),
                 source_path: format!("/x/{id}"),
                 format: SourceFormat::Markdown,
                 content_hash: String::new(),
@@ -560,5 +605,55 @@ mod tests {
         assert_eq!(map.get("tc-mid").map(|n| n.id.as_str()), Some("tc-new"));
         assert!(!map.contains_key("tc-new") && !map.contains_key("atp-2024"));
         assert_eq!(map.len(), 4, "{map:?}");
+    }
+
+    #[test]
+    fn corrupt_markings_fail_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.sqlite")).unwrap();
+        let mut record = doc("doc-1", "FM 1", "2001", None);
+        record.meta.marking = Marking::parse_banner("SECRET//NOFORN");
+        catalog.begin_documents(&[(&record.meta, 3)]).unwrap();
+        let scheme = doctrina_types::MarkingScheme::default();
+        let top = doctrina_types::Clearance {
+            level: "TOP SECRET".into(),
+            caveats: vec!["NOFORN".into()],
+        };
+        let read = catalog.document("doc-1").unwrap().unwrap();
+        assert!(scheme.permits(&top, &read.meta.marking));
+        for corruption in [
+            "UPDATE documents SET caveats = 'NOFORN' WHERE id = 'doc-1'",
+            "UPDATE documents SET caveats = '{\"a\":1}' WHERE id = 'doc-1'",
+            "UPDATE documents SET caveats = '[]', marking_level = '' WHERE id = 'doc-1'",
+            "UPDATE documents SET marking_level = X'FF00' WHERE id = 'doc-1'",
+        ] {
+            catalog.conn.execute_batch(corruption).unwrap();
+            let read = catalog.document("doc-1").unwrap().unwrap();
+            assert_eq!(read.meta.marking, Marking::unreadable(), "{corruption}");
+            assert!(!scheme.permits(&top, &read.meta.marking), "{corruption}");
+            catalog
+                .conn
+                .execute_batch(
+                    "UPDATE documents SET caveats = '[\"NOFORN\"]', marking_level = 'SECRET' WHERE id = 'doc-1'",
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn an_old_catalog_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let old = SCHEMA
+                .replace("    marking_basis    TEXT NOT NULL DEFAULT '[]',\n", "")
+                .replace("    extra            TEXT NOT NULL DEFAULT '{}',\n", "");
+            conn.execute_batch(&old).unwrap();
+        }
+        let mut catalog = Catalog::open(&path).unwrap();
+        let record = doc("doc-1", "FM 1", "2001", None);
+        catalog.begin_documents(&[(&record.meta, 0)]).unwrap();
+        assert!(catalog.document("doc-1").unwrap().is_some());
     }
 }

@@ -725,6 +725,8 @@ mod tests {
                 level: level.to_string(),
                 caveats: caveats.iter().map(|c| c.to_string()).collect(),
             },
+            marking_basis: Vec::new(),
+            extra: Default::default(),
             source_path: format!("/corpus/{id}.md"),
             format: SourceFormat::Markdown,
             content_hash: id.to_string(),

@@ -10,7 +10,16 @@ use quick_xml::events::Event;
 use crate::blocks::{Block, BlockKind, classify_paragraph, squash_whitespace};
 use crate::error::{IngestError, Result};
 
-const MAX_XML_BYTES: u64 = 200 * 1024 * 1024;
+/// Largest XML part read (about 10,000 pages of dense text).
+const MAX_XML_BYTES: u64 = 64 * 1024 * 1024;
+
+fn zip_bomb(name: &str, size: u64) -> IngestError {
+    IngestError::CorruptDocx(format!(
+        "{name} inflates to {} MB, over the {} MB limit for one part: a zip bomb, or a corrupt file",
+        size.div_ceil(1024 * 1024),
+        MAX_XML_BYTES / (1024 * 1024)
+    ))
+}
 
 fn read_entry(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Option<String>> {
     let entry = match archive.by_name(name) {
@@ -18,16 +27,31 @@ fn read_entry(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Resul
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(IngestError::CorruptDocx(format!("{name}: {e}"))),
     };
-    // Bounded read: a zip bomb stops at the limit instead of filling memory.
+    // The size the archive declares is checked first; the read is bounded too, since the
+    // declaration can lie.
+    if entry.size() > MAX_XML_BYTES {
+        return Err(zip_bomb(name, entry.size()));
+    }
     let mut xml = String::new();
     entry
-        .take(MAX_XML_BYTES)
+        .take(MAX_XML_BYTES + 1)
         .read_to_string(&mut xml)
         .map_err(|e| IngestError::CorruptDocx(format!("{name}: {e}")))?;
+    if xml.len() as u64 > MAX_XML_BYTES {
+        return Err(zip_bomb(name, xml.len() as u64));
+    }
     Ok(Some(xml))
 }
 
-pub fn extract(bytes: &[u8]) -> Result<(Vec<Block>, Option<String>)> {
+/// What a DOCX gives: body blocks, its title, and the text of its headers and footers
+/// (where banner markings usually sit), which is not part of the body.
+pub struct DocxExtract {
+    pub blocks: Vec<Block>,
+    pub title: Option<String>,
+    pub furniture: Vec<String>,
+}
+
+pub fn extract(bytes: &[u8]) -> Result<DocxExtract> {
     if !bytes.starts_with(b"PK") {
         return Err(IngestError::CorruptDocx(
             "not a zip archive, so not a .docx file".to_string(),
@@ -41,7 +65,25 @@ pub fn extract(bytes: &[u8]) -> Result<(Vec<Block>, Option<String>)> {
         .and_then(|xml| element_text(&xml, b"dc:title"))
         .filter(|t| !t.is_empty());
     let (blocks, style_title) = parse_document(&document)?;
-    Ok((blocks, core_title.or(style_title)))
+    let parts: Vec<String> = archive
+        .file_names()
+        .filter(|n| {
+            (n.starts_with("word/header") || n.starts_with("word/footer")) && n.ends_with(".xml")
+        })
+        .map(String::from)
+        .collect();
+    let mut furniture = Vec::new();
+    for part in parts.iter().take(64) {
+        if let Some(xml) = read_entry(&mut archive, part)? {
+            let (part_blocks, _) = parse_document(&xml)?;
+            furniture.extend(part_blocks.into_iter().map(|b| b.text));
+        }
+    }
+    Ok(DocxExtract {
+        blocks,
+        title: core_title.or(style_title),
+        furniture,
+    })
 }
 
 fn element_text(xml: &str, tag: &[u8]) -> Option<String> {
@@ -245,7 +287,7 @@ mod tests {
 <w:p><w:r><w:t xml:space="preserve">2-3. Convoys </w:t></w:r><w:r><w:t>move &amp; halt.</w:t></w:r></w:p>
 <w:p><w:pPr><w:numPr><w:ilvl w:val="0"/></w:numPr></w:pPr><w:r><w:t>item</w:t></w:r></w:p>
 <w:tbl><w:tr><w:tc><w:p><w:r><w:t>A</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>B</w:t></w:r></w:p></w:tc></w:tr></w:tbl>"#;
-        let (blocks, title) = extract(&docx(body)).unwrap();
+        let DocxExtract { blocks, title, .. } = extract(&docx(body)).unwrap();
         assert_eq!(title.as_deref(), Some("Unit SOP"));
         let texts: Vec<_> = blocks.iter().map(|b| (b.kind, b.text.as_str())).collect();
         assert_eq!(
@@ -269,5 +311,36 @@ mod tests {
             extract(b"PK\x03\x04garbage"),
             Err(IngestError::CorruptDocx(_))
         ));
+    }
+
+    #[test]
+    fn a_zip_bomb_is_named_not_read() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/corpus/hostile/zip-bomb.docx");
+        let bytes = std::fs::read(path).unwrap();
+        let err = extract(&bytes).err().unwrap().to_string();
+        assert!(err.contains("zip bomb"), "{err}");
+        assert!(err.contains("120 MB"), "{err}");
+    }
+
+    #[test]
+    fn header_text_is_kept_as_furniture() {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            zip.start_file("word/document.xml", opts).unwrap();
+            write!(zip, r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>Body.</w:t></w:r></w:p></w:body></w:document>"#).unwrap();
+            zip.start_file("word/header1.xml", opts).unwrap();
+            write!(
+                zip,
+                r#"<w:hdr xmlns:w="x"><w:p><w:r><w:t>SECRET//NOFORN</w:t></w:r></w:p></w:hdr>"#
+            )
+            .unwrap();
+            zip.finish().unwrap();
+        }
+        let extracted = extract(&buf.into_inner()).unwrap();
+        assert_eq!(extracted.furniture, vec!["SECRET//NOFORN"]);
+        assert_eq!(extracted.blocks.len(), 1);
     }
 }

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use doctrina_types::SourceFormat;
+
 /// Why a file could not be ingested. Every variant but `Io` is a problem with the input;
 /// messages are written for the custodian who has to fix the file.
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +28,57 @@ pub enum IngestError {
     CorruptPdf(String),
     #[error("corrupt or unreadable DOCX: {0}")]
     CorruptDocx(String),
-    #[error("no text found (a scanned PDF without a text layer, or an empty document)")]
-    NoText,
+    #[error("{}", no_text_message(*format))]
+    NoText { format: SourceFormat },
     #[error("invalid metadata in {origin}: {message}")]
     Metadata { origin: String, message: String },
+    #[error(
+        "no classification marking: none in its metadata (front matter or sidecar), and no banner \
+         line or portion mark in its text; add `marking:` to its metadata, or set a default \
+         (ingest.default_marking, or `marking:` in a .doctrina-defaults.yaml in its folder)"
+    )]
+    Unmarked,
+    /// The isolated parser died on the file (a stack overflow, a memory fault, an abort).
+    #[error("the parser crashed on this file ({detail}); the file is malformed or hostile")]
+    ParserCrashed { detail: String },
+    #[error(
+        "parsing took longer than {secs} s (ingest.extract_timeout_secs); the file is malformed or too complex"
+    )]
+    ParserTimeout { secs: u64 },
+    #[error(
+        "parsing used more than {secs} s of CPU (ingest.extract_cpu_secs); the file is malformed or too complex"
+    )]
+    ParserCpu { secs: u64 },
+    #[error(
+        "parsing needed more than {limit_mb} MB of memory (ingest.extract_memory_mb); the file is malformed or too large"
+    )]
+    ParserMemory { limit_mb: u64 },
+    /// An error the isolated parser reported (its message as the parser wrote it).
+    #[error("{message}")]
+    Reported { message: String, input: bool },
+    /// The isolated parser could not be started or answered nonsense: a fault of this
+    /// machine or installation, not of the file.
+    #[error("the document parser could not run: {0}")]
+    Sandbox(String),
+}
+
+fn no_text_message(format: SourceFormat) -> &'static str {
+    match format {
+        SourceFormat::Pdf => {
+            "no text found: the PDF has no text layer (a scanned PDF needs OCR before it can be indexed)"
+        }
+        _ => "no text found: the document is empty apart from headings and markup",
+    }
 }
 
 impl IngestError {
     /// True when the input is at fault (as opposed to the machine, e.g. a read error).
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Self::Io { .. })
+        match self {
+            Self::Io { .. } | Self::Sandbox(_) => false,
+            Self::Reported { input, .. } => *input,
+            _ => true,
+        }
     }
 }
 

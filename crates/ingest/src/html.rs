@@ -11,7 +11,17 @@ const SKIPPED: &[&str] = &[
     "canvas", "form", "button", "select", "input", "textarea", "nav",
 ];
 
-pub fn extract(text: &str) -> (Vec<Block>, Option<String>) {
+/// What an HTML document gives: its blocks, its `<title>`, and all of its text (one text
+/// node per line, banners and headers included) for finding markings.
+pub struct HtmlExtract {
+    pub blocks: Vec<Block>,
+    pub title: Option<String>,
+    pub all_text: String,
+}
+
+/// Every walk below is iterative with an explicit stack: nesting depth costs heap, not
+/// call stack, so 20,000 nested `<div>`s are just a deep document.
+pub fn extract(text: &str) -> HtmlExtract {
     let document = Html::parse_document(text);
     let title = Selector::parse("title")
         .ok()
@@ -26,7 +36,18 @@ pub fn extract(text: &str) -> (Vec<Block>, Option<String>) {
     let mut loose = String::new();
     walk(root, &mut blocks, &mut loose);
     flush_loose(&mut loose, &mut blocks);
-    (blocks, title)
+    let all_text = document
+        .root_element()
+        .text()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    HtmlExtract {
+        blocks,
+        title,
+        all_text,
+    }
 }
 
 fn text_of(element: ElementRef<'_>) -> String {
@@ -36,19 +57,22 @@ fn text_of(element: ElementRef<'_>) -> String {
 }
 
 fn collect_text(element: ElementRef<'_>, out: &mut String) {
-    for child in element.children() {
+    let mut stack = vec![element.children()];
+    while let Some(children) = stack.last_mut() {
+        let Some(child) = children.next() else {
+            stack.pop();
+            continue;
+        };
         match child.value() {
             Node::Text(t) => out.push_str(t),
             Node::Element(e) => {
                 if SKIPPED.contains(&e.name()) {
                     continue;
                 }
-                if let Some(child) = ElementRef::wrap(child) {
-                    if matches!(e.name(), "br" | "p" | "div" | "li" | "td" | "th") {
-                        out.push(' ');
-                    }
-                    collect_text(child, out);
+                if matches!(e.name(), "br" | "p" | "div" | "li" | "td" | "th") {
+                    out.push(' ');
                 }
+                stack.push(child.children());
             }
             _ => {}
         }
@@ -63,8 +87,18 @@ fn flush_loose(loose: &mut String, blocks: &mut Vec<Block>) {
     loose.clear();
 }
 
+/// Walks the body: block elements become blocks, inline text gathers into the loose text
+/// of its container, which is flushed when the container starts and ends.
 fn walk(element: ElementRef<'_>, blocks: &mut Vec<Block>, loose: &mut String) {
-    for child in element.children() {
+    // Each frame: the children still to visit, and whether leaving it ends a container.
+    let mut stack = vec![(element.children(), false)];
+    while let Some((children, _)) = stack.last_mut() {
+        let Some(child) = children.next() else {
+            if let Some((_, true)) = stack.pop() {
+                flush_loose(loose, blocks);
+            }
+            continue;
+        };
         match child.value() {
             Node::Text(t) => loose.push_str(t),
             Node::Element(e) => {
@@ -118,8 +152,7 @@ fn walk(element: ElementRef<'_>, blocks: &mut Vec<Block>, loose: &mut String) {
                     _ => {
                         // Containers (div, section, article, main, blockquote, ul, ol, ...).
                         flush_loose(loose, blocks);
-                        walk(child, blocks, loose);
-                        flush_loose(loose, blocks);
+                        stack.push((child.children(), true));
                     }
                 }
             }
@@ -169,7 +202,7 @@ mod tests {
 <ul><li>one</li><li>two</li></ul>
 <table><caption>Table 1-1. Classes</caption><tr><th>Class</th><th>Item</th></tr><tr><td>I</td><td>Food</td></tr></table>
 </body></html>"#;
-        let (blocks, title) = extract(html);
+        let HtmlExtract { blocks, title, .. } = extract(html);
         assert_eq!(title.as_deref(), Some("T & S"));
         let texts: Vec<_> = blocks.iter().map(|b| (b.kind, b.text.as_str())).collect();
         assert_eq!(
@@ -184,5 +217,24 @@ mod tests {
                 (BlockKind::Table, "Class | Item\nI | Food"),
             ]
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_walked_without_recursion() {
+        let depth = 50_000;
+        let html = format!(
+            "<body>{}<p>1-1. Deep text.</p>{}</body>",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        // A thread with a small stack: a recursive walk would overflow it.
+        let blocks = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || extract(&html).blocks)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].text, "1-1. Deep text.");
     }
 }

@@ -13,26 +13,38 @@ mod docx;
 mod error;
 mod html;
 mod markdown;
+pub mod markings;
 mod meta;
 mod pdf;
+pub mod sandbox;
 mod text;
 
 pub use blocks::{Block, BlockKind};
 pub use chunk::{ChunkOptions, Chunked};
 pub use detect::{SidecarMeta, is_sidecar, sidecar_path, sniff};
 pub use error::{IngestError, Result};
+pub use meta::Unmarked;
+pub use sandbox::Sandbox;
 
 use std::path::Path;
 
 use doctrina_types::config::IngestConfig;
 use doctrina_types::{DocumentMeta, MarkingScheme, Passage, SourceFormat, sha256_hex};
+use serde::{Deserialize, Serialize};
+
+use crate::markings::Evidence;
+use crate::meta::GivenMeta;
 
 /// Bump when parsing or chunking changes what a file turns into: documents indexed by an
 /// older pipeline are re-indexed even though their bytes did not change.
-pub const PIPELINE_VERSION: u32 = 1;
+/// 2: markings from the text and merged metadata; extra metadata keys.
+pub const PIPELINE_VERSION: u32 = 2;
+
+/// A folder's defaults for the files under it (`marking:` for unmarked files).
+pub const FOLDER_DEFAULTS: &str = ".doctrina-defaults.yaml";
 
 /// A parsed document: its metadata, normalised text and passages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParsedDocument {
     pub meta: DocumentMeta,
     /// The normalised document text that passage offsets point into.
@@ -40,16 +52,38 @@ pub struct ParsedDocument {
     pub passages: Vec<Passage>,
 }
 
-/// Parses source files into [`ParsedDocument`]s.
+/// Parses source files into [`ParsedDocument`]s, in this process or, with
+/// [`Ingestor::isolated`], in a child process per file.
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     config: IngestConfig,
     scheme: MarkingScheme,
+    sandbox: Option<Sandbox>,
 }
 
 impl Ingestor {
     pub fn new(config: IngestConfig, scheme: MarkingScheme) -> Self {
-        Self { config, scheme }
+        Self {
+            config,
+            scheme,
+            sandbox: None,
+        }
+    }
+
+    /// Parses every file in a child process run through `sandbox`, with the limits of the
+    /// ingest config, so a parser that crashes, loops or runs out of memory on a hostile
+    /// file fails that file and nothing else.
+    pub fn isolated(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    pub fn scheme(&self) -> &MarkingScheme {
+        &self.scheme
     }
 
     /// The content hash the catalog compares to decide whether a file changed: the file's
@@ -60,9 +94,18 @@ impl Ingestor {
         Ok(hash_with_sidecar(&bytes, sidecar.as_deref()))
     }
 
-    /// Reads, checks and parses one file. `id_hint` is the id to use when the file's own
-    /// metadata does not set one (normally derived from its path).
+    /// Reads, checks and parses one file (isolated when so configured). `id_hint` is the id
+    /// to use when the file's own metadata does not set one (normally derived from its path).
     pub fn parse_file(&self, path: &Path, id_hint: &str) -> Result<ParsedDocument> {
+        match &self.sandbox {
+            Some(sandbox) => sandbox.parse(path, id_hint, &self.config, &self.scheme),
+            None => self.parse_file_here(path, id_hint),
+        }
+    }
+
+    /// [`Ingestor::parse_file`] in this process, whatever the configuration: the child
+    /// process's own work, and tests of the parsers.
+    pub fn parse_file_here(&self, path: &Path, id_hint: &str) -> Result<ParsedDocument> {
         let format = detect::format_of(path)?;
         let bytes = detect::read_checked(path, self.config.max_file_bytes)?;
         let sidecar_bytes = detect::read_sidecar_bytes(path)?;
@@ -71,17 +114,54 @@ impl Ingestor {
             .as_deref()
             .map(|b| meta::parse_sidecar(b, &sidecar_path(path)))
             .transpose()?;
-        self.parse_bytes(
+        let unmarked = self.unmarked_policy(path)?;
+        self.parse_with(
             &bytes,
             format,
             sidecar,
+            &unmarked,
             path.to_string_lossy().as_ref(),
             id_hint,
             content_hash,
         )
     }
 
-    /// Parses in-memory bytes of a known format (used by uploads and tests).
+    /// What happens to a file that states no marking: the nearest folder default
+    /// (`.doctrina-defaults.yaml` in its folder or one above it), else
+    /// `ingest.default_marking`, else refusal.
+    fn unmarked_policy(&self, path: &Path) -> Result<Unmarked> {
+        let folders = path.parent().into_iter().flat_map(Path::ancestors).take(8);
+        for folder in folders {
+            let file = folder.join(FOLDER_DEFAULTS);
+            match std::fs::read(&file) {
+                Ok(bytes) => {
+                    let defaults = meta::parse_sidecar(&bytes, &file)?;
+                    if let Some(marking) = defaults.marking {
+                        return Ok(Unmarked::Default {
+                            marking,
+                            origin: format!("folder default ({})", file.display()),
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(IngestError::Io { path: file, source }),
+            }
+        }
+        Ok(self.configured_default())
+    }
+
+    fn configured_default(&self) -> Unmarked {
+        match &self.config.default_marking {
+            Some(marking) => Unmarked::Default {
+                marking: marking.clone(),
+                origin: "ingest.default_marking".to_string(),
+            },
+            None => Unmarked::Refuse,
+        }
+    }
+
+    /// Parses in-memory bytes of a known format (used by the benchmark and tests); an
+    /// unmarked document gets `ingest.default_marking` or is refused.
     pub fn parse_bytes(
         &self,
         bytes: &[u8],
@@ -91,50 +171,81 @@ impl Ingestor {
         id_hint: &str,
         content_hash: String,
     ) -> Result<ParsedDocument> {
+        let unmarked = self.configured_default();
+        self.parse_with(
+            bytes,
+            format,
+            sidecar,
+            &unmarked,
+            source_path,
+            id_hint,
+            content_hash,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn parse_with(
+        &self,
+        bytes: &[u8],
+        format: SourceFormat,
+        sidecar: Option<SidecarMeta>,
+        unmarked: &Unmarked,
+        source_path: &str,
+        id_hint: &str,
+        content_hash: String,
+    ) -> Result<ParsedDocument> {
         if bytes.is_empty() {
             return Err(IngestError::Empty);
         }
+        let mut given = GivenMeta {
+            front: None,
+            sidecar,
+        };
         let extracted = match format {
             SourceFormat::Markdown | SourceFormat::Text => {
                 let text = detect::decode_text(bytes)?;
                 let (front, body) = meta::split_front_matter(text)?;
-                let front = front.or(sidecar);
+                given.front = front;
+                let evidence = markings::scan(body, &self.scheme);
                 let blocks = if format == SourceFormat::Markdown {
                     markdown::extract(body)
                 } else {
-                    let publication = front.as_ref().and_then(|m| m.publication.as_deref());
-                    text::extract_plain(body, publication)
+                    let publication = given.publication();
+                    text::extract_plain(body, publication.as_deref())
                 };
                 Extracted {
                     blocks,
-                    meta: front,
                     title: None,
+                    evidence,
                 }
             }
             SourceFormat::Html => {
                 let text = detect::decode_text(bytes)?;
-                let (blocks, title) = html::extract(text);
+                let html = html::extract(text);
                 Extracted {
-                    blocks,
-                    meta: sidecar,
-                    title,
+                    evidence: markings::scan(&html.all_text, &self.scheme),
+                    blocks: html.blocks,
+                    title: html.title,
                 }
             }
             SourceFormat::Pdf => {
-                let publication = sidecar.as_ref().and_then(|m| m.publication.clone());
-                let blocks = pdf::extract(bytes, publication.as_deref())?;
+                let publication = given.publication();
+                let pdf = pdf::extract(bytes, publication.as_deref())?;
                 Extracted {
-                    blocks,
-                    meta: sidecar,
+                    evidence: markings::scan(&pdf.pages.join("\n"), &self.scheme),
+                    blocks: pdf.blocks,
                     title: None,
                 }
             }
             SourceFormat::Docx => {
-                let (blocks, title) = docx::extract(bytes)?;
+                let docx = docx::extract(bytes)?;
+                let mut evidence = markings::scan(&docx.furniture.join("\n"), &self.scheme);
+                let body: Vec<&str> = docx.blocks.iter().map(|b| b.text.as_str()).collect();
+                evidence.extend(markings::scan(&body.join("\n"), &self.scheme));
                 Extracted {
-                    blocks,
-                    meta: sidecar,
-                    title,
+                    blocks: docx.blocks,
+                    title: docx.title,
+                    evidence,
                 }
             }
         };
@@ -143,13 +254,15 @@ impl Ingestor {
             .iter()
             .all(|b| b.kind == BlockKind::Heading || b.text.trim().is_empty())
         {
-            return Err(IngestError::NoText);
+            return Err(IngestError::NoText { format });
         }
         let meta = meta::resolve(
-            extracted.meta,
+            given,
             extracted.title,
             &extracted.blocks,
+            &extracted.evidence,
             &self.scheme,
+            unmarked,
             source_path,
             id_hint,
             format,
@@ -170,8 +283,8 @@ impl Ingestor {
 
 struct Extracted {
     blocks: Vec<Block>,
-    meta: Option<SidecarMeta>,
     title: Option<String>,
+    evidence: Evidence,
 }
 
 fn hash_with_sidecar(bytes: &[u8], sidecar: Option<&[u8]>) -> String {

@@ -1,14 +1,20 @@
-//! Document metadata from YAML front matter or a `<file>.meta.yaml` sidecar, resolved
-//! against what the document itself says (its title heading) and the path it came from.
+//! Document metadata from YAML front matter and a `<file>.meta.yaml` sidecar, merged field
+//! by field and resolved against what the document itself says (its title heading, the
+//! banner and portion markings in its text) and the path it came from.
+//!
+//! Unknown keys never reject a document: they are kept as extra metadata (shown on the
+//! document page). A key one or two letters away from a known one (`markng`) is refused,
+//! because silently ignoring a misspelt `marking` would index the document below its level.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use doctrina_types::{DocumentMeta, Marking, MarkingScheme, SourceFormat};
-use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use crate::blocks::{Block, BlockKind};
 use crate::error::{IngestError, Result};
+use crate::markings::Evidence;
 
 /// Metadata as written by a custodian; every key optional.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,78 +26,190 @@ pub struct SidecarMeta {
     pub supersedes: Option<String>,
     pub marking: Option<String>,
     pub caveats: Vec<String>,
+    /// Keys doctrina does not interpret, in file order of their names (sorted), as text.
+    pub extra: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMeta {
-    id: Option<Value>,
-    title: Option<Value>,
-    publication: Option<Value>,
-    edition: Option<Value>,
-    supersedes: Option<Value>,
-    marking: Option<Value>,
-    #[serde(default)]
-    caveats: Option<Value>,
+/// Where a piece of metadata came from, for messages and the document's marking basis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    FrontMatter,
+    Sidecar,
 }
 
-fn scalar(v: Option<Value>, key: &str, origin: &str) -> Result<Option<String>> {
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::FrontMatter => "front matter",
+            Self::Sidecar => "sidecar",
+        }
+    }
+}
+
+/// The keys doctrina interprets, with the other spellings documents use for them (Korean
+/// statutes as published carry `제목` and `시행일자`).
+const KEYS: &[(&str, &[&str])] = &[
+    ("id", &["doc_id", "document_id"]),
+    ("title", &["제목", "법령명", "명칭"]),
+    ("publication", &["pub", "발간번호", "교범번호"]),
+    ("edition", &["date", "시행일자", "발행일자", "발간일자"]),
+    ("supersedes", &["대체"]),
+    ("marking", &["classification"]),
+    ("caveats", &[]),
+];
+
+/// The canonical key for a written key, if doctrina interprets it.
+fn canonical_key(key: &str) -> Option<&'static str> {
+    let lower = key.trim().to_lowercase();
+    KEYS.iter()
+        .find(|(name, aliases)| *name == lower || aliases.contains(&lower.as_str()))
+        .map(|(name, _)| *name)
+}
+
+/// Levenshtein distance, for catching misspelt keys (short ASCII keys only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// A known key that `key` looks like a misspelling of.
+fn near_miss(key: &str) -> Option<&'static str> {
+    let lower = key.trim().to_lowercase();
+    if !lower.is_ascii() || lower.len() < 3 {
+        return None;
+    }
+    KEYS.iter()
+        .map(|(name, _)| *name)
+        .find(|name| edit_distance(&lower, name) <= if name.len() <= 4 { 1 } else { 2 })
+}
+
+fn scalar(v: &Value, key: &str, origin: &str) -> Result<Option<String>> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(Value::Sequence(items)) if key == "supersedes" => {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Tagged(t) => scalar(&t.value, key, origin),
+        Value::Sequence(items) if key == "supersedes" => {
             let parts: Vec<String> = items
-                .into_iter()
-                .filter_map(|i| scalar(Some(i), key, origin).ok().flatten())
+                .iter()
+                .filter_map(|i| scalar(i, key, origin).ok().flatten())
                 .collect();
             Ok(Some(parts.join("; ")).filter(|s| !s.is_empty()))
         }
-        Some(_) => Err(IngestError::Metadata {
+        _ => Err(IngestError::Metadata {
             origin: origin.to_string(),
             message: format!("'{key}' must be a single value"),
         }),
     }
 }
 
-fn list(v: Option<Value>, origin: &str) -> Result<Vec<String>> {
+fn list(v: &Value, origin: &str) -> Result<Vec<String>> {
     match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(s
             .split('/')
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect()),
-        Some(Value::Sequence(items)) => items
-            .into_iter()
-            .map(|i| scalar(Some(i), "caveats", origin).map(|s| s.unwrap_or_default()))
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| scalar(i, "caveats", origin).map(|s| s.unwrap_or_default()))
             .filter(|r| !matches!(r, Ok(s) if s.is_empty()))
             .collect(),
-        Some(_) => Err(IngestError::Metadata {
+        _ => Err(IngestError::Metadata {
             origin: origin.to_string(),
             message: "'caveats' must be a list of strings".to_string(),
         }),
     }
 }
 
+/// Any YAML value as display text (extra metadata): scalars as written, sequences joined.
+fn display(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Tagged(t) => display(&t.value),
+        Value::Sequence(items) => items.iter().map(display).collect::<Vec<_>>().join(", "),
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(k, v)| format!("{}: {}", display(k), display(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Longest extra value kept, in characters.
+const MAX_EXTRA_CHARS: usize = 2_000;
+/// Most extra keys kept per document.
+const MAX_EXTRA_KEYS: usize = 64;
+
 fn parse_yaml(text: &str, origin: &str) -> Result<SidecarMeta> {
     if text.trim().is_empty() {
         return Ok(SidecarMeta::default());
     }
-    let raw: RawMeta = serde_yaml_ng::from_str(text).map_err(|e| IngestError::Metadata {
+    let value: Value = serde_yaml_ng::from_str(text).map_err(|e| IngestError::Metadata {
         origin: origin.to_string(),
         message: e.to_string(),
     })?;
-    Ok(SidecarMeta {
-        id: scalar(raw.id, "id", origin)?,
-        title: scalar(raw.title, "title", origin)?,
-        publication: scalar(raw.publication, "publication", origin)?,
-        edition: scalar(raw.edition, "edition", origin)?,
-        supersedes: scalar(raw.supersedes, "supersedes", origin)?,
-        marking: scalar(raw.marking, "marking", origin)?,
-        caveats: list(raw.caveats, origin)?,
-    })
+    let mapping = match value {
+        Value::Null => return Ok(SidecarMeta::default()),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err(IngestError::Metadata {
+                origin: origin.to_string(),
+                message: "expected `key: value` lines".to_string(),
+            });
+        }
+    };
+    let mut meta = SidecarMeta::default();
+    let mut seen: BTreeMap<&'static str, String> = BTreeMap::new();
+    for (key, value) in &mapping {
+        let key_text = display(key);
+        let Some(canonical) = canonical_key(&key_text) else {
+            if let Some(known) = near_miss(&key_text) {
+                return Err(IngestError::Metadata {
+                    origin: origin.to_string(),
+                    message: format!("unknown key '{key_text}' (did you mean '{known}'?)"),
+                });
+            }
+            if meta.extra.len() < MAX_EXTRA_KEYS {
+                let text: String = display(value).chars().take(MAX_EXTRA_CHARS).collect();
+                meta.extra.insert(key_text, text);
+            }
+            continue;
+        };
+        if let Some(first) = seen.insert(canonical, key_text.clone()) {
+            return Err(IngestError::Metadata {
+                origin: origin.to_string(),
+                message: format!("'{first}' and '{key_text}' both set '{canonical}'"),
+            });
+        }
+        match canonical {
+            "id" => meta.id = scalar(value, "id", origin)?,
+            "title" => meta.title = scalar(value, "title", origin)?,
+            "publication" => meta.publication = scalar(value, "publication", origin)?,
+            "edition" => meta.edition = scalar(value, "edition", origin)?,
+            "supersedes" => meta.supersedes = scalar(value, "supersedes", origin)?,
+            "marking" => meta.marking = scalar(value, "marking", origin)?,
+            _ => meta.caveats = list(value, origin)?,
+        }
+    }
+    Ok(meta)
 }
 
 pub fn parse_sidecar(bytes: &[u8], path: &Path) -> Result<SidecarMeta> {
@@ -126,26 +244,49 @@ pub fn split_front_matter(text: &str) -> Result<(Option<SidecarMeta>, &str)> {
     })
 }
 
+/// Metadata from the document's own front matter and its sidecar, kept apart until
+/// [`resolve`] merges them field by field.
+#[derive(Debug, Clone, Default)]
+pub struct GivenMeta {
+    pub front: Option<SidecarMeta>,
+    pub sidecar: Option<SidecarMeta>,
+}
+
+impl GivenMeta {
+    /// The sources in order of precedence for descriptive fields: the document's own front
+    /// matter first, then the sidecar fills what it leaves out.
+    fn sources(&self) -> impl Iterator<Item = (Origin, &SidecarMeta)> {
+        self.front
+            .iter()
+            .map(|m| (Origin::FrontMatter, m))
+            .chain(self.sidecar.iter().map(|m| (Origin::Sidecar, m)))
+    }
+
+    fn first<'a>(
+        &'a self,
+        field: impl Fn(&'a SidecarMeta) -> Option<&'a String>,
+    ) -> Option<String> {
+        self.sources().find_map(|(_, m)| field(m).cloned())
+    }
+
+    pub fn publication(&self) -> Option<String> {
+        self.first(|m| m.publication.as_ref())
+    }
+}
+
 /// Splits `SECRET//NOFORN` into a level and caveats; validates the level against the scheme.
-fn resolve_marking(
-    marking: Option<&str>,
+fn parse_marking(
+    written: &str,
     extra_caveats: &[String],
     scheme: &MarkingScheme,
+    origin: &str,
 ) -> Result<Marking> {
-    let Some(written) = marking else {
-        let mut m = Marking::default();
-        if let Some(lowest) = scheme.levels.first() {
-            m.level = lowest.clone();
-        }
-        m.caveats = extra_caveats.to_vec();
-        return Ok(m);
-    };
     let mut parts = written.split("//");
     let level_text = parts.next().unwrap_or_default().trim();
     let level = scheme
         .canonical(level_text)
         .ok_or_else(|| IngestError::Metadata {
-            origin: "marking".to_string(),
+            origin: origin.to_string(),
             message: format!(
                 "unknown marking level '{level_text}' (known: {})",
                 scheme.levels.join(", ")
@@ -165,20 +306,94 @@ fn resolve_marking(
     Ok(Marking { level, caveats })
 }
 
+/// How a document's marking is decided when nothing in or beside it marks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmarked {
+    /// Refuse the file (the default): an unmarked file is never silently the lowest level.
+    Refuse,
+    /// Give it this marking (`ingest.default_marking`, or a folder's
+    /// `.doctrina-defaults.yaml`), and say so in its marking basis.
+    Default { marking: String, origin: String },
+}
+
+/// The document's marking: the highest of every marking stated about it (front matter,
+/// sidecar, banner lines and portion marks in its text), with the basis of that decision.
+pub fn resolve_marking(
+    given: &GivenMeta,
+    evidence: &Evidence,
+    scheme: &MarkingScheme,
+    unmarked: &Unmarked,
+) -> Result<(Marking, Vec<String>)> {
+    // (marking, basis, whether it states a level: caveats alone do not)
+    let mut found: Vec<(Marking, String, bool)> = Vec::new();
+    for (origin, meta) in given.sources() {
+        match &meta.marking {
+            Some(written) => {
+                let m = parse_marking(written, &meta.caveats, scheme, origin.as_str())?;
+                let basis = format!("{}: {}", origin.as_str(), m.banner());
+                found.push((m, basis, true));
+            }
+            // Caveats without a level still restrict the document.
+            None if !meta.caveats.is_empty() => {
+                let m = Marking {
+                    level: scheme.levels.first().cloned().unwrap_or_default(),
+                    caveats: meta.caveats.clone(),
+                };
+                let basis = format!("{} caveats: {}", origin.as_str(), meta.caveats.join("/"));
+                found.push((m, basis, false));
+            }
+            None => {}
+        }
+    }
+    for item in &evidence.items {
+        found.push((item.marking.clone(), item.describe(), true));
+    }
+    if !found.iter().any(|(_, _, states_level)| *states_level) {
+        match unmarked {
+            Unmarked::Refuse => return Err(IngestError::Unmarked),
+            Unmarked::Default { marking, origin } => {
+                let m = parse_marking(marking, &[], scheme, origin)?;
+                let basis = format!("{origin} for unmarked files: {}", m.banner());
+                found.push((m, basis, true));
+            }
+        }
+    }
+    let marking = scheme.highest(found.iter().map(|(m, _, _)| m));
+    // Say so when the metadata disagrees with itself or the text raised the marking above
+    // what the metadata said. Portions below the document's level are normal.
+    let stated: std::collections::BTreeSet<String> = found
+        .iter()
+        .filter(|(_, basis, states)| *states && !basis.starts_with("portion mark"))
+        .map(|(m, _, _)| m.banner())
+        .collect();
+    let mut basis: Vec<String> = found.into_iter().map(|(_, b, _)| b).collect();
+    if stated.len() > 1 || (!stated.is_empty() && !stated.contains(&marking.banner())) {
+        basis.insert(
+            0,
+            format!(
+                "the statements about its marking differ; the highest applies: {}",
+                marking.banner()
+            ),
+        );
+    }
+    Ok((marking, basis))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn resolve(
-    given: Option<SidecarMeta>,
+    given: GivenMeta,
     extracted_title: Option<String>,
     blocks: &[Block],
+    evidence: &Evidence,
     scheme: &MarkingScheme,
+    unmarked: &Unmarked,
     source_path: &str,
     id_hint: &str,
     format: SourceFormat,
     content_hash: String,
 ) -> Result<DocumentMeta> {
-    let given = given.unwrap_or_default();
-    let marking = resolve_marking(given.marking.as_deref(), &given.caveats, scheme)?;
-    let id = match given.id {
+    let (marking, marking_basis) = resolve_marking(&given, evidence, scheme, unmarked)?;
+    let id = match given.first(|m| m.id.as_ref()) {
         Some(id) => {
             let slug = crate::slug(&id);
             if slug.is_empty() {
@@ -192,7 +407,7 @@ pub fn resolve(
         None => id_hint.to_string(),
     };
     let title = given
-        .title
+        .first(|m| m.title.as_ref())
         .or(extracted_title)
         .or_else(|| {
             blocks
@@ -206,13 +421,29 @@ pub fn resolve(
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| id.clone())
         });
+    // Every edition either source says this one replaces.
+    let mut supersedes: Vec<String> = Vec::new();
+    for (_, m) in given.sources() {
+        for part in m.supersedes.iter().flat_map(|s| s.split(';')) {
+            let part = part.trim().to_string();
+            if !part.is_empty() && !supersedes.contains(&part) {
+                supersedes.push(part);
+            }
+        }
+    }
+    let mut extra = BTreeMap::new();
+    for (_, m) in given.sources().collect::<Vec<_>>().into_iter().rev() {
+        extra.extend(m.extra.clone());
+    }
     Ok(DocumentMeta {
         id,
         title,
-        publication: given.publication,
-        edition: given.edition,
-        supersedes: given.supersedes,
+        publication: given.publication(),
+        edition: given.first(|m| m.edition.as_ref()),
+        supersedes: Some(supersedes.join("; ")).filter(|s| !s.is_empty()),
         marking,
+        marking_basis,
+        extra,
         source_path: source_path.to_string(),
         format,
         content_hash,
@@ -222,6 +453,15 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::markings;
+
+    fn scheme() -> MarkingScheme {
+        MarkingScheme::default()
+    }
+
+    fn yaml(text: &str) -> SidecarMeta {
+        parse_yaml(text, "test").unwrap()
+    }
 
     #[test]
     fn front_matter_is_split_and_parsed() {
@@ -231,10 +471,11 @@ mod tests {
         assert_eq!(body, "# Body\n");
         assert_eq!(meta.publication.as_deref(), Some("ATP 4-0.6"));
         assert_eq!(meta.edition.as_deref(), Some("2024-01-17"));
-        let marking = resolve_marking(
-            meta.marking.as_deref(),
+        let marking = parse_marking(
+            meta.marking.as_deref().unwrap(),
             &meta.caveats,
-            &MarkingScheme::default(),
+            &scheme(),
+            "t",
         )
         .unwrap();
         assert_eq!(marking.level, "SECRET");
@@ -242,15 +483,131 @@ mod tests {
     }
 
     #[test]
-    fn unknown_level_and_unclosed_front_matter_are_errors() {
-        assert!(resolve_marking(Some("ULTRA"), &[], &MarkingScheme::default()).is_err());
-        assert!(split_front_matter("---\ntitle: x\n# no end").is_err());
-        assert!(split_front_matter("---\nbogus_key: 1\n---\n").is_err());
+    fn unknown_keys_are_kept_and_korean_keys_are_understood() {
+        let meta =
+            yaml("제목: 군인사법(예시)\n법령구분: 법률\n시행일자: 2024-07-01\n소관부처: 국방부\n");
+        assert_eq!(meta.title.as_deref(), Some("군인사법(예시)"));
+        assert_eq!(meta.edition.as_deref(), Some("2024-07-01"));
+        assert_eq!(meta.extra.get("법령구분").map(String::as_str), Some("법률"));
+        assert_eq!(
+            meta.extra.get("소관부처").map(String::as_str),
+            Some("국방부")
+        );
+        assert!(yaml("bogus_key: 1\nreviewers: [a, b]\n").extra.len() == 2);
     }
 
     #[test]
-    fn missing_marking_defaults_to_lowest_level() {
-        let m = resolve_marking(None, &[], &MarkingScheme::default()).unwrap();
-        assert_eq!(m.banner(), "UNCLASSIFIED");
+    fn misspelt_and_duplicate_keys_are_refused() {
+        let err = parse_yaml("markng: SECRET\n", "t").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'marking'"), "{err}");
+        assert!(parse_yaml("title: a\n제목: b\n", "t").is_err());
+    }
+
+    #[test]
+    fn unknown_level_and_unclosed_front_matter_are_errors() {
+        assert!(parse_marking("ULTRA", &[], &scheme(), "t").is_err());
+        assert!(split_front_matter("---\ntitle: x\n# no end").is_err());
+    }
+
+    #[test]
+    fn front_matter_without_marking_does_not_lower_the_sidecar() {
+        // The upload form said SECRET//NOFORN; the file's own front matter says nothing
+        // about its marking: the document stays SECRET//NOFORN.
+        let given = GivenMeta {
+            front: Some(yaml("title: Own title\n")),
+            sidecar: Some(yaml("id: upload-1\nmarking: SECRET//NOFORN\n")),
+        };
+        let (m, basis) =
+            resolve_marking(&given, &Evidence::default(), &scheme(), &Unmarked::Refuse).unwrap();
+        assert_eq!(m.banner(), "SECRET//NOFORN");
+        assert_eq!(basis, vec!["sidecar: SECRET//NOFORN"]);
+    }
+
+    #[test]
+    fn disagreeing_markings_take_the_highest_and_say_so() {
+        let given = GivenMeta {
+            front: Some(yaml("marking: UNCLASSIFIED\n")),
+            sidecar: Some(yaml("marking: SECRET\ncaveats: [NOFORN]\n")),
+        };
+        let (m, basis) =
+            resolve_marking(&given, &Evidence::default(), &scheme(), &Unmarked::Refuse).unwrap();
+        assert_eq!(m.banner(), "SECRET//NOFORN");
+        assert!(basis[0].contains("differ"), "{basis:?}");
+        assert!(basis.iter().any(|b| b == "front matter: UNCLASSIFIED"));
+    }
+
+    #[test]
+    fn banners_in_the_text_raise_the_marking() {
+        let evidence = markings::scan(
+            "SECRET//NOFORN\n\n1-1. Text.\n\nSECRET//NOFORN\n",
+            &scheme(),
+        );
+        let given = GivenMeta {
+            front: Some(yaml("marking: UNCLASSIFIED\n")),
+            sidecar: None,
+        };
+        let (m, _) = resolve_marking(&given, &evidence, &scheme(), &Unmarked::Refuse).unwrap();
+        assert_eq!(m.banner(), "SECRET//NOFORN");
+    }
+
+    #[test]
+    fn unmarked_is_refused_or_defaulted_never_silently_lowest() {
+        let none = GivenMeta::default();
+        let err =
+            resolve_marking(&none, &Evidence::default(), &scheme(), &Unmarked::Refuse).unwrap_err();
+        assert!(matches!(err, IngestError::Unmarked), "{err}");
+        let policy = Unmarked::Default {
+            marking: "CUI".into(),
+            origin: "ingest.default_marking".into(),
+        };
+        let (m, basis) = resolve_marking(&none, &Evidence::default(), &scheme(), &policy).unwrap();
+        assert_eq!(m.banner(), "CUI");
+        assert_eq!(
+            basis,
+            vec!["ingest.default_marking for unmarked files: CUI"]
+        );
+        // Caveats alone do not state a level.
+        let caveats_only = GivenMeta {
+            front: None,
+            sidecar: Some(yaml("caveats: [NOFORN]\n")),
+        };
+        assert!(
+            resolve_marking(
+                &caveats_only,
+                &Evidence::default(),
+                &scheme(),
+                &Unmarked::Refuse
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn fields_merge_front_matter_first_and_supersedes_unite() {
+        let given = GivenMeta {
+            front: Some(yaml(
+                "title: Front\nsupersedes: SOP 1 (2020)\nmarking: CUI\n",
+            )),
+            sidecar: Some(yaml(
+                "id: up-1\ntitle: Side\npublication: SOP 1\nsupersedes: old-id\n",
+            )),
+        };
+        let meta = resolve(
+            given,
+            None,
+            &[],
+            &Evidence::default(),
+            &scheme(),
+            &Unmarked::Refuse,
+            "/x/up-1.md",
+            "hint",
+            SourceFormat::Markdown,
+            "h".into(),
+        )
+        .unwrap();
+        assert_eq!(meta.id, "up-1");
+        assert_eq!(meta.title, "Front");
+        assert_eq!(meta.publication.as_deref(), Some("SOP 1"));
+        assert_eq!(meta.supersedes.as_deref(), Some("SOP 1 (2020); old-id"));
     }
 }

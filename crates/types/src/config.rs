@@ -112,6 +112,18 @@ pub struct IngestConfig {
     pub chunk_target_tokens: usize,
     /// Never exceed this many tokens unless a single sentence is longer.
     pub chunk_max_tokens: usize,
+    /// The marking of files that state none (no `marking` in their metadata, no banner
+    /// line or portion mark in their text). Unset (the default): such files are refused,
+    /// so an unmarked file is never silently the lowest level. A folder's
+    /// `.doctrina-defaults.yaml` (`marking: CUI`) sets it for the files under it.
+    pub default_marking: Option<String>,
+    /// Each file is parsed in a child process (`doctrina extract`), so a parser crash on a
+    /// hostile file cannot take doctrina down. Longest it may take (wall clock)...
+    pub extract_timeout_secs: u64,
+    /// ...the CPU time it may use...
+    pub extract_cpu_secs: u64,
+    /// ...and its address-space limit.
+    pub extract_memory_mb: u64,
 }
 
 impl Default for IngestConfig {
@@ -120,6 +132,10 @@ impl Default for IngestConfig {
             max_file_bytes: 50 * 1024 * 1024,
             chunk_target_tokens: 200,
             chunk_max_tokens: 320,
+            default_marking: None,
+            extract_timeout_secs: 120,
+            extract_cpu_secs: 90,
+            extract_memory_mb: 4096,
         }
     }
 }

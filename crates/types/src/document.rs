@@ -48,7 +48,17 @@ pub struct DocumentMeta {
     /// Edition date as written in the metadata (ISO `YYYY-MM-DD` where known).
     pub edition: Option<String>,
     pub supersedes: Option<String>,
+    /// The highest marking stated anywhere about the document (metadata, banner lines,
+    /// portion marks, a configured default for unmarked files).
     pub marking: Marking,
+    /// Where `marking` came from, one line per statement (`sidecar: SECRET//NOFORN`,
+    /// `banner line 1: SECRET`), led by a note when the statements disagree.
+    #[serde(default)]
+    pub marking_basis: Vec<String>,
+    /// Metadata keys doctrina does not interpret, kept as written (shown on the document
+    /// page): `법령구분: 법률`, `reviewed_by: ...`.
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, String>,
     pub source_path: String,
     pub format: SourceFormat,
     /// sha256 of the source file's bytes (and its sidecar, if any).

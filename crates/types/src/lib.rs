@@ -10,7 +10,7 @@ mod search;
 
 pub use config::Config;
 pub use document::{DocumentMeta, DocumentStatus, SourceFormat};
-pub use marking::{Clearance, Marking, MarkingScheme, caveat_token};
+pub use marking::{Clearance, Marking, MarkingScheme, UNREADABLE, caveat_token};
 pub use passage::Passage;
 pub use search::{PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
 

@@ -29,17 +29,30 @@ impl Marking {
     }
 }
 
+/// The level and caveat of a marking that could not be read (a corrupt catalog column,
+/// an empty stored banner). No scheme knows them, so nobody is cleared for it: every
+/// marking read fails closed.
+pub const UNREADABLE: &str = "UNREADABLE";
+
 impl Marking {
-    /// Parses a banner line such as `SECRET//NOFORN` or `SECRET//REL TO USA, GBR`.
+    /// A marking that could not be read: above every clearance.
+    pub fn unreadable() -> Self {
+        Self {
+            level: UNREADABLE.to_string(),
+            caveats: vec![UNREADABLE.to_string()],
+        }
+    }
+
+    /// Parses a banner line such as `SECRET//NOFORN` or `SECRET//REL TO USA, GBR`. An
+    /// empty banner is [`Marking::unreadable`], never the lowest level.
     pub fn parse_banner(banner: &str) -> Self {
         let mut parts = banner.split("//").map(str::trim);
         let level = parts.next().unwrap_or_default();
+        if level.is_empty() {
+            return Self::unreadable();
+        }
         Self {
-            level: if level.is_empty() {
-                "UNCLASSIFIED".to_string()
-            } else {
-                level.to_string()
-            },
+            level: level.to_string(),
             caveats: parts
                 .flat_map(|p| p.split('/'))
                 .map(str::trim)
@@ -428,5 +441,16 @@ mod tests {
         };
         assert_eq!(m.banner(), "SECRET//NOFORN");
         assert_eq!(Marking::default().banner(), "UNCLASSIFIED");
+    }
+
+    #[test]
+    fn unreadable_markings_fail_closed() {
+        let scheme = MarkingScheme::default();
+        let top = clearance("TOP SECRET", &["NOFORN", "ORCON", "REL TO USA"]);
+        assert!(!scheme.permits(&top, &Marking::parse_banner("")));
+        assert!(!scheme.permits(&top, &Marking::parse_banner("  //  ")));
+        assert!(!scheme.permits(&top, &Marking::unreadable()));
+        let product = scheme.highest(&[Marking::default(), Marking::unreadable()]);
+        assert!(!scheme.permits(&top, &product));
     }
 }
