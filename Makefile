@@ -53,7 +53,9 @@ serve: setup-runtime build
 ## line. Browser screenshots land in test-artifacts/browser/.
 test: setup setup-browser
 	@mkdir -p $(CARGO_TARGET_DIR)
-	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
+	@rm -rf $(CARGO_TARGET_DIR)/reports
+	set -o pipefail; DOCTRINA_REPORT_DIR=$(CARGO_TARGET_DIR)/reports $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
+	@cat $(CARGO_TARGET_DIR)/reports/*.txt 2>/dev/null || true
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "summary: %d passed, %d failed\n", p, f }' $(CARGO_TARGET_DIR)/test.log
 
 lint:

@@ -7,7 +7,6 @@
 //! final check) and drafting. Not one hit may be above the clearance.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use doctrina_draft::{DraftError, DraftMode, DraftRequest};
 use doctrina_retrieve::RetrieveError;
@@ -341,7 +340,7 @@ async fn nothing_above_a_clearance_is_ever_retrieved() {
 
     let scheme = MarkingScheme::default();
     let truth: HashMap<&str, Marking> = DOCS.iter().map(|d| (d.id, d.marking())).collect();
-    let retriever = Arc::new(index.retriever());
+    let retriever = index.retriever();
     let indexes = retriever.indexes().clone();
     let queries = queries();
     let mut vectors: HashMap<&str, Vec<f32>> = HashMap::new();
@@ -466,9 +465,12 @@ async fn nothing_above_a_clearance_is_ever_retrieved() {
             }
         }
     }
-    eprintln!(
-        "access control: {probes} probes ({hits_seen} hits checked) over {} clearances, none above the clearance",
-        clearances().len()
+    doctrina_tests::report(
+        "leak-probe-indexes",
+        &format!(
+            "leak probe (indexes): {probes} probes ({hits_seen} hits checked) over {} clearances, 0 leaks",
+            clearances().len()
+        ),
     );
 }
 
@@ -489,7 +491,7 @@ async fn nothing_above_a_clearance_leaks_through_the_web_app() {
     let report = index.index(&[corpus.path().to_path_buf()]);
     assert!(report.failed.is_empty(), "{report:#?}");
     let store = tempfile::tempdir().expect("store");
-    let drafter = drafter_over(Arc::new(index.retriever()), None, store.path());
+    let drafter = drafter_over(index.retriever(), None, store.path());
     let state = doctrina_tests::app_state(drafter, store.path());
     let accounts = [
         ("u-only", clearance("UNCLASSIFIED", &[])),
@@ -607,6 +609,18 @@ async fn nothing_above_a_clearance_leaks_through_the_web_app() {
                 for h in &hits {
                     let doc = DOCS.iter().find(|d| d.id == h["doc_id"]).unwrap();
                     assert!(permitted(doc), "{name} {mode} {q:?} got {}", doc.id);
+                    // Raw BM25 moves with documents the reader cannot see: only a rank.
+                    if !hidden.is_empty()
+                        && let (Some(score), Some(rank)) = (
+                            h["scores"]["bm25"].as_f64(),
+                            h["scores"]["bm25_rank"].as_f64(),
+                        )
+                    {
+                        assert!(
+                            (score - 1.0 / rank).abs() < 1e-6,
+                            "{name} {mode} {q:?}: raw bm25 {score} shown"
+                        );
+                    }
                 }
                 check(&format!("search API {mode} {q:?}"), "", &body);
             }
@@ -730,10 +744,31 @@ async fn nothing_above_a_clearance_leaks_through_the_web_app() {
         }
         let (_, export) = get(format!("/api/plans/{plan_id}/export?format=json")).await;
         check("colleague's export", "", &export);
+        // The plan list counts only the sections they may see.
+        probes += 2;
+        let (_, plans) = get("/api/plans".into()).await;
+        let plans: Value = serde_json::from_str(&plans).unwrap();
+        let colleague = plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == plan_id.as_str())
+            .expect("the plan is listed");
+        assert_eq!(
+            colleague["section_count"],
+            if section_hidden { 1 } else { 2 },
+            "{name}: a hidden section is not counted"
+        );
+        let (_, page) = get("/plans".into()).await;
+        check("plans page", "", &page);
     }
-    eprintln!(
-        "web access control: {probes} probes over {} accounts, nothing above the clearance",
-        accounts.len()
+    doctrina_tests::report(
+        "leak-probe-web",
+        &format!(
+            "leak probe (web): {probes} probes over {} accounts (search API and page, documents, \
+             document views, drafts, sections, sources, exports, plans), 0 leaks",
+            accounts.len()
+        ),
     );
     server.shutdown().await.unwrap();
 }

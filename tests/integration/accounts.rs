@@ -615,3 +615,149 @@ async fn admin_manages_accounts_and_exports_the_audit_log() {
     assert_eq!(verify["intact"], true);
     app.server.shutdown().await.unwrap();
 }
+
+/// Issue 12's side channels around accounts: the login's `next` that left the site once a
+/// browser stripped a tab; throttled logins flooding the audit log; formulas in the audit
+/// CSV; passwords checked for length only; the server's file paths shown to every reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_audit_passwords_and_paths_leak_nothing() {
+    let app = App::start(doctrina_types::config::AuthConfig {
+        max_failures: 2,
+        ..Default::default()
+    })
+    .await;
+    let http = anonymous();
+
+    // `next` stays on this site, whatever the browser would strip or reinterpret.
+    let page = http.get(app.url("/login")).send().await.unwrap();
+    let form_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    for next in [
+        "/\t/evil.example",
+        "/\\evil.example",
+        "//evil.example",
+        "/\n/evil",
+        "https://evil.example",
+        "/ /evil",
+    ] {
+        let r = http
+            .post(app.url("/login"))
+            .header("cookie", &form_cookie)
+            .form(&[
+                ("name", "officer"),
+                ("password", PASSWORD),
+                ("_csrf", csrf.as_str()),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{next:?}");
+        assert_eq!(r.headers()["location"], "/", "{next:?} is not followed");
+    }
+
+    // A flood of throttled logins is a handful of audit entries, with the count refused.
+    for _ in 0..40 {
+        http.post(app.url("/api/login"))
+            .json(&json!({"name": "evaluator", "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let entries = app.audit().entries(0, 10_000).unwrap();
+    let throttled: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event.action == "login" && e.event.outcome == "denied: throttled")
+        .collect();
+    assert!(
+        !throttled.is_empty() && throttled.len() <= 2,
+        "{} throttled entries for one account and address",
+        throttled.len()
+    );
+
+    // The audit CSV neutralises formulas typed into searches.
+    let officer = signed_in(&app.base, "officer").await;
+    let query = "=HYPERLINK(\"http://evil.example\",\"x\")";
+    officer
+        .get(app.url(&format!(
+            "/api/search?q={}",
+            doctrina_web::user::percent_encode(query)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let admin = signed_in(&app.base, "admin").await;
+    let csv = admin
+        .get(app.url("/admin/audit/export?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let mut seen = false;
+    for row in reader.records() {
+        let row = row.unwrap();
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '@']),
+                "a cell a spreadsheet would run: {cell}"
+            );
+            seen |= cell.contains("HYPERLINK");
+        }
+    }
+    assert!(seen, "the search is in the export");
+
+    // Common passwords and the account's own name are refused.
+    let body =
+        json!({"name": "newbie", "password": "Password123!", "roles": "officer", "level": "CUI"});
+    let r = admin
+        .post(app.url("/api/admin/users"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("too easy to guess"));
+    let body = json!({"name": "newbie", "password": "newbie-for-all-seasons", "roles": "officer", "level": "CUI"});
+    let r = admin
+        .post(app.url("/api/admin/users"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("account name"));
+
+    // Where a document's file lives is for custodians and admins.
+    let (officer_view, custodian_view) = {
+        let custodian = signed_in(&app.base, "custodian").await;
+        let get = |c: &reqwest::Client| c.get(app.url("/api/documents/atp-4-0-6")).send();
+        let a: Value = get(&officer).await.unwrap().json().await.unwrap();
+        let b: Value = get(&custodian).await.unwrap().json().await.unwrap();
+        (a, b)
+    };
+    assert_eq!(
+        officer_view["document"]["meta"]["source_path"], "",
+        "{officer_view}"
+    );
+    assert!(
+        custodian_view["document"]["meta"]["source_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("atp-4-0-6.md")
+    );
+}

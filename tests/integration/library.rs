@@ -3,14 +3,13 @@
 //! re-indexing, background jobs with per-file results, and searching while a job runs.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doctrina_tests::{TestIndex, drafter_over};
+use doctrina_tests::TestIndex;
 use doctrina_types::config::LibraryConfig;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "custodian-password-1";
+const PASSWORD: &str = "vellum lantern quarry 41";
 
 /// The app with a library, and an HTTP client signed in as a custodian. Signing in happens
 /// in [`Custodian::sign_in`] only.
@@ -22,6 +21,8 @@ struct Custodian {
     library: std::path::PathBuf,
     server: Option<doctrina_web::Server>,
     _store: tempfile::TempDir,
+    auth: std::sync::Arc<doctrina_auth::AuthStore>,
+    name: String,
     index: TestIndex,
 }
 
@@ -29,32 +30,28 @@ impl Custodian {
     async fn start(config: LibraryConfig) -> Self {
         let index = TestIndex::new();
         let store = tempfile::tempdir().unwrap();
-        let retriever = Arc::new(index.retriever());
-        let drafter = drafter_over(retriever, None, store.path());
-        let plans = doctrina_plan::PlanStore::open(&store.path().join("plans.sqlite")).unwrap();
-        let audit = doctrina_audit::AuditLog::open(&store.path().join("audit.sqlite")).unwrap();
-        let auth = doctrina_auth::AuthStore::open(
-            &store.path().join("auth.sqlite"),
-            doctrina_types::config::AuthConfig::default(),
-        )
-        .unwrap();
-        auth.add_user(&doctrina_auth::NewUser {
-            name: "custodian".to_string(),
-            password: PASSWORD.to_string(),
-            roles: vec![doctrina_auth::Role::Custodian, doctrina_auth::Role::Officer],
-            clearance: doctrina_types::Clearance {
-                level: "TOP SECRET".to_string(),
-                caveats: Vec::new(),
-            },
-        })
-        .unwrap();
-        let ingestor = doctrina_tests::ingestor(doctrina_tests::ingest_config());
-        let library =
-            doctrina_web::library::Library::open(index.data_dir(), config, ingestor).unwrap();
-        let library_dir = library.dir().to_path_buf();
-        let state = doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth)
-            .with_library(library)
-            .unwrap();
+        // The library lives in the index's data directory, as in `doctrina serve`.
+        let app = doctrina_tests::open_app(
+            index.data_dir(),
+            |c| c.library = config,
+            |b| b.indexes(index.indexes.clone()).library(true),
+        );
+        if app.auth.user("custodian").unwrap().is_none() {
+            app.auth
+                .add_user(&doctrina_auth::NewUser {
+                    name: "custodian".to_string(),
+                    password: PASSWORD.to_string(),
+                    roles: vec![doctrina_auth::Role::Custodian, doctrina_auth::Role::Officer],
+                    clearance: doctrina_types::Clearance {
+                        level: "TOP SECRET".to_string(),
+                        caveats: Vec::new(),
+                    },
+                })
+                .unwrap();
+        }
+        let library_dir = app.library.as_ref().unwrap().dir().to_path_buf();
+        let auth = app.auth.clone();
+        let state = doctrina_web::AppState::new(&app);
         let server = doctrina_web::spawn("127.0.0.1:0".parse().unwrap(), state)
             .await
             .unwrap();
@@ -69,17 +66,48 @@ impl Custodian {
             library: library_dir,
             server: Some(server),
             _store: store,
+            auth,
+            name: "custodian".to_string(),
             index,
         };
         me.sign_in().await;
         me
     }
 
+    /// Another custodian (and officer) with `clearance`, signed in on the same server.
+    async fn colleague(&self, name: &str, level: &str, caveats: &[&str]) -> Custodian {
+        self.auth
+            .add_user(&doctrina_auth::NewUser {
+                name: name.to_string(),
+                password: PASSWORD.to_string(),
+                roles: vec![doctrina_auth::Role::Custodian, doctrina_auth::Role::Officer],
+                clearance: doctrina_types::Clearance {
+                    level: level.to_string(),
+                    caveats: caveats.iter().map(|c| c.to_string()).collect(),
+                },
+            })
+            .unwrap();
+        let mut other = Custodian {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            cookie: String::new(),
+            csrf: String::new(),
+            library: self.library.clone(),
+            server: None,
+            _store: tempfile::tempdir().unwrap(),
+            auth: self.auth.clone(),
+            name: name.to_string(),
+            index: TestIndex::new(),
+        };
+        other.sign_in().await;
+        other
+    }
+
     async fn sign_in(&mut self) {
         let r = self
             .http
             .post(format!("{}/api/login", self.base))
-            .json(&json!({"name": "custodian", "password": PASSWORD}))
+            .json(&json!({"name": self.name, "password": PASSWORD}))
             .send()
             .await
             .unwrap();
@@ -1112,4 +1140,122 @@ async fn index_health_reports_and_a_repair_job_fixes_disagreement() {
         .search("quillwort procedure", doctrina_types::SearchMode::Dense, 5);
     assert!(dense.iter().any(|h| h.doc_id == "a"), "vectors are back");
     app.stop().await;
+}
+
+/// Issue 12: a CUI custodian uploaded a document with `supersedes: <a SECRET document's id>`
+/// and took the SECRET document out of SECRET readers' search. Superseding needs access to
+/// what is superseded; a reference to something invisible is refused exactly like one to
+/// nothing, and what was superseded is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseding_needs_access_to_what_is_superseded() {
+    let boss = Custodian::start(LibraryConfig::default()).await;
+    let job = boss
+        .upload_and_wait(
+            &[("ops-plan.md", doc("Ops Plan", "quillwort", 2))],
+            &[("marking", "SECRET"), ("publication", "OPS 7")],
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    let secret_id = job["files"][0]["doc_id"].as_str().unwrap().to_string();
+    let low = boss.colleague("low-custodian", "CUI", &[]).await;
+    for reference in [secret_id.as_str(), "no-such-document"] {
+        let front = format!(
+            "---\nsupersedes: {reference}\n---\n# Notice\n\n1-1. The quillwort notice replaces earlier guidance on the quillwort procedure.\n"
+        );
+        let job = low
+            .upload_and_wait(&[("notice.md", front.into_bytes())], &[("marking", "CUI")])
+            .await;
+        assert_eq!(job["status"], "failed", "{job}");
+        let error = job["files"][0]["error"].as_str().unwrap();
+        assert!(error.contains("supersede"), "{error}");
+        assert!(
+            !error.contains("SECRET") && !error.contains("Ops Plan"),
+            "{error}"
+        );
+    }
+    // The two refusals read the same but for the reference the uploader typed.
+    assert!(
+        boss.search_ids("quillwort procedure", "")
+            .await
+            .contains(&secret_id),
+        "the SECRET document is still searched"
+    );
+    // Someone cleared for it may supersede it, and it is audited.
+    let front = format!(
+        "---\nsupersedes: {secret_id}\npublication: OPS 7\n---\n# Ops Plan 2\n\n1-1. The new quillwort procedure.\n"
+    );
+    let job = boss
+        .upload_and_wait(
+            &[("ops-plan-2.md", front.into_bytes())],
+            &[("marking", "SECRET")],
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(
+        !boss
+            .search_ids("quillwort procedure", "")
+            .await
+            .contains(&secret_id)
+    );
+    let audit =
+        doctrina_audit::AuditLog::open(&boss.index.data_dir().join("audit.sqlite")).unwrap();
+    let entry = audit
+        .entries(0, 1000)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|e| e.event.action == "upload-job")
+        .unwrap();
+    assert_eq!(
+        entry.event.detail["superseded"][0]["supersedes"][0],
+        secret_id.as_str()
+    );
+    low.stop().await;
+    boss.stop().await;
+}
+
+/// Issue 12: job pages named documents above the viewing custodian's clearance. A re-index
+/// of everything by a CUI custodian lists the SECRET file as a count, not a name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_results_name_only_what_the_viewer_may_see() {
+    let boss = Custodian::start(LibraryConfig::default()).await;
+    let job = boss
+        .upload_and_wait(
+            &[
+                ("raid-orders.md", doc("Raid Orders", "kestrel", 2)),
+                ("open-notes.md", doc("Open Notes", "heron", 2)),
+            ],
+            &[("marking", "SECRET")],
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    let open = boss
+        .upload_and_wait(
+            &[("field-notes.md", doc("Field Notes", "heron", 2))],
+            &[("marking", "UNCLASSIFIED")],
+        )
+        .await;
+    assert_eq!(open["status"], "done", "{open}");
+    let low = boss.colleague("low-custodian", "CUI", &[]).await;
+    let (status, job) = low
+        .send(low.request(reqwest::Method::POST, "/api/reindex"))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = low.wait(&job).await;
+    let text = job.to_string();
+    for secret in ["raid-orders", "Raid Orders", "open-notes"] {
+        assert!(!text.contains(secret), "{secret} named in {text}");
+    }
+    assert!(text.contains("field-notes"), "{text}");
+    assert!(job["hidden_files"].as_u64().unwrap() >= 2, "{text}");
+    let (_, page) = low.get_page(&format!("/jobs/{}", job["id"])).await;
+    assert!(
+        !page.contains("raid-orders"),
+        "the job page withholds it too"
+    );
+    // The one who may see everything sees every line.
+    let (status, _) = boss.get_json(&format!("/api/jobs/{}", job["id"])).await;
+    assert_eq!(status, 404, "a custodian sees only their own jobs");
+    low.stop().await;
+    boss.stop().await;
 }

@@ -224,3 +224,43 @@ fn an_edition_is_replaced_only_for_those_who_may_see_its_replacement() {
         assert_eq!(docs(&PassageFilter::default()), vec!["sop-new"], "{mode:?}");
     }
 }
+
+/// Issue 12: BM25's idf and average length come from the whole corpus, so a raw score moves
+/// with documents a reader may not see. Only a reader cleared for every document gets raw
+/// BM25 scores; everyone else gets `1 / rank` in the BM25 list.
+#[test]
+fn raw_bm25_scores_only_for_readers_cleared_for_everything() {
+    let index = corpus_index();
+    let retriever = index.retriever();
+    let search = |level: &str, caveats: &[&str]| {
+        let filter = doctrina_types::PassageFilter {
+            clearance: Some(doctrina_types::Clearance {
+                level: level.into(),
+                caveats: caveats.iter().map(|c| c.to_string()).collect(),
+            }),
+            ..doctrina_types::PassageFilter::default()
+        };
+        retriever
+            .search("fuel resupply convoy", SearchMode::Hybrid, 10, &filter)
+            .unwrap()
+    };
+    let low = search("UNCLASSIFIED", &[]);
+    assert!(low.iter().any(|h| h.scores.bm25.is_some()));
+    for h in &low {
+        if let (Some(score), Some(rank)) = (h.scores.bm25, h.scores.bm25_rank) {
+            assert_eq!(
+                score,
+                1.0 / rank as f32,
+                "{}: a rank, not a raw score",
+                h.passage_id
+            );
+        }
+    }
+    let top = search("TOP SECRET", &["NOFORN", "REL TO USA"]);
+    assert!(
+        top.iter()
+            .filter_map(|h| Some((h.scores.bm25?, h.scores.bm25_rank?)))
+            .any(|(score, rank)| score != 1.0 / rank as f32),
+        "raw BM25 for a reader cleared for everything"
+    );
+}

@@ -1,8 +1,6 @@
 //! The real app on port 0: health, the search API (same objects as the CLI, for an account
 //! cleared for the whole corpus), the page.
 
-use std::sync::Arc;
-
 use doctrina_tests::{corpus_index, drafter_over, serve_app, signed_in};
 use doctrina_types::{PassageFilter, SearchHit, SearchMode};
 
@@ -15,7 +13,7 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_api_and_page() {
     let dir = tempfile::tempdir().unwrap();
-    let retriever = Arc::new(corpus_index().retriever());
+    let retriever = corpus_index().retriever();
     let server = serve_app(
         drafter_over(retriever.clone(), None, dir.path()),
         dir.path(),

@@ -804,7 +804,7 @@ async fn xss_in_model_output_and_documents_renders_inert() {
     assert!(report.failed.is_empty(), "{report:?}");
     let dir = tempfile::tempdir().unwrap();
     let server = serve_app(
-        drafter_over(Arc::new(index.retriever()), None, dir.path()),
+        drafter_over(index.retriever(), None, dir.path()),
         dir.path(),
     )
     .await;
@@ -885,7 +885,7 @@ async fn documents_list_shows_status_superseded_and_failures() {
     assert_eq!(report.failed.len(), 1);
     let dir = tempfile::tempdir().unwrap();
     let server = serve_app(
-        drafter_over(Arc::new(index.retriever()), None, dir.path()),
+        drafter_over(index.retriever(), None, dir.path()),
         dir.path(),
     )
     .await;
@@ -919,4 +919,132 @@ async fn documents_list_shows_status_superseded_and_failures() {
     let (_, list) = app.get_json("/api/documents").await;
     assert_eq!(list["documents"][0]["stale_reason"], "its file is missing");
     app.stop().await;
+}
+
+/// Issue 12: a section drafted from SECRET//NOFORN sources that cites none was exported
+/// UNCLASSIFIED (the export took marks from cited sources only). A section is marked by
+/// every source the model was given; lowering it takes an audited override that applies to
+/// that version only; raising is always allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_section_is_marked_by_every_source_it_was_given_not_only_the_cited() {
+    // The model answers without a single citation.
+    let fake = FakeServer::start(Fault::Reply(
+        "Resupply moves by night along the northern route. Fuel is issued at the LRP.".into(),
+    ))
+    .await;
+    let app = App::start(Some(chat_at(&fake.url))).await;
+    let (_, plan) = app
+        .post(
+            "/api/plans",
+            json!({"title": "GRANITE LANTERN", "kind": "operation-order"}),
+        )
+        .await;
+    let plan = plan["id"].as_str().unwrap().to_string();
+    let (_, section) = app
+        .post(
+            &format!("/api/plans/{plan}/sections"),
+            json!({"template": "opord-sustainment", "task": "Operation GRANITE LANTERN sustainment: TF RAPTOR fuel and ammunition resupply"}),
+        )
+        .await;
+    let section = section["id"].as_str().unwrap().to_string();
+    let (status, draft) = app
+        .post(
+            &format!("/api/sections/{section}/draft?stream=false"),
+            json!({"mode": "llm", "sources": 8}),
+        )
+        .await;
+    assert_eq!(status, 201, "{draft}");
+    let (_, detail) = app.get_json(&format!("/api/sections/{section}")).await;
+    let given: Vec<&str> = detail["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["marking"].as_str().unwrap())
+        .collect();
+    assert!(
+        given.contains(&"SECRET//NOFORN"),
+        "the task retrieves the SECRET//NOFORN order: {given:?}"
+    );
+    let cited: usize = detail["current"]["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["citations"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(cited, 0, "the draft cites nothing");
+    assert_eq!(
+        detail["marking"]["effective"]["level"], "SECRET",
+        "{}",
+        detail["marking"]
+    );
+    assert_eq!(detail["marking"]["effective"]["caveats"][0], "NOFORN");
+    let (status, _) = app
+        .post(
+            &format!("/api/sections/{section}/accept"),
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, export) = app
+        .get_json(&format!("/api/plans/{plan}/export?format=json"))
+        .await;
+    assert_eq!(export["banner"], "SECRET//NOFORN", "{export}");
+    assert_eq!(export["sections"][0]["marking"], "SECRET//NOFORN");
+    let (_, page) = app.get(&format!("/sections/{section}")).await;
+    assert!(
+        page.contains("SECRET//NOFORN"),
+        "the section page shows the marking"
+    );
+
+    // Lower: refused without a reason, audited with one, for this version only.
+    let (status, body) = app
+        .post(
+            &format!("/api/sections/{section}/marking"),
+            json!({"marking": "UNCLASSIFIED"}),
+        )
+        .await;
+    assert_error(status, &body, 409, "conflict");
+    let (status, marking) = app
+        .post(
+            &format!("/api/sections/{section}/marking"),
+            json!({"marking": "CUI", "override_reason": "classification review 24-17: sanitised text"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{marking}");
+    assert_eq!(marking["effective"]["level"], "CUI");
+    assert_eq!(marking["derived"]["level"], "SECRET");
+    let audit = doctrina_audit::AuditLog::open(&app._dir.path().join("audit.sqlite")).unwrap();
+    let entries = audit.entries(0, 1000).unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e.event.action == "marking-override")
+        .expect("the override is audited");
+    assert_eq!(entry.event.actor, "staff");
+    assert_eq!(entry.event.detail["derived"], "SECRET//NOFORN");
+    // A new version is marked from its own sources again.
+    let (status, _) = app
+        .post(
+            &format!("/api/sections/{section}/draft?stream=false"),
+            json!({"mode": "llm", "sources": 8}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, detail) = app.get_json(&format!("/api/sections/{section}")).await;
+    assert_eq!(detail["marking"]["effective"]["level"], "SECRET");
+    // Raise: always allowed, no reason needed.
+    let (status, marking) = app
+        .post(
+            &format!("/api/sections/{section}/marking"),
+            json!({"marking": "TOP SECRET//NOFORN"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{marking}");
+    assert_eq!(marking["effective"]["level"], "TOP SECRET");
+    let (status, body) = app
+        .post(
+            &format!("/api/sections/{section}/marking"),
+            json!({"marking": "ULTRA"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "bad_request");
 }

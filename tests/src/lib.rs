@@ -7,13 +7,14 @@ pub mod servers;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_app::App;
+use doctrina_embed::Embedder;
 use doctrina_index::indexer::NoProgress;
 use doctrina_index::{IndexReport, Indexer, Indexes};
 use doctrina_ingest::Ingestor;
 use doctrina_retrieve::Retriever;
 use doctrina_types::config::IngestConfig;
-use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode};
+use doctrina_types::{Config, PassageFilter, SearchHit, SearchMode};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -31,15 +32,35 @@ pub fn corpus_documents() -> PathBuf {
 /// Panics with the setup command if the runtime or model is missing: these tests must not
 /// pass without the real parts.
 pub fn embedder() -> Arc<dyn Embedder> {
-    static EMBEDDER: OnceLock<Arc<FastEmbedder>> = OnceLock::new();
+    static EMBEDDER: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
     EMBEDDER
         .get_or_init(|| {
-            let config = Config::default();
-            Arc::new(FastEmbedder::load(&config.embedding).unwrap_or_else(|e| {
+            App::open_embedder(&Config::default()).unwrap_or_else(|e| {
                 panic!("the real embedding model is required: {e} (run `make setup`)")
-            }))
+            })
         })
         .clone()
+}
+
+/// The app over `data_dir` as the server builds it (through the composition root), with
+/// this process's shared embedder and the test parser child; `tweak` adjusts the config
+/// and the builder (indexes to share, an inference client, the library).
+pub fn open_app(
+    data_dir: &Path,
+    configure: impl FnOnce(&mut Config),
+    build: impl FnOnce(doctrina_app::AppBuilder) -> doctrina_app::AppBuilder,
+) -> App {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ingest: ingest_config(),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let builder = App::builder(config)
+        .embedder(embedder())
+        .sandbox(sandbox())
+        .chat(None);
+    build(builder).open().expect("the app opens")
 }
 
 /// The isolated parser every test ingestor uses: the `doctrina-test-extract` binary built
@@ -75,9 +96,10 @@ pub fn ingestor(ingest: IngestConfig) -> Ingestor {
     Ingestor::new(ingest, Config::default().markings).isolated(sandbox())
 }
 
-/// A fresh data directory with its indexes.
+/// A fresh data directory with the app opened on it.
 pub struct TestIndex {
     // Field order matters: the indexes flush on drop, so they go before their directory.
+    pub app: App,
     pub indexes: Arc<Indexes>,
     pub ingest: IngestConfig,
     pub dir: tempfile::TempDir,
@@ -91,16 +113,23 @@ impl TestIndex {
 
     pub fn with_ingest(ingest: IngestConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let indexes = Self::open_at(dir.path());
+        let ingest2 = ingest.clone();
+        let app = open_app(dir.path(), |c| c.ingest = ingest2, |b| b);
         Self {
+            indexes: app.indexes.clone(),
+            app,
             dir,
-            indexes: Arc::new(indexes),
             ingest,
         }
     }
 
+    /// The indexes of `path` alone, opened as the app opens them (tests of reopening).
     pub fn open_at(path: &Path) -> Indexes {
-        Indexes::open(path, EMBEDDING_DIM, Config::default().markings).expect("indexes open")
+        let config = Config {
+            data_dir: path.to_path_buf(),
+            ..Config::default()
+        };
+        App::open_indexes(&config).expect("indexes open")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -108,19 +137,17 @@ impl TestIndex {
     }
 
     pub fn index(&self, paths: &[PathBuf]) -> IndexReport {
-        let ingestor = ingestor(self.ingest.clone());
-        let embedder = embedder();
-        Indexer::new(&self.indexes, &ingestor, embedder.as_ref())
-            .run(paths, &NoProgress)
-            .expect("index run")
+        Indexer::new(
+            &self.indexes,
+            &self.app.ingestor,
+            self.app.embedder.as_ref(),
+        )
+        .run(paths, &NoProgress)
+        .expect("index run")
     }
 
-    pub fn retriever(&self) -> Retriever {
-        Retriever::new(
-            self.indexes.clone(),
-            embedder(),
-            Config::default().retrieval,
-        )
+    pub fn retriever(&self) -> Arc<Retriever> {
+        self.app.retriever.clone()
     }
 
     pub fn search(&self, query: &str, mode: SearchMode, k: usize) -> Vec<SearchHit> {
@@ -167,7 +194,7 @@ pub fn drafter(
     chat: Option<Arc<dyn doctrina_draft::inference::ChatModel>>,
     store_dir: &Path,
 ) -> doctrina_draft::Drafter {
-    drafter_over(Arc::new(corpus_index().retriever()), chat, store_dir)
+    drafter_over(corpus_index().retriever(), chat, store_dir)
 }
 
 /// The password of every test account.
@@ -206,13 +233,8 @@ pub const ACCOUNTS: &[(&str, &[doctrina_auth::Role], &str, &[&str])] = {
     ]
 };
 
-/// An account store in `dir` holding [`ACCOUNTS`].
-pub fn auth_store(
-    dir: &Path,
-    config: doctrina_types::config::AuthConfig,
-) -> doctrina_auth::AuthStore {
-    let store =
-        doctrina_auth::AuthStore::open(&dir.join("users.sqlite"), config).expect("accounts");
+/// Adds [`ACCOUNTS`] to an account store (those it lacks).
+pub fn add_accounts(store: &doctrina_auth::AuthStore) {
     for (name, roles, level, caveats) in ACCOUNTS {
         if store.user(name).expect("account").is_none() {
             store
@@ -228,11 +250,10 @@ pub fn auth_store(
                 .expect("add account");
         }
     }
-    store
 }
 
-/// The app's state over `drafter`, with plans, audit log, evaluation runs and [`ACCOUNTS`] in
-/// `store_dir`.
+/// The app's state over `drafter`'s indexes and inference client, with plans, drafts, audit
+/// log, evaluation runs and [`ACCOUNTS`] in `store_dir`.
 pub fn app_state(drafter: doctrina_draft::Drafter, store_dir: &Path) -> doctrina_web::AppState {
     app_state_with(
         drafter,
@@ -247,12 +268,16 @@ pub fn app_state_with(
     store_dir: &Path,
     auth: doctrina_types::config::AuthConfig,
 ) -> doctrina_web::AppState {
-    let plans = doctrina_plan::PlanStore::open(&store_dir.join("plans.sqlite")).expect("plans");
-    let audit = doctrina_audit::AuditLog::open(&store_dir.join("audit.sqlite")).expect("audit");
-    let auth = auth_store(store_dir, auth);
-    let evals =
-        doctrina_eval::runs::RunStore::open(&store_dir.join("evals.sqlite")).expect("eval runs");
-    doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth).with_evals(evals)
+    let app = open_app(
+        store_dir,
+        |c| c.auth = auth.clone(),
+        |b| {
+            b.indexes(drafter.retriever.indexes().clone())
+                .chat(drafter.chat.clone())
+        },
+    );
+    add_accounts(&app.auth);
+    doctrina_web::AppState::new(&app)
 }
 
 /// The real web app (with the workspace) on a free port, drafting with `chat`, keeping
@@ -313,16 +338,13 @@ pub fn drafter_over(
     chat: Option<Arc<dyn doctrina_draft::inference::ChatModel>>,
     store_dir: &Path,
 ) -> doctrina_draft::Drafter {
-    doctrina_draft::Drafter {
-        retriever,
+    doctrina_app::drafter(
+        &retriever,
+        embedder(),
         chat,
-        checker: doctrina_draft::support::SupportChecker::new(
-            embedder(),
-            doctrina_draft::support::Thresholds::default(),
-        ),
-        sections: doctrina_draft::sections::SectionLibrary::bundled().expect("templates"),
-        store: doctrina_draft::DraftStore::open(&store_dir.join("drafts.sqlite")).expect("store"),
-    }
+        &store_dir.join("drafts.sqlite"),
+    )
+    .expect("drafter")
 }
 
 /// An OpenAI-compatible client for `url` with short timeouts (tests), adjusted by `tweak`.
@@ -344,4 +366,16 @@ pub fn chat(
 /// [`chat`] with a minute for the whole answer (the web tests).
 pub fn chat_at(url: &str) -> Arc<dyn doctrina_draft::inference::ChatModel> {
     chat(url, |c| c.total_timeout_ms = 60_000)
+}
+
+/// Records a figure a test measured (the leak probe's count, ...) for `make test` to print
+/// after the run: `$DOCTRINA_REPORT_DIR/<name>.txt` when that is set, and stderr always.
+pub fn report(name: &str, line: &str) {
+    eprintln!("{line}");
+    if let Some(dir) = std::env::var_os("DOCTRINA_REPORT_DIR") {
+        let dir = PathBuf::from(dir);
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join(format!("{name}.txt")), format!("{line}\n"));
+        }
+    }
 }

@@ -21,6 +21,21 @@ pub enum AuditError {
     Json(#[from] serde_json::Error),
 }
 
+/// The log is part of every action: when it cannot be written, the action is refused.
+impl doctrina_types::Faulted for AuditError {
+    fn fault(&self) -> doctrina_types::Fault {
+        doctrina_types::Fault::Unavailable
+    }
+
+    fn code(&self) -> &'static str {
+        "audit_unavailable"
+    }
+
+    fn public_message(&self) -> String {
+        "the audit log cannot be written; the action is refused until it can".to_string()
+    }
+}
+
 type Result<T> = std::result::Result<T, AuditError>;
 
 /// The hash that the first entry links to.

@@ -39,6 +39,47 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl doctrina_types::Faulted for AuthError {
+    fn fault(&self) -> doctrina_types::Fault {
+        use doctrina_types::Fault;
+        match self {
+            Self::InvalidCredentials => Fault::Unauthenticated,
+            Self::Throttled { .. } => Fault::Throttled,
+            Self::Invalid(_) => Fault::Invalid,
+            Self::NoSuchUser(_) => Fault::NotFound,
+            Self::Exists(_) => Fault::Conflict,
+            Self::Sql(_) | Self::Internal(_) => Fault::Unavailable,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Throttled { .. } => "throttled",
+            Self::Invalid(_) => "invalid_input",
+            Self::NoSuchUser(_) => "not_found",
+            Self::Exists(_) => "conflict",
+            Self::Sql(_) | Self::Internal(_) => "accounts_unavailable",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Sql(_) | Self::Internal(_) => {
+                "the account store is unavailable; try again shortly".to_string()
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, AuthError>;
 
 /// What a person may do. Each route names the roles it allows; `Admin` manages accounts
@@ -266,7 +307,11 @@ impl AuthStore {
         }
     }
 
-    fn check_password(&self, password: &str) -> Result<()> {
+    /// Length first (`auth.min_password_chars`), then guessability: the account name in
+    /// any form, and passwords that common lists, keyboard patterns, dates and repeats make
+    /// easy to guess, are refused (zxcvbn, score below 3 of 4: more than about 10^8 guesses
+    /// needed), with zxcvbn's own advice.
+    fn check_password(&self, name: &str, password: &str) -> Result<()> {
         let chars = password.chars().count();
         if chars < self.config.min_password_chars {
             return Err(AuthError::Invalid(format!(
@@ -279,12 +324,34 @@ impl AuthStore {
                 "a password is at most 1024 characters".into(),
             ));
         }
+        let lower = password.to_lowercase();
+        if !name.is_empty() && lower.contains(&name.to_lowercase()) {
+            return Err(AuthError::Invalid(
+                "a password must not contain the account name".into(),
+            ));
+        }
+        let estimate = zxcvbn::zxcvbn(password, &[name, "doctrina"]);
+        if (estimate.score() as u8) < 3 {
+            let advice = estimate
+                .feedback()
+                .map(|f| {
+                    let mut parts: Vec<String> =
+                        f.warning().map(|w| w.to_string()).into_iter().collect();
+                    parts.extend(f.suggestions().iter().map(|s| s.to_string()));
+                    parts.join(" ")
+                })
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "use a longer phrase of unrelated words".to_string());
+            return Err(AuthError::Invalid(format!(
+                "this password is too easy to guess: {advice}"
+            )));
+        }
         Ok(())
     }
 
     pub fn add_user(&self, new: &NewUser) -> Result<User> {
         Self::check_name(&new.name)?;
-        self.check_password(&new.password)?;
+        self.check_password(&new.name, &new.password)?;
         if new.roles.is_empty() {
             return Err(AuthError::Invalid(
                 "an account needs at least one role".into(),
@@ -355,7 +422,7 @@ impl AuthStore {
 
     /// Sets the password and ends the account's sessions.
     pub fn set_password(&self, name: &str, password: &str) -> Result<User> {
-        self.check_password(password)?;
+        self.check_password(name, password)?;
         let hash = hash_password(password)?;
         self.update(
             name,
@@ -800,5 +867,51 @@ mod tests {
             vec![Role::Officer, Role::Evaluator]
         );
         assert!(Role::parse_list("officer,general").is_err());
+    }
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, AuthStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            AuthStore::open(&dir.path().join("users.sqlite"), AuthConfig::default()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn common_and_personal_passwords_are_refused() {
+        let (_dir, store) = store();
+        for weak in [
+            "password1234",
+            "Password123!",
+            "qwertyuiopasdf",
+            "123456789012",
+            "aaaaaaaaaaaaaaaa",
+            "iloveyou12345",
+            "letmein123456",
+        ] {
+            let err = store
+                .check_password("officer", weak)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("too easy to guess"), "{weak}: {err}");
+        }
+        let err = store
+            .check_password("bernadette", "Bernadette-2026-spring")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("account name"), "{err}");
+        for strong in [
+            "correct horse battery staple",
+            "vellum lantern quarry 41",
+            "a long enough password",
+        ] {
+            store
+                .check_password("officer", strong)
+                .unwrap_or_else(|e| panic!("{strong}: {e}"));
+        }
     }
 }

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_embed::Embedder;
 use doctrina_index::catalog::{StoredPassage, embed_hash, embedding_text};
 use doctrina_index::indexer::NoProgress;
 use doctrina_index::{Indexer, Indexes, PreparedDocument};
 use doctrina_ingest::{Ingestor, PIPELINE_VERSION, ParsedDocument, id_from_path};
 use doctrina_retrieve::Retriever;
 use doctrina_types::{
-    Config, DocumentMeta, EMBEDDING_DIM, Marking, Passage, PassageFilter, SearchMode, SourceFormat,
+    Config, DocumentMeta, Marking, Passage, PassageFilter, SearchMode, SourceFormat,
 };
 use serde::Serialize;
 
@@ -297,8 +297,18 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
         }
         None => tempfile::tempdir()?,
     };
-    let embedder = Arc::new(FastEmbedder::load(&config.embedding)?);
+    let embedder = doctrina_app::App::open_embedder(config)?;
+    // Parsing in this process: the parse rate of the parsers themselves. Indexing below
+    // goes through the app, which parses each file in a child process as in production.
     let ingestor = Ingestor::new(config.ingest.clone(), config.markings.clone());
+    let app_at = |dir: &Path, embedder: Arc<dyn Embedder>| -> anyhow::Result<doctrina_app::App> {
+        let mut config = config.clone();
+        config.data_dir = dir.to_path_buf();
+        Ok(doctrina_app::App::builder(config)
+            .embedder(embedder)
+            .chat(None)
+            .open()?)
+    };
 
     // The corpus: generated (sized to the requested chunk count) or given.
     let corpus_dir = match &options.corpus {
@@ -383,8 +393,8 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     say("indexing end to end");
     let e2e_dir = work.path().join("e2e");
     let (end_to_end, e2e_report) = {
-        let indexes = Indexes::open(&e2e_dir, EMBEDDING_DIM, config.markings.clone())?;
-        let indexer = Indexer::new(&indexes, &ingestor, embedder.as_ref());
+        let app = app_at(&e2e_dir, embedder.clone())?;
+        let indexer = Indexer::new(&app.indexes, &app.ingestor, embedder.as_ref());
         let t = Instant::now();
         let report = indexer.run(std::slice::from_ref(&corpus_dir), &NoProgress)?;
         (Rate::new(report.chunks, t.elapsed()), report)
@@ -419,10 +429,10 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
                 copied.push(dest);
             }
         }
-        let memo = MemoEmbedder::new(embedder.clone(), &refs, &base_vectors);
+        let memo = Arc::new(MemoEmbedder::new(embedder.clone(), &refs, &base_vectors));
         let dir = work.path().join("reindex");
-        let indexes = Indexes::open(&dir, EMBEDDING_DIM, config.markings.clone())?;
-        let indexer = Indexer::new(&indexes, &ingestor, &memo);
+        let app = app_at(&dir, memo.clone())?;
+        let indexer = Indexer::new(&app.indexes, &app.ingestor, memo.as_ref());
         let roots = std::slice::from_ref(&root);
         let t = Instant::now();
         let first = indexer.run(roots, &NoProgress)?;
@@ -469,14 +479,10 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
             "building a {scale}-chunk index from stored vectors"
         ));
         let dir = work.path().join(format!("scale-{scale}"));
-        let indexes = Arc::new(Indexes::open(&dir, EMBEDDING_DIM, config.markings.clone())?);
-        let build = build_scaled(&indexes, scale, &base_vectors, options.seed)?;
+        let app = app_at(&dir, embedder.clone())?;
+        let build = build_scaled(&app.indexes, scale, &base_vectors, options.seed)?;
         let disk = dir_size(&dir);
-        let retriever = Arc::new(Retriever::new(
-            indexes.clone(),
-            embedder.clone(),
-            config.retrieval.clone(),
-        ));
+        let retriever = app.retriever.clone();
         say(&format!("querying the {scale}-chunk index"));
         let figures = query_latencies(&retriever, options.queries, options.seed)?;
         scales.push(ScaleFigures {
@@ -501,7 +507,7 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
                 "{} users searching through the HTTP API for {} s",
                 options.load_users, options.load_seconds
             ));
-            load = Some(load_test(retriever.clone(), scale, options, work.path())?);
+            load = Some(load_test(&app, scale, options)?);
             stage_done(&mut stages, "HTTP load");
         }
     }
@@ -575,13 +581,13 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
 /// embeddings): a text it has embedded once is not embedded again. Used to build the
 /// re-index corpus, whose texts repeat the corpus's.
 struct MemoEmbedder {
-    model: Arc<FastEmbedder>,
+    model: Arc<dyn Embedder>,
     known: std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>,
     computed: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoEmbedder {
-    fn new(model: Arc<FastEmbedder>, texts: &[&str], vectors: &[Vec<f32>]) -> Self {
+    fn new(model: Arc<dyn Embedder>, texts: &[&str], vectors: &[Vec<f32>]) -> Self {
         Self {
             model,
             known: std::sync::Mutex::new(
@@ -794,35 +800,17 @@ fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::
 
 /// `users` concurrent clients searching (hybrid) through the real HTTP API on loopback.
 fn load_test(
-    retriever: Arc<Retriever>,
+    app: &doctrina_app::App,
     chunks: usize,
     options: &BenchOptions,
-    work: &Path,
 ) -> anyhow::Result<LoadFigures> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = work.join("load");
-        std::fs::create_dir_all(&store)?;
-        let drafter = doctrina_draft::Drafter {
-            checker: doctrina_draft::support::SupportChecker::new(
-                retriever.embedder().clone(),
-                doctrina_draft::support::Thresholds::default(),
-            ),
-            retriever,
-            chat: None,
-            sections: doctrina_draft::sections::SectionLibrary::bundled()?,
-            store: doctrina_draft::DraftStore::open(&store.join("drafts.sqlite"))?,
-        };
-        let plans = doctrina_plan::PlanStore::open(&store.join("plans.sqlite"))?;
-        let audit = doctrina_audit::AuditLog::open(&store.join("audit.sqlite"))?;
         // The load runs as one signed-in officer cleared SECRET without caveats, so every
         // search goes through the session check and the clearance filter as in production.
-        let auth = doctrina_auth::AuthStore::open(
-            &store.join("users.sqlite"),
-            doctrina_types::config::AuthConfig::default(),
-        )?;
+        let auth = &app.auth;
         let password = doctrina_auth::random_token()?;
         if auth.user("bench")?.is_none() {
             auth.add_user(&doctrina_auth::NewUser {
@@ -834,11 +822,8 @@ fn load_test(
         } else {
             auth.set_password("bench", &password)?;
         }
-        let server = doctrina_web::spawn(
-            "127.0.0.1:0".parse()?,
-            doctrina_web::AppState::new(Arc::new(drafter), plans, audit, auth),
-        )
-        .await?;
+        let server =
+            doctrina_web::spawn("127.0.0.1:0".parse()?, doctrina_web::AppState::new(app)).await?;
         let base = format!("http://{}", server.addr);
         let login = reqwest::Client::new()
             .post(format!("{base}/api/login"))

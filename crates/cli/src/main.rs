@@ -1,21 +1,18 @@
 //! `doctrina`: the command-line interface. Commands, flags and `--json` outputs are a stable
 //! contract that evaluators script against.
 
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use doctrina_app::App;
+use doctrina_index::Indexer;
+use doctrina_index::indexer::{FileOutcome, Progress};
+use doctrina_ingest::Ingestor;
+use doctrina_types::{Config, PassageFilter, SearchHit, SearchMode};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use doctrina_embed::{Embedder, FastEmbedder};
-use doctrina_index::indexer::{FileOutcome, Progress};
-use doctrina_index::{Indexer, Indexes};
-use doctrina_ingest::Ingestor;
-use doctrina_retrieve::Retriever;
-use doctrina_types::{Config, EMBEDDING_DIM, PassageFilter, SearchHit, SearchMode};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// `println!` that returns the write error instead of panicking: a closed pipe
 /// (`doctrina sections --json | head -1`) ends the command quietly ([`main`]).
@@ -319,48 +316,11 @@ fn main() -> ExitCode {
     }
 }
 
-struct Stack {
-    config: Config,
-    indexes: Arc<Indexes>,
-    embedder: Arc<dyn Embedder>,
-}
-
-/// Loads config, the embedder and the indexes, and repairs any disagreement left by an
-/// interrupted run before anything else touches them.
-fn open(cli: &Cli) -> Result<Stack> {
+/// Opens the stack from the configuration (the composition root), repairing what an
+/// interrupted run left before anything else touches the indexes.
+fn open(cli: &Cli) -> Result<App> {
     let config = load_config(cli)?;
-    if config.vector.backend != "edge" {
-        anyhow::bail!(
-            "vector.backend '{}' is not available in this build; use 'edge' (embedded Qdrant Edge)",
-            config.vector.backend
-        );
-    }
-    let embedder: Arc<dyn Embedder> =
-        Arc::new(FastEmbedder::load(&config.embedding).context("loading the embedding model")?);
-    let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())
-        .with_context(|| format!("opening the indexes in {}", config.data_dir.display()))?;
-    let health = indexes.check(Some(embedder.as_ref()), true)?;
-    if !health.repaired.is_empty() || !health.removed.is_empty() || !health.orphans.is_empty() {
-        tracing::warn!(
-            repaired = ?health.repaired,
-            removed = ?health.removed,
-            orphans = ?health.orphans,
-            "repaired the indexes after an interrupted run"
-        );
-    }
-    Ok(Stack {
-        config,
-        indexes: Arc::new(indexes),
-        embedder,
-    })
-}
-
-/// The ingestor every command uses: each file parsed in a child process of this binary.
-fn ingestor(config: &Config) -> Result<Ingestor> {
-    Ok(
-        Ingestor::new(config.ingest.clone(), config.markings.clone())
-            .isolated(doctrina_ingest::Sandbox::current_exe()?),
-    )
+    Ok(App::builder(config).open()?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -379,7 +339,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     path.file_name().unwrap_or_default(),
                 ))
             });
-            let parsed = ingestor(&config)?
+            let ingestor = Ingestor::new(config.ingest.clone(), config.markings.clone())
+                .isolated(doctrina_ingest::Sandbox::current_exe()?);
+            let parsed = ingestor
                 .parse_file(path, &hint)
                 .with_context(|| format!("{} cannot be indexed", path.display()))?;
             if *json {
@@ -414,8 +376,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sources,
             json,
         } => {
-            let stack = open(&cli)?;
-            let drafter = drafter(&stack)?;
+            let app = open(&cli)?;
+            let drafter = app.drafter.clone();
             let request = doctrina_draft::DraftRequest {
                 section: section.clone(),
                 task: task.clone(),
@@ -444,7 +406,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(|id| drafter.store.get(id).ok().flatten())
                 .map(|r| r.sources.iter().map(|s| s.hit.passage_id.clone()).collect())
                 .unwrap_or_default();
-            audit_log(&stack.config)?.append(&doctrina_audit::Event::new(
+            app.audit.append(&doctrina_audit::Event::new(
                 &cli_actor(),
                 "draft",
                 section,
@@ -473,7 +435,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Drafts { id, json } => {
             let config = load_config(&cli)?;
-            let store = doctrina_draft::DraftStore::open(&config.data_dir.join("drafts.sqlite"))?;
+            let store = App::open_draft_store(&config)?;
             match id {
                 Some(id) => {
                     let record = store
@@ -511,10 +473,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         }) => {
             let questions = doctrina_eval::load_questions(questions)?;
-            let stack = open(&cli)?;
-            let retriever = Retriever::new(stack.indexes, stack.embedder, stack.config.retrieval);
+            let app = open(&cli)?;
             let report = doctrina_eval::evaluate_retrieval(
-                &retriever,
+                &app.retriever,
                 &questions,
                 modes,
                 *k,
@@ -632,8 +593,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(n) = limit {
                 questions.truncate(*n);
             }
-            let stack = open(&cli)?;
-            let drafter = drafter(&stack)?;
+            let app = open(&cli)?;
+            let drafter = app.drafter.clone();
             let quiet = *json || !std::io::stderr().is_terminal();
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(doctrina_eval::drafts::evaluate_filtered(
@@ -695,17 +656,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let index_dir = index_dir.clone().unwrap_or_else(|| {
                 doctrina_eval::beir::default_index_dir(&config.data_dir, &dataset)
             });
-            let embedder: Arc<dyn Embedder> = Arc::new(
-                FastEmbedder::load(&config.embedding).context("loading the embedding model")?,
-            );
-            let indexes = Arc::new(
-                Indexes::open(&index_dir, EMBEDDING_DIM, config.markings.clone())
-                    .with_context(|| format!("opening {}", index_dir.display()))?,
-            );
+            // The dataset's own data directory, built like any other.
+            let mut dataset_config = config.clone();
+            dataset_config.data_dir = index_dir.clone();
+            let app = App::builder(dataset_config).chat(None).open()?;
             let quiet = *json || !std::io::stderr().is_terminal();
             let indexed = doctrina_eval::beir::index(
-                &indexes,
-                embedder.as_ref(),
+                &app.indexes,
+                app.embedder.as_ref(),
                 &dataset,
                 &|done, total| {
                     if !quiet {
@@ -716,8 +674,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !quiet && indexed > 0 {
                 eprintln!();
             }
-            let retriever = Retriever::new(indexes, embedder, config.retrieval);
-            let report = doctrina_eval::beir::evaluate(&retriever, &dataset, modes, *k)?;
+            let report = doctrina_eval::beir::evaluate(&app.retriever, &dataset, modes, *k)?;
             if *json {
                 let mut value = serde_json::to_value(&report)?;
                 if let Some(obj) = value.as_object_mut() {
@@ -770,14 +727,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Index { paths, json } => {
-            let stack = open(&cli)?;
-            let ingestor = ingestor(&stack.config)?;
+            let app = open(&cli)?;
             let progress = BarProgress::new(!json);
-            let result = Indexer::new(&stack.indexes, &ingestor, stack.embedder.as_ref())
+            let result = Indexer::new(&app.indexes, &app.ingestor, app.embedder.as_ref())
                 .run(paths, &progress);
             progress.finish();
             let targets: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            audit_log(&stack.config)?.append(&doctrina_audit::Event::new(
+            app.audit.append(&doctrina_audit::Event::new(
                 &cli_actor(),
                 "index",
                 &targets.join(" "),
@@ -821,8 +777,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             include_superseded,
             json,
         } => {
-            let stack = open(&cli)?;
-            let retriever = Retriever::new(stack.indexes, stack.embedder, stack.config.retrieval);
+            let app = open(&cli)?;
+            let retriever = app.retriever.clone();
             let filter = PassageFilter {
                 publications: publication.clone(),
                 include_superseded: *include_superseded,
@@ -840,52 +796,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { addr } => {
-            let stack = open(&cli)?;
+            let config = load_config(&cli)?;
             let addr: SocketAddr = match addr {
                 Some(a) => *a,
-                None => stack
-                    .config
+                None => config
                     .server
                     .addr
                     .parse()
-                    .with_context(|| format!("server.addr '{}'", stack.config.server.addr))?,
+                    .with_context(|| format!("server.addr '{}'", config.server.addr))?,
             };
-            let drafter = Arc::new(drafter(&stack)?);
-            let plans = doctrina_plan::PlanStore::open(&stack.config.data_dir.join("plans.sqlite"))
-                .context("opening the plan store")?;
-            let audit = audit_log(&stack.config)?;
-            let auth = auth_store(&stack.config)?;
-            if auth.users()?.is_empty() {
+            // The library's job worker runs in the server only (it resumes interrupted jobs).
+            let app = App::builder(config).library(true).open()?;
+            if app.auth.users()?.is_empty() {
                 eprintln!(
                     "doctrina: there are no accounts yet; create the first admin with \
                      `doctrina user add NAME --admin` (the password is read from the terminal)"
                 );
             }
-            let library = doctrina_web::library::Library::open(
-                &stack.config.data_dir,
-                stack.config.library.clone(),
-                ingestor(&stack.config)?,
-            )
-            .context("opening the library")?;
-            let evals =
-                doctrina_eval::runs::RunStore::open(&stack.config.data_dir.join("evals.sqlite"))
-                    .context("opening the evaluation run store")?;
             let runtime = tokio::runtime::Runtime::new()?;
             eprintln!("doctrina: serving on http://{addr}/");
-            runtime.block_on(doctrina_web::serve(
-                addr,
-                doctrina_web::AppState::new(drafter, plans, audit, auth)
-                    .with_library(library)
-                    .context("starting the library's job worker")?
-                    .with_evals(evals),
-            ))?;
+            runtime.block_on(doctrina_web::serve(addr, doctrina_web::AppState::new(&app)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { repair, json } => {
             let config = load_config(&cli)?;
-            let embedder = FastEmbedder::load(&config.embedding).ok();
-            let indexes = Indexes::open(&config.data_dir, EMBEDDING_DIM, config.markings.clone())?;
-            let report = indexes.check(embedder.as_ref().map(|e| e as &dyn Embedder), *repair)?;
+            let app = App::builder(config).repair(*repair).chat(None).open()?;
+            let report = app.health.clone();
             if *json {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {
@@ -920,9 +856,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Documents { json } => {
-            let stack = open(&cli)?;
-            let superseded = stack.indexes.superseded()?;
-            let catalog = stack.indexes.catalog();
+            let app = open(&cli)?;
+            let superseded = app.indexes.superseded()?;
+            let catalog = app.indexes.catalog();
             let docs = catalog.documents()?;
             let failures = catalog.failures()?;
             if *json {
@@ -991,12 +927,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The account store of the data directory.
-fn auth_store(config: &Config) -> Result<doctrina_auth::AuthStore> {
-    doctrina_auth::AuthStore::open(&config.data_dir.join("users.sqlite"), config.auth.clone())
-        .context("opening the account store")
-}
-
 /// A password from the terminal (asked twice) or one line of standard input.
 fn read_password(name: &str) -> Result<String> {
     use std::io::IsTerminal;
@@ -1051,8 +981,7 @@ fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
     use doctrina_auth::Role;
     let config = load_config(cli)?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = auth_store(&config)?;
-    let audit = audit_log(&config)?;
+    let (store, audit) = App::open_accounts(&config)?;
     let record = |action: &str, target: &str, outcome: &str, detail: serde_json::Value| {
         audit.append(&doctrina_audit::Event::new(
             &cli_actor(),
@@ -1164,9 +1093,7 @@ fn run_user(cli: &Cli, command: &UserCommand) -> Result<ExitCode> {
 
 /// The audit log of the data directory.
 fn audit_log(config: &Config) -> Result<doctrina_audit::AuditLog> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    doctrina_audit::AuditLog::open(&config.data_dir.join("audit.sqlite"))
-        .context("opening the audit log")
+    Ok(App::open_audit(config)?)
 }
 
 /// Who acts on the command line: the operating-system user.
@@ -1185,27 +1112,6 @@ fn load_config(cli: &Cli) -> Result<Config> {
         config.data_dir = dir.clone();
     }
     Ok(config)
-}
-
-fn drafter(stack: &Stack) -> Result<doctrina_draft::Drafter> {
-    let retriever = Arc::new(Retriever::new(
-        stack.indexes.clone(),
-        stack.embedder.clone(),
-        stack.config.retrieval.clone(),
-    ));
-    let chat: Arc<dyn doctrina_draft::inference::ChatModel> = Arc::new(
-        doctrina_draft::inference::OpenAiChat::new(stack.config.inference.clone())?,
-    );
-    Ok(doctrina_draft::Drafter {
-        retriever,
-        chat: Some(chat),
-        checker: doctrina_draft::support::SupportChecker::new(
-            stack.embedder.clone(),
-            doctrina_draft::support::Thresholds::default(),
-        ),
-        sections: doctrina_draft::sections::SectionLibrary::bundled()?,
-        store: doctrina_draft::DraftStore::open(&stack.config.data_dir.join("drafts.sqlite"))?,
-    })
 }
 
 fn print_draft(record: &doctrina_draft::DraftRecord) -> Result<()> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "custodian-password-1";
+const PASSWORD: &str = "vellum lantern quarry 41";
 
 /// A custodian account in the data directory (the store the server opens).
 fn add_custodian(data: &Path) {

@@ -45,6 +45,46 @@ pub enum DraftError {
     Store(#[from] StoreError),
 }
 
+impl doctrina_types::Faulted for DraftError {
+    fn fault(&self) -> doctrina_types::Fault {
+        use doctrina_types::Fault;
+        match self {
+            Self::UnknownSection { .. } | Self::EmptyTask => Fault::Invalid,
+            Self::NoSources => Fault::Unprocessable,
+            Self::NoServer => Fault::Unavailable,
+            Self::Inference { .. } => Fault::Upstream,
+            Self::Retrieve(e) => e.fault(),
+            Self::Support(e) => e.fault(),
+            Self::Store(_) => Fault::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownSection { .. } => "unknown_template",
+            Self::EmptyTask => "empty_task",
+            Self::NoSources => "no_sources",
+            Self::NoServer => "no_inference_server",
+            Self::Inference { .. } => "inference_failed",
+            Self::Retrieve(e) => e.code(),
+            Self::Support(e) => e.code(),
+            Self::Store(_) => "store_failed",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            // The inference server's own message names the server and what went wrong
+            // (timeout, refused connection, bad answer); it carries no secrets.
+            Self::Inference { .. } | Self::NoServer => self.to_string(),
+            Self::Retrieve(e) => e.public_message(),
+            Self::Support(e) => e.public_message(),
+            Self::Store(_) => "internal error".to_string(),
+            _ => self.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DraftRequest {
     pub section: String,

@@ -132,6 +132,21 @@ pub struct Verdict {
 #[error(transparent)]
 pub struct SupportError(#[from] doctrina_embed::EmbedError);
 
+/// The support check fails only when the embedder does: the same failure as anywhere else.
+impl doctrina_types::Faulted for SupportError {
+    fn fault(&self) -> doctrina_types::Fault {
+        self.0.fault()
+    }
+
+    fn code(&self) -> &'static str {
+        self.0.code()
+    }
+
+    fn public_message(&self) -> String {
+        self.0.public_message()
+    }
+}
+
 pub struct SupportChecker {
     embedder: Arc<dyn Embedder>,
     analyzer: Mutex<TextAnalyzer>,

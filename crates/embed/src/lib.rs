@@ -35,6 +35,11 @@ pub trait Embedder: Send + Sync {
     fn dimension(&self) -> usize;
     /// Embeds `texts`, returning one vector per text in the same order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// [`Embedder::embed`] in the given order, without grouping texts of similar length
+    /// into batches: the baseline the benchmark compares batching against.
+    fn embed_in_order(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(texts)
+    }
     /// A short name for records and logs.
     fn model_name(&self) -> &str;
 }
@@ -127,7 +132,7 @@ impl FastEmbedder {
 
     /// Embeds texts in exactly the order given, `batch_size` per ONNX Runtime call: the
     /// baseline that length bucketing is measured against.
-    pub fn embed_in_order(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    fn embed_unbucketed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let mut model = self
             .model
             .lock()
@@ -149,6 +154,10 @@ impl Embedder for FastEmbedder {
     /// `batch_size` texts): long passages go a few at a time, where attention cost and
     /// memory grow with the padded length, short queries many at a time. Vectors come
     /// back in the caller's order.
+    fn embed_in_order(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_unbucketed(texts)
+    }
+
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -211,6 +220,20 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
 /// Cosine similarity of two unit vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl doctrina_types::Faulted for EmbedError {
+    fn fault(&self) -> doctrina_types::Fault {
+        doctrina_types::Fault::Unavailable
+    }
+
+    fn code(&self) -> &'static str {
+        "embedder_unavailable"
+    }
+
+    fn public_message(&self) -> String {
+        "the embedding model is unavailable; keyword search (mode=bm25) still works".to_string()
+    }
 }
 
 #[cfg(test)]

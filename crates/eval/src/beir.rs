@@ -324,11 +324,7 @@ mod tests {
             char_start: 0,
             char_end: 0,
             text: String::new(),
-            scores: ScoreBreakdown {
-                bm25: None,
-                dense: None,
-                fused: 0.0,
-            },
+            scores: ScoreBreakdown::new(),
         }
     }
 

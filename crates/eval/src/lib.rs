@@ -6,8 +6,11 @@
 
 pub mod agreement;
 pub mod beir;
+pub mod compare;
 pub mod drafts;
+pub mod export;
 pub mod runs;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +43,46 @@ pub enum EvalError {
     Json(#[from] serde_json::Error),
     #[error("evaluation store: {0}")]
     Store(String),
+    /// Absent, or not visible to the person asking (the same answer either way).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the run's state (no results yet).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl doctrina_types::Faulted for EvalError {
+    fn fault(&self) -> doctrina_types::Fault {
+        use doctrina_types::Fault;
+        match self {
+            Self::Format { .. } => Fault::Invalid,
+            Self::NotFound(_) => Fault::NotFound,
+            Self::Conflict(_) => Fault::Conflict,
+            Self::Retrieve(e) => e.fault(),
+            Self::Draft(e) => e.fault(),
+            Self::Io { .. } | Self::Sql(_) | Self::Json(_) | Self::Store(_) => Fault::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Format { .. } => "invalid_input",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Retrieve(e) => e.code(),
+            Self::Draft(e) => e.code(),
+            Self::Io { .. } | Self::Sql(_) | Self::Json(_) | Self::Store(_) => "evaluation_failed",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Format { .. } | Self::NotFound(_) | Self::Conflict(_) => self.to_string(),
+            Self::Retrieve(e) => e.public_message(),
+            Self::Draft(e) => e.public_message(),
+            _ => "internal error".to_string(),
+        }
+    }
 }
 
 /// `{"id":"q1","question":"...","gold":["2-15","ATP 4-0.6#2-16"]}`
@@ -253,11 +296,7 @@ mod tests {
             char_start: 0,
             char_end: 0,
             text: String::new(),
-            scores: ScoreBreakdown {
-                bm25: None,
-                dense: None,
-                fused: 0.0,
-            },
+            scores: ScoreBreakdown::new(),
         }
     }
 

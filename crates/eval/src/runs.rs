@@ -229,6 +229,10 @@ pub struct DraftAnswer {
     pub citation_recall: f64,
     pub citation_precision: Option<f64>,
     pub sentences: Vec<AnswerSentence>,
+    /// The markings of every passage the model was given for this answer, cited or not:
+    /// what a reader must be cleared for to see the answer.
+    #[serde(default)]
+    pub given_markings: Vec<String>,
 }
 
 /// A draft run's totals (the `doctrina eval drafts` figures).
@@ -284,9 +288,16 @@ impl RunResult {
                 .flat_map(|q| q.modes.values())
                 .flat_map(|m| m.hits.iter().map(|h| h.marking.clone()))
                 .collect(),
+            // Every passage given to the model counts, cited or not: an uncited draft from
+            // SECRET sources is still drawn from SECRET sources.
             Self::Drafts(d) => d
                 .citations()
                 .map(|(_, _, c)| c.passage.marking.clone())
+                .chain(
+                    d.per_question
+                        .iter()
+                        .flat_map(|a| a.given_markings.iter().cloned()),
+                )
                 .collect(),
         }
     }
@@ -310,12 +321,54 @@ pub enum RunSummary {
 }
 
 /// A run as stored. `result` is only loaded by [`RunStore::get`].
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            _ => Self::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Templates compare statuses with literals (`run.status == "done"`).
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: i64,
     pub actor: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub spec: RunSpec,
     /// Questions finished of `total`.
@@ -333,7 +386,7 @@ pub struct Run {
 
 impl Run {
     pub fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "done" | "failed")
+        matches!(self.status, RunStatus::Done | RunStatus::Failed)
     }
 
     pub fn percent(&self) -> usize {
@@ -584,6 +637,14 @@ pub async fn run_drafts(
             citation_recall: q.citation_recall,
             citation_precision: q.citation_precision,
             sentences,
+            given_markings: record
+                .as_ref()
+                .map(|r| {
+                    let set: BTreeSet<String> =
+                        r.sources.iter().map(|s| s.hit.marking.clone()).collect();
+                    set.into_iter().collect()
+                })
+                .unwrap_or_default(),
         });
     }
     Ok(DraftRun {
@@ -651,7 +712,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
         id: row.get(0)?,
         actor: row.get(1)?,
-        status: row.get(2)?,
+        status: RunStatus::parse(&row.get::<_, String>(2)?),
         error: row.get(3)?,
         spec: json_column(&spec, 4)?,
         done: row.get::<_, i64>(5)? as usize,
@@ -777,6 +838,61 @@ impl RunStore {
         };
         run.result = result.map(|r| serde_json::from_str(&r)).transpose()?;
         Ok(Some(run))
+    }
+
+    /// Finished draft runs stored before every given passage's marking was recorded: fills
+    /// each answer's `given_markings` from its draft record (`given(draft_id)`) and stores
+    /// the run's markings again, so such a run is never visible to someone not cleared
+    /// for every passage its drafts were given. Returns how many runs changed.
+    pub fn backfill_given_markings(
+        &self,
+        given: impl Fn(&str) -> Option<Vec<String>>,
+    ) -> Result<usize, EvalError> {
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id FROM runs WHERE status = 'done' AND kind = 'drafts' AND result IS NOT NULL",
+            )?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut changed = 0;
+        for id in ids {
+            let Some(Run {
+                result: Some(RunResult::Drafts(mut drafts)),
+                ..
+            }) = self.get(id)?
+            else {
+                continue;
+            };
+            let mut touched = false;
+            for answer in &mut drafts.per_question {
+                if !answer.given_markings.is_empty() {
+                    continue;
+                }
+                let Some(draft_id) = &answer.draft_id else {
+                    continue;
+                };
+                // A draft record that cannot be read makes the answer unreadable to all.
+                answer.given_markings = given(draft_id)
+                    .unwrap_or_else(|| vec![doctrina_types::Marking::unreadable().banner()]);
+                touched = true;
+            }
+            if touched {
+                let result = RunResult::Drafts(drafts);
+                let markings: Vec<String> = result.markings().into_iter().collect();
+                self.conn().execute(
+                    "UPDATE runs SET markings = ?2, result = ?3 WHERE id = ?1",
+                    params![
+                        id,
+                        serde_json::to_string(&markings)?,
+                        serde_json::to_string(&result)?
+                    ],
+                )?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// Runs without their results, newest first.
@@ -909,6 +1025,7 @@ mod tests {
                     invalid: vec![],
                     citations,
                 }],
+                given_markings: vec!["SECRET".into()],
             }],
         }
     }
@@ -936,7 +1053,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RunStore::open(&dir.path().join("evals.sqlite")).unwrap();
         let run = store.create("eve", &spec(), 3).unwrap();
-        assert_eq!(run.status, "queued");
+        assert_eq!(run.status, RunStatus::Queued);
         store.start(run.id).unwrap();
         store.progress(run.id, 1, 3).unwrap();
         let result = RunResult::Drafts(draft_run(&[
@@ -945,7 +1062,7 @@ mod tests {
         ]));
         store.finish(run.id, &result).unwrap();
         let got = store.get(run.id).unwrap().unwrap();
-        assert_eq!(got.status, "done");
+        assert_eq!(got.status, RunStatus::Done);
         assert_eq!(
             got.markings,
             vec!["SECRET".to_string(), "UNCLASSIFIED".to_string()]
@@ -976,9 +1093,55 @@ mod tests {
         drop(store);
         let store = RunStore::open(&dir.path().join("evals.sqlite")).unwrap();
         let other = store.get(other.id).unwrap().unwrap();
-        assert_eq!(other.status, "failed");
+        assert_eq!(other.status, RunStatus::Failed);
         assert!(other.error.unwrap().contains("stopped"));
-        assert_eq!(store.get(run.id).unwrap().unwrap().status, "done");
+        assert_eq!(store.get(run.id).unwrap().unwrap().status, RunStatus::Done);
+    }
+
+    /// Issue 12: a draft run was visible by the markings of cited passages only, so an
+    /// uncited draft from SECRET sources was readable by an UNCLASSIFIED evaluator.
+    #[test]
+    fn every_passage_given_counts_toward_a_run_marking() {
+        let mut run = draft_run(&[]);
+        for answer in &mut run.per_question {
+            answer.sentences.clear();
+            answer.given_markings = vec!["SECRET//NOFORN".into()];
+            answer.draft_id = Some("d1".into());
+        }
+        let result = RunResult::Drafts(run.clone());
+        assert!(result.markings().contains("SECRET//NOFORN"));
+
+        // A run stored before given markings were recorded is filled from its drafts.
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("evals.sqlite")).unwrap();
+        let stored = store.create("eve", &spec(), 1).unwrap();
+        for answer in &mut run.per_question {
+            answer.given_markings.clear();
+        }
+        store.finish(stored.id, &RunResult::Drafts(run)).unwrap();
+        assert!(store.get(stored.id).unwrap().unwrap().markings.is_empty());
+        let changed = store
+            .backfill_given_markings(|id| (id == "d1").then(|| vec!["TOP SECRET".into()]))
+            .unwrap();
+        assert_eq!(changed, 1);
+        assert_eq!(
+            store.get(stored.id).unwrap().unwrap().markings,
+            vec!["TOP SECRET".to_string()]
+        );
+        // An unreadable draft record makes the answer readable by no one.
+        let again = store.create("eve", &spec(), 1).unwrap();
+        let mut lost = draft_run(&[]);
+        for answer in &mut lost.per_question {
+            answer.sentences.clear();
+            answer.given_markings.clear();
+            answer.draft_id = Some("gone".into());
+        }
+        store.finish(again.id, &RunResult::Drafts(lost)).unwrap();
+        store.backfill_given_markings(|_| None).unwrap();
+        assert_eq!(
+            store.get(again.id).unwrap().unwrap().markings,
+            vec![doctrina_types::Marking::unreadable().banner()]
+        );
     }
 
     #[test]

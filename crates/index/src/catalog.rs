@@ -85,33 +85,61 @@ pub struct Newer {
     pub marking: Marking,
 }
 
-/// Which documents a newer indexed edition supersedes: `old id -> newer`. A document's
-/// `supersedes` names the older edition by document id, by `PUBLICATION (YEAR)`,
-/// `PUBLICATION EDITION`, or by the bare publication (then every other edition of that
-/// publication with an earlier edition date is superseded).
+/// The references in a document's `supersedes` (several are separated by `;`).
+pub fn supersedes_references(meta: &DocumentMeta) -> Vec<String> {
+    meta.supersedes
+        .as_deref()
+        .unwrap_or_default()
+        .split(';')
+        .map(norm)
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Whether `reference` (normalised) names `older` as an edition `newer` replaces: by
+/// document id, `PUBLICATION (YEAR)`, `PUBLICATION EDITION`, or the bare publication (then
+/// every other edition of it with an earlier edition date).
+fn names(reference: &str, newer: &DocumentMeta, older: &DocumentMeta) -> bool {
+    if older.id == newer.id {
+        return false;
+    }
+    let publication = older.publication.as_deref().map(norm);
+    let edition = older.edition.as_deref().map(norm);
+    let year: Option<String> = edition
+        .as_deref()
+        .map(|e| e.chars().filter(char::is_ascii_digit).take(4).collect())
+        .filter(|y: &String| y.len() == 4);
+    reference == norm(&older.id)
+        || matches!((&publication, &year), (Some(p), Some(y)) if reference == format!("{p} ({y})"))
+        || matches!((&publication, &edition), (Some(p), Some(e)) if reference == format!("{p} {e}"))
+        || (publication.as_deref() == Some(reference)
+            && newer.publication.as_deref().map(norm) == publication
+            && older.edition < newer.edition)
+}
+
+/// For each reference in `newer`'s `supersedes`, the documents it names.
+pub fn superseded_targets<'a>(
+    newer: &DocumentMeta,
+    docs: &'a [DocumentRecord],
+) -> Vec<(String, Vec<&'a DocumentRecord>)> {
+    supersedes_references(newer)
+        .into_iter()
+        .map(|reference| {
+            let named = docs
+                .iter()
+                .filter(|older| names(&reference, newer, &older.meta))
+                .collect();
+            (reference, named)
+        })
+        .collect()
+}
+
+/// Which documents a newer indexed edition supersedes: `old id -> newer` (see [`names`]).
 pub fn superseded_by(docs: &[DocumentRecord]) -> std::collections::BTreeMap<String, Newer> {
     let mut out = std::collections::BTreeMap::new();
     for newer in docs {
-        let Some(reference) = newer.meta.supersedes.as_deref().map(norm) else {
-            continue;
-        };
-        for older in docs {
-            if older.meta.id == newer.meta.id {
-                continue;
-            }
-            let publication = older.meta.publication.as_deref().map(norm);
-            let edition = older.meta.edition.as_deref().map(norm);
-            let year: Option<String> = edition
-                .as_deref()
-                .map(|e| e.chars().filter(char::is_ascii_digit).take(4).collect())
-                .filter(|y: &String| y.len() == 4);
-            let matches = reference == norm(&older.meta.id)
-                || matches!((&publication, &year), (Some(p), Some(y)) if reference == format!("{p} ({y})"))
-                || matches!((&publication, &edition), (Some(p), Some(e)) if reference == format!("{p} {e}"))
-                || (publication.as_deref() == Some(reference.as_str())
-                    && newer.meta.publication.as_deref().map(norm) == publication
-                    && older.meta.edition < newer.meta.edition);
-            if matches {
+        for (_, named) in superseded_targets(&newer.meta, docs) {
+            for older in named {
                 out.insert(
                     older.meta.id.clone(),
                     Newer {
@@ -605,6 +633,14 @@ mod tests {
         assert_eq!(map.get("tc-mid").map(|n| n.id.as_str()), Some("tc-new"));
         assert!(!map.contains_key("tc-new") && !map.contains_key("atp-2024"));
         assert_eq!(map.len(), 4, "{map:?}");
+        // Several references, separated by `;`.
+        let docs = vec![
+            doc("a", "FM 2", "2001", None),
+            doc("b", "FM 3", "2002", None),
+            doc("c", "FM 9", "2010", Some("a; FM 3 (2002)")),
+        ];
+        let map = superseded_by(&docs);
+        assert_eq!(map.len(), 2, "{map:?}");
     }
 
     #[test]

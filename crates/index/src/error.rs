@@ -20,10 +20,6 @@ pub enum IndexError {
     Keyword(#[from] tantivy::TantivyError),
     #[error("keyword index {path} was written with another schema: {message}")]
     KeywordSchema { path: PathBuf, message: String },
-    /// A bug: a filter reached an index with its clearance not yet turned into ranks and
-    /// caveats, and searching would ignore it.
-    #[error("a search filter still carries an unresolved clearance")]
-    UnresolvedClearance,
     #[error("vector store: {0}")]
     Vector(String),
     #[error(transparent)]
@@ -33,3 +29,30 @@ pub enum IndexError {
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;
+
+impl doctrina_types::Faulted for IndexError {
+    fn fault(&self) -> doctrina_types::Fault {
+        match self {
+            Self::Embed(e) => e.fault(),
+            _ => doctrina_types::Fault::Unavailable,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Embed(e) => e.code(),
+            Self::Locked { .. } => "index_locked",
+            Self::Vector(_) => "vector_store_unavailable",
+            _ => "index_unavailable",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Embed(e) => e.public_message(),
+            // Names the vector server and what failed; carries no secrets.
+            Self::Vector(_) => self.to_string(),
+            _ => "the search index is unavailable; try again shortly".to_string(),
+        }
+    }
+}

@@ -44,11 +44,26 @@ pub struct IndexReport {
 pub struct FailedFile {
     pub path: String,
     pub error: String,
+    /// The document whose id this file tried to take, when that is why it failed (so a
+    /// front end can withhold its name from someone not cleared for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts_with: Option<String>,
 }
+
+/// A check every parsed document must pass before it is written (the library's rule that
+/// superseding needs access to what is superseded): `Err` fails that file with the reason.
+pub type Admission<'a> = dyn Fn(
+        &doctrina_types::DocumentMeta,
+        &[crate::catalog::DocumentRecord],
+    ) -> std::result::Result<(), String>
+    + Sync
+    + 'a;
 
 /// Progress notifications for a terminal progress bar or a background job page.
 pub trait Progress: Send + Sync {
     fn files_found(&self, _total: usize) {}
+    /// A changed file is about to be parsed (unchanged files are not announced).
+    fn file_started(&self, _path: &Path) {}
     fn file_done(&self, _path: &Path, _outcome: FileOutcome) {}
     fn passages_embedded(&self, _count: usize) {}
 }
@@ -69,6 +84,7 @@ pub struct Indexer<'a> {
     indexes: &'a Indexes,
     ingestor: &'a Ingestor,
     embedder: &'a dyn Embedder,
+    admission: Option<&'a Admission<'a>>,
 }
 
 struct Source {
@@ -132,7 +148,14 @@ impl<'a> Indexer<'a> {
             indexes,
             ingestor,
             embedder,
+            admission: None,
         }
+    }
+
+    /// Every parsed document must pass `admission` before it is written.
+    pub fn admit(mut self, admission: &'a Admission<'a>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// Indexes files and directories. Fatal errors (disk, locks, the embedder) abort with
@@ -150,6 +173,7 @@ impl<'a> Indexer<'a> {
                 report.failed.push(FailedFile {
                     path: root.display().to_string(),
                     error: e.to_string(),
+                    conflicts_with: None,
                 });
                 continue;
             }
@@ -188,6 +212,7 @@ impl<'a> Indexer<'a> {
                         {
                             return Ok(None);
                         }
+                        progress.file_started(&source.path);
                         ingestor
                             .parse_file(&abs, &id_from_path(&source.relative))
                             .map(Some)
@@ -233,22 +258,28 @@ impl<'a> Indexer<'a> {
                 for read in read_rx {
                     seen_paths.insert(read.key.clone());
                     let previous = by_path.get(&read.key).copied();
+                    let mut conflicts_with = None;
                     let outcome = read.parsed.and_then(|parsed| {
                         let Some(parsed) = parsed else {
                             return Ok(None);
                         };
                         let id = parsed.meta.id.clone();
                         if let Some(other) = claimed_ids.get(&id) {
+                            conflicts_with = Some(id.clone());
                             return Err(format!("document id '{id}' is already used by {other}"));
                         }
                         if let Some(owner) = by_id.get(id.as_str())
                             && owner.meta.source_path != read.key
                             && Path::new(&owner.meta.source_path).exists()
                         {
+                            conflicts_with = Some(id.clone());
                             return Err(format!(
                                 "document id '{id}' is already used by {}",
                                 owner.meta.source_path
                             ));
+                        }
+                        if let Some(admit) = self.admission {
+                            admit(&parsed.meta, &existing)?;
                         }
                         Ok(Some(parsed))
                     });
@@ -288,6 +319,7 @@ impl<'a> Indexer<'a> {
                             report.failed.push(FailedFile {
                                 path: read.path.display().to_string(),
                                 error,
+                                conflicts_with,
                             });
                             if let Some(prev) = previous {
                                 claimed_ids.insert(prev.meta.id.clone(), read.key.clone());

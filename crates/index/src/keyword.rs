@@ -15,7 +15,9 @@
 
 use std::path::Path;
 
-use doctrina_types::{PassageFilter, caveat_token};
+use doctrina_types::caveat_token;
+
+use crate::access::AccessFilter;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
@@ -337,10 +339,8 @@ impl KeywordIndex {
         Ok(out)
     }
 
-    fn filter_query(&self, filter: &PassageFilter) -> Result<Option<Box<dyn Query>>> {
-        if filter.clearance.is_some() {
-            return Err(IndexError::UnresolvedClearance);
-        }
+    fn filter_query(&self, filter: &AccessFilter) -> Result<Option<Box<dyn Query>>> {
+        let filter = filter.filter();
         let f = self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !filter.doc_ids.is_empty() {
@@ -447,14 +447,13 @@ impl KeywordIndex {
         Ok(Some(Box::new(BooleanQuery::new(clauses))))
     }
 
-    /// BM25 top-`limit` passage ids with scores, best first, within `filter`. A filter
-    /// still carrying a clearance is refused ([`IndexError::UnresolvedClearance`]): it must be
-    /// resolved into ranks and caveats first (`Indexes::resolve_clearance`).
+    /// BM25 top-`limit` passage ids with scores, best first, within `filter` (resolved from
+    /// a clearance by `Indexes::resolve_clearance`, the only way to make one).
     pub fn search(
         &self,
         query: &str,
         limit: usize,
-        filter: &PassageFilter,
+        filter: &AccessFilter,
     ) -> Result<Vec<(String, f32)>> {
         let filter = self.filter_query(filter)?;
         if limit == 0 {
@@ -490,6 +489,7 @@ impl KeywordIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use doctrina_types::PassageFilter;
 
     #[test]
     fn identifiers_survive_tokenisation() {
@@ -519,14 +519,18 @@ mod tests {
         .collect()
     }
 
+    fn unfiltered() -> AccessFilter {
+        AccessFilter::for_tests(PassageFilter::default())
+    }
+
     /// What a clearance resolves to, as `Indexes::resolve_clearance` does it.
-    fn resolved(level: &str, caveats: &[&str], tokens: &[String]) -> PassageFilter {
+    fn resolved(level: &str, caveats: &[&str], tokens: &[String]) -> AccessFilter {
         let scheme = doctrina_types::MarkingScheme::default();
         let clearance = doctrina_types::Clearance {
             level: level.into(),
             caveats: caveats.iter().map(|c| c.to_string()).collect(),
         };
-        PassageFilter {
+        AccessFilter::for_tests(PassageFilter {
             max_marking_rank: scheme.rank(level),
             exclude_caveats: tokens
                 .iter()
@@ -534,7 +538,7 @@ mod tests {
                 .cloned()
                 .collect(),
             ..PassageFilter::default()
-        }
+        })
     }
 
     #[test]
@@ -607,7 +611,7 @@ mod tests {
                 assert!(permitted(i, rank, allowed), "{level} {held:?} got {id}");
             }
         }
-        let unfiltered = index.search("fuel", 8, &PassageFilter::default()).unwrap();
+        let unfiltered = index.search("fuel", 8, &unfiltered()).unwrap();
         assert!(
             unfiltered.iter().all(|(id, _)| {
                 let i: usize = id[1..id.len() - 2].parse().unwrap();
@@ -615,17 +619,6 @@ mod tests {
             }),
             "restricted passages rank first without a filter"
         );
-        let unresolved = PassageFilter {
-            clearance: Some(doctrina_types::Clearance {
-                level: "SECRET".into(),
-                caveats: vec![],
-            }),
-            ..PassageFilter::default()
-        };
-        assert!(matches!(
-            index.search("fuel", 8, &unresolved),
-            Err(IndexError::UnresolvedClearance)
-        ));
     }
 
     #[test]
@@ -681,18 +674,14 @@ mod tests {
             ])
             .unwrap();
         index.commit().unwrap();
-        let hits = index
-            .search("ATP 4-0.6", 10, &PassageFilter::default())
-            .unwrap();
+        let hits = index.search("ATP 4-0.6", 10, &unfiltered()).unwrap();
         assert_eq!(hits[0].0, "a#0");
-        let hits = index
-            .search("paragraph 1-4", 10, &PassageFilter::default())
-            .unwrap();
+        let hits = index.search("paragraph 1-4", 10, &unfiltered()).unwrap();
         assert_eq!(hits[0].0, "a#0");
-        let restricted = PassageFilter {
+        let restricted = AccessFilter::for_tests(PassageFilter {
             max_marking_rank: Some(0),
             ..PassageFilter::default()
-        };
+        });
         let hits = index
             .search("brigade fuel planning", 10, &restricted)
             .unwrap();
@@ -704,11 +693,6 @@ mod tests {
         index.commit().unwrap();
         assert_eq!(index.count(), 1);
         assert_eq!(index.doc_ids().unwrap(), vec!["b".to_string()]);
-        assert!(
-            index
-                .search("", 10, &PassageFilter::default())
-                .unwrap()
-                .is_empty()
-        );
+        assert!(index.search("", 10, &unfiltered()).unwrap().is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! The indexes: the SQLite catalog (source of truth), the tantivy keyword index and the
 //! vector store, kept in agreement by [`Indexes`], plus the incremental [`indexer`].
 
+mod access;
 pub mod catalog;
 mod error;
 pub mod indexer;
@@ -8,6 +9,7 @@ pub mod keyword;
 mod store;
 pub mod vector;
 
+pub use access::AccessFilter;
 pub use catalog::{Catalog, DocumentRecord, Newer, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};

@@ -28,6 +28,7 @@ use doctrina_embed::Embedder;
 use doctrina_types::{DocumentStatus, Marking, MarkingScheme, PassageFilter, caveat_token};
 use serde::{Deserialize, Serialize};
 
+use crate::access::AccessFilter;
 use crate::catalog::{Catalog, DocumentRecord, StoredPassage, embedding_text};
 use crate::error::{IndexError, Result};
 use crate::keyword::{KeywordDoc, KeywordIndex};
@@ -128,6 +129,10 @@ pub type CaveatTokens = Arc<BTreeSet<String>>;
 #[derive(Default)]
 struct CaveatCache {
     tokens: Option<CaveatTokens>,
+    /// The highest rank in the catalog (`Some(None)`: no documents), cached likewise.
+    highest_rank: Option<Option<u32>>,
+    /// Ranks of documents being written right now, counted per write in progress.
+    pending_ranks: BTreeMap<u32, usize>,
     pending: BTreeMap<String, usize>,
 }
 
@@ -135,6 +140,7 @@ struct CaveatCache {
 struct PendingCaveats<'a> {
     indexes: &'a Indexes,
     tokens: Vec<String>,
+    ranks: Vec<u32>,
 }
 
 impl Drop for PendingCaveats<'_> {
@@ -148,7 +154,16 @@ impl Drop for PendingCaveats<'_> {
                 }
             }
         }
+        for rank in &self.ranks {
+            if let Some(n) = cache.pending_ranks.get_mut(rank) {
+                *n -= 1;
+                if *n == 0 {
+                    cache.pending_ranks.remove(rank);
+                }
+            }
+        }
         cache.tokens = None;
+        cache.highest_rank = None;
     }
 }
 
@@ -186,6 +201,21 @@ impl Indexes {
     /// Indexes built with another index format or marking scheme are rebuilt from the
     /// catalog first (see the module docs).
     pub fn open(data_dir: &Path, dimension: usize, scheme: MarkingScheme) -> Result<Self> {
+        Self::open_with(data_dir, scheme, |data_dir| {
+            Ok(Box::new(EdgeVectorStore::open(
+                &data_dir.join("vectors"),
+                dimension,
+            )?))
+        })
+    }
+
+    /// Opens the indexes with the vector store `vectors` makes (given the data directory,
+    /// once the directory is locked): the composition root's choice of backend.
+    pub fn open_with(
+        data_dir: &Path,
+        scheme: MarkingScheme,
+        vectors: impl FnOnce(&Path) -> Result<Box<dyn VectorStore>>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|source| IndexError::Io {
             path: data_dir.to_path_buf(),
             source,
@@ -234,7 +264,7 @@ impl Indexes {
                 other => other?,
             }
         };
-        let vectors = Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?);
+        let vectors = vectors(data_dir)?;
         let indexes = Self {
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
@@ -309,7 +339,9 @@ impl Indexes {
     /// documents.
     fn documents_changed(&self) {
         *self.superseded.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.caveat_cache().tokens = None;
+        let mut cache = self.caveat_cache();
+        cache.tokens = None;
+        cache.highest_rank = None;
     }
 
     fn caveat_cache(&self) -> MutexGuard<'_, CaveatCache> {
@@ -344,15 +376,23 @@ impl Indexes {
             .iter()
             .flat_map(|d| caveat_tokens_of(&d.record_meta.marking))
             .collect();
+        let ranks: Vec<u32> = docs
+            .iter()
+            .map(|d| self.marking_rank(&d.record_meta.marking.level))
+            .collect();
         let mut cache = self.caveat_cache();
         for token in &tokens {
             *cache.pending.entry(token.clone()).or_default() += 1;
+        }
+        for rank in &ranks {
+            *cache.pending_ranks.entry(*rank).or_default() += 1;
         }
         cache.tokens = None;
         drop(cache);
         PendingCaveats {
             indexes: self,
             tokens,
+            ranks,
         }
     }
 
@@ -364,9 +404,9 @@ impl Indexes {
     ///
     /// Documents whose level the scheme does not know are stored with a rank above the top
     /// level ([`Indexes::marking_rank`]), so no clearance reaches them.
-    pub fn resolve_clearance(&self, filter: &PassageFilter) -> Result<Option<PassageFilter>> {
+    pub fn resolve_clearance(&self, filter: &PassageFilter) -> Result<Option<AccessFilter>> {
         let Some(clearance) = &filter.clearance else {
-            return Ok(Some(filter.clone()));
+            return Ok(Some(AccessFilter::resolved(filter.clone(), true)));
         };
         let Some(rank) = self.scheme.rank(&clearance.level) else {
             return Ok(None);
@@ -374,14 +414,38 @@ impl Indexes {
         let mut resolved = filter.clone();
         resolved.clearance = None;
         resolved.max_marking_rank = Some(filter.max_marking_rank.map_or(rank, |m| m.min(rank)));
+        let mut denied = false;
         for token in self.caveat_tokens()?.iter() {
-            if !self.scheme.permits_caveat(clearance, token)
-                && !resolved.exclude_caveats.contains(token)
-            {
-                resolved.exclude_caveats.push(token.clone());
+            if !self.scheme.permits_caveat(clearance, token) {
+                denied = true;
+                if !resolved.exclude_caveats.contains(token) {
+                    resolved.exclude_caveats.push(token.clone());
+                }
             }
         }
-        Ok(Some(resolved))
+        let sees_everything = !denied && self.highest_rank()?.is_none_or(|top| top <= rank);
+        Ok(Some(AccessFilter::resolved(resolved, sees_everything)))
+    }
+
+    /// The highest marking rank of any document in the indexes: the catalog's (cached with
+    /// the caveats) and those of writes in progress.
+    pub fn highest_rank(&self) -> Result<Option<u32>> {
+        let mut cache = self.caveat_cache();
+        let pending = cache.pending_ranks.keys().next_back().copied();
+        let committed = match cache.highest_rank {
+            Some(top) => top,
+            None => {
+                let top = self
+                    .catalog()
+                    .documents()?
+                    .iter()
+                    .map(|d| self.marking_rank(&d.meta.marking.level))
+                    .max();
+                cache.highest_rank = Some(top);
+                top
+            }
+        };
+        Ok(committed.max(pending))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -848,8 +912,8 @@ mod tests {
             ..PassageFilter::default()
         };
         let resolved = indexes.resolve_clearance(&filter).unwrap().unwrap();
-        assert_eq!(resolved.max_marking_rank, Some(0));
-        assert!(resolved.clearance.is_none());
+        assert_eq!(resolved.filter().max_marking_rank, Some(0));
+        assert!(resolved.filter().clearance.is_none());
 
         // A new caveat is known as soon as it is written; a removed one may linger (harmless).
         indexes

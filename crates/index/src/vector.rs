@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use doctrina_types::{PassageFilter, caveat_token};
+use doctrina_types::caveat_token;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
@@ -19,6 +19,7 @@ use qdrant_edge::{
 };
 use serde_json::json;
 
+use crate::access::AccessFilter;
 use crate::error::{IndexError, Result};
 use crate::keyword::normalise_publication;
 
@@ -42,13 +43,12 @@ pub trait VectorStore: Send + Sync {
     /// Removes points whose document is not in `keep` (orphans left by a crash).
     fn retain_docs(&self, keep: &[String]) -> Result<()>;
     /// Nearest passages to `vector`, best first, with cosine similarity, within `filter`
-    /// (inside the query). A filter still carrying a clearance is refused with
-    /// [`IndexError::UnresolvedClearance`].
+    /// (inside the query; only `Indexes::resolve_clearance` makes one).
     fn search(
         &self,
         vector: &[f32],
         limit: usize,
-        filter: &PassageFilter,
+        filter: &AccessFilter,
     ) -> Result<Vec<(String, f32)>>;
     fn count(&self) -> Result<usize>;
     fn count_doc(&self, doc_id: &str) -> Result<usize>;
@@ -126,10 +126,8 @@ impl EdgeVectorStore {
         Ok(store)
     }
 
-    fn filter(filter: &PassageFilter) -> Result<Option<Filter>> {
-        if filter.clearance.is_some() {
-            return Err(IndexError::UnresolvedClearance);
-        }
+    fn filter(filter: &AccessFilter) -> Result<Option<Filter>> {
+        let filter = filter.filter();
         let mut must = Vec::new();
         if !filter.doc_ids.is_empty() {
             must.push(Condition::Field(FieldCondition::new_match(
@@ -247,7 +245,7 @@ impl VectorStore for EdgeVectorStore {
         &self,
         vector: &[f32],
         limit: usize,
-        filter: &PassageFilter,
+        filter: &AccessFilter,
     ) -> Result<Vec<(String, f32)>> {
         let filter = Self::filter(filter)?;
         if limit == 0 {
@@ -343,6 +341,11 @@ impl VectorStore for EdgeVectorStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use doctrina_types::PassageFilter;
+
+    fn unfiltered() -> AccessFilter {
+        AccessFilter::for_tests(PassageFilter::default())
+    }
 
     fn unit(i: usize) -> Vec<f32> {
         let mut v = vec![0.0; 8];
@@ -399,7 +402,7 @@ mod tests {
                 level: level.into(),
                 caveats: held.iter().map(|c| c.to_string()).collect(),
             };
-            let filter = PassageFilter {
+            let filter = AccessFilter::for_tests(PassageFilter {
                 max_marking_rank: scheme.rank(level),
                 exclude_caveats: tokens
                     .iter()
@@ -407,7 +410,7 @@ mod tests {
                     .cloned()
                     .collect(),
                 ..PassageFilter::default()
-            };
+            });
             let hits = store.search(&query, 8, &filter).unwrap();
             assert_eq!(hits.len(), 8, "{level} {held:?}: k hits despite the filter");
             for (id, _) in &hits {
@@ -423,17 +426,6 @@ mod tests {
                 );
             }
         }
-        let unresolved = PassageFilter {
-            clearance: Some(doctrina_types::Clearance {
-                level: "SECRET".into(),
-                caveats: vec![],
-            }),
-            ..PassageFilter::default()
-        };
-        assert!(matches!(
-            store.search(&query, 8, &unresolved),
-            Err(IndexError::UnresolvedClearance)
-        ));
     }
 
     #[test]
@@ -452,15 +444,13 @@ mod tests {
                 })
                 .collect();
             store.upsert(&points).unwrap();
-            let hits = store
-                .search(&unit(2), 2, &PassageFilter::default())
-                .unwrap();
+            let hits = store.search(&unit(2), 2, &unfiltered()).unwrap();
             assert_eq!(hits[0].0, "d0#2");
             assert!((hits[0].1 - 1.0).abs() < 1e-5);
-            let low = PassageFilter {
+            let low = AccessFilter::for_tests(PassageFilter {
                 max_marking_rank: Some(1),
                 ..PassageFilter::default()
-            };
+            });
             let hits = store.search(&unit(2), 4, &low).unwrap();
             assert!(
                 hits.iter().all(|(id, _)| id == "d0#0" || id == "d1#1"),

@@ -83,3 +83,29 @@ impl IngestError {
 }
 
 pub type Result<T> = std::result::Result<T, IngestError>;
+
+impl doctrina_types::Faulted for IngestError {
+    fn fault(&self) -> doctrina_types::Fault {
+        use doctrina_types::Fault;
+        match self {
+            Self::TooLarge { .. } => Fault::TooLarge,
+            Self::Unsupported { .. } => Fault::Unsupported,
+            Self::Io { .. } => Fault::Internal,
+            Self::Sandbox(_) => Fault::Unavailable,
+            Self::Reported { input: false, .. } => Fault::Internal,
+            _ => Fault::Invalid,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Unsupported { .. } => "unsupported_type",
+            Self::Unmarked => "unmarked",
+            Self::Metadata { .. } => "invalid_metadata",
+            Self::Io { .. } | Self::Reported { input: false, .. } => "io_error",
+            Self::Sandbox(_) => "parser_unavailable",
+            _ => "invalid_document",
+        }
+    }
+}

@@ -94,6 +94,43 @@ impl Ingestor {
         Ok(hash_with_sidecar(&bytes, sidecar.as_deref()))
     }
 
+    /// The highest marking a file's metadata states (its sidecar, and the front matter of a
+    /// Markdown or text file), read without parsing the document: how a file that failed to
+    /// parse is shown only to people cleared for it. `None` when nothing readable states one
+    /// (callers then treat the file as above every clearance).
+    pub fn stated_marking(&self, path: &Path) -> Option<doctrina_types::Marking> {
+        let mut found = Vec::new();
+        if let Ok(Some(bytes)) = detect::read_sidecar_bytes(path)
+            && let Ok(meta) = meta::parse_sidecar(&bytes, &sidecar_path(path))
+        {
+            found.push(meta);
+        }
+        let text_format = matches!(
+            detect::format_of(path),
+            Ok(SourceFormat::Markdown | SourceFormat::Text)
+        );
+        if text_format && let Ok(file) = std::fs::File::open(path) {
+            use std::io::Read;
+            let mut head = Vec::new();
+            if file.take(64 * 1024).read_to_end(&mut head).is_ok() {
+                let text = String::from_utf8_lossy(&head);
+                if let Ok((Some(front), _)) = meta::split_front_matter(&text) {
+                    found.push(front);
+                }
+            }
+        }
+        let markings: Vec<doctrina_types::Marking> = found
+            .iter()
+            .filter_map(|m| {
+                let written = m.marking.as_deref()?;
+                let mut marking = doctrina_types::Marking::parse_banner(written);
+                marking.caveats.extend(m.caveats.iter().cloned());
+                Some(marking)
+            })
+            .collect();
+        (!markings.is_empty()).then(|| self.scheme.highest(&markings))
+    }
+
     /// Reads, checks and parses one file (isolated when so configured). `id_hint` is the id
     /// to use when the file's own metadata does not set one (normally derived from its path).
     pub fn parse_file(&self, path: &Path, id_hint: &str) -> Result<ParsedDocument> {

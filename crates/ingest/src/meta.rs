@@ -272,6 +272,16 @@ impl GivenMeta {
     pub fn publication(&self) -> Option<String> {
         self.first(|m| m.publication.as_ref())
     }
+
+    /// The id: the sidecar's first. A sidecar is written by whoever manages the file (the
+    /// library names each upload), so a file's own front matter cannot take over the id of
+    /// another document.
+    fn id(&self) -> Option<String> {
+        self.sidecar
+            .as_ref()
+            .and_then(|m| m.id.clone())
+            .or_else(|| self.front.as_ref().and_then(|m| m.id.clone()))
+    }
 }
 
 /// Splits `SECRET//NOFORN` into a level and caveats; validates the level against the scheme.
@@ -393,7 +403,7 @@ pub fn resolve(
     content_hash: String,
 ) -> Result<DocumentMeta> {
     let (marking, marking_basis) = resolve_marking(&given, evidence, scheme, unmarked)?;
-    let id = match given.first(|m| m.id.as_ref()) {
+    let id = match given.id() {
         Some(id) => {
             let slug = crate::slug(&id);
             if slug.is_empty() {
@@ -607,6 +617,24 @@ mod tests {
         .unwrap();
         assert_eq!(meta.id, "up-1");
         assert_eq!(meta.title, "Front");
+        let given = GivenMeta {
+            front: Some(yaml("id: someone-elses\nmarking: CUI\n")),
+            sidecar: Some(yaml("id: up-2\n")),
+        };
+        let named = resolve(
+            given,
+            None,
+            &[],
+            &Evidence::default(),
+            &scheme(),
+            &Unmarked::Refuse,
+            "/x/up-2.md",
+            "hint",
+            SourceFormat::Markdown,
+            "h".into(),
+        )
+        .unwrap();
+        assert_eq!(named.id, "up-2", "the sidecar names the document");
         assert_eq!(meta.publication.as_deref(), Some("SOP 1"));
         assert_eq!(meta.supersedes.as_deref(), Some("SOP 1 (2020); old-id"));
     }

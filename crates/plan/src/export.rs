@@ -1,6 +1,6 @@
 //! A plan as one document: the accepted text of each section with its citations renumbered
-//! into one plan-wide reference list (publication, paragraph, page), and the highest
-//! marking of the cited sources as the banner. Sections nobody accepted are exported as
+//! into one plan-wide reference list (publication, paragraph, page), each section's marking
+//! as its portion mark and the highest of them as the banner. Sections nobody accepted are exported as
 //! an explicit placeholder, never as if they were final.
 
 use std::collections::HashMap;
@@ -18,6 +18,9 @@ pub struct SectionInput<'a> {
     pub section: &'a Section,
     pub accepted: Option<&'a Version>,
     pub sources: &'a [Source],
+    /// The accepted version's marking: every source it was drafted from, its own marks,
+    /// raised or overridden as recorded (`Workspace::section_marking`).
+    pub marking: Marking,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +48,8 @@ pub struct ExportedSection {
     /// Markdown with citations renumbered into [`Export::references`] (`None` when the
     /// section has no accepted text).
     pub text: Option<String>,
-    /// The highest marking of the sources this section cites (portion mark).
+    /// The section's marking (portion mark): the highest of every source its accepted
+    /// version was drafted from and of its text's own marks, as raised or overridden.
     pub marking: String,
 }
 
@@ -54,7 +58,7 @@ pub struct Export {
     pub plan_id: String,
     pub title: String,
     pub kind: String,
-    /// The highest marking of every cited source.
+    /// The highest marking of every exported section.
     pub banner: String,
     pub sections: Vec<ExportedSection>,
     pub references: Vec<Reference>,
@@ -83,7 +87,6 @@ pub fn build(
             });
             continue;
         };
-        let mut section_markings = Vec::new();
         let text = doctrina_draft::cite::replace_marks(&version.text, |numbers| {
             let mut out = String::new();
             for &n in numbers {
@@ -93,7 +96,6 @@ pub fn build(
                     continue;
                 };
                 let hit = &source.hit;
-                section_markings.push(Marking::parse_banner(&hit.marking));
                 let global = *by_passage.entry(hit.passage_id.clone()).or_insert_with(|| {
                     references.push(Reference {
                         n: references.len() + 1,
@@ -112,14 +114,14 @@ pub fn build(
             }
             out
         });
-        all_markings.extend(section_markings.iter().cloned());
+        all_markings.push(input.marking.clone());
         sections.push(ExportedSection {
             title: input.section.title.clone(),
             status: input.section.status.as_str().to_string(),
             version: Some(version.n),
             accepted_by: accepted_by(input.section),
             text: Some(text),
-            marking: scheme.highest(&section_markings).banner(),
+            marking: input.marking.banner(),
         });
     }
     Export {

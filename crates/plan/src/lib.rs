@@ -6,9 +6,11 @@
 pub mod export;
 pub mod review;
 pub mod store;
+pub mod workspace;
 
 pub use review::{ChangeKind, CitationChange, track_changes};
 pub use store::{
-    Comment, NewVersion, Plan, PlanError, PlanKind, PlanStore, Review, ReviewAction, Section,
-    SectionStatus, Version, VersionKind,
+    Comment, MarkingOverride, NewVersion, Plan, PlanError, PlanKind, PlanStore, Review,
+    ReviewAction, Section, SectionStatus, Version, VersionKind,
 };
+pub use workspace::{Workspace, WorkspaceError};

@@ -25,6 +25,27 @@ pub enum PlanError {
     Json(#[from] serde_json::Error),
 }
 
+impl doctrina_types::Faulted for PlanError {
+    fn fault(&self) -> doctrina_types::Fault {
+        use doctrina_types::Fault;
+        match self {
+            Self::NotFound(_) => Fault::NotFound,
+            Self::Conflict(_) => Fault::Conflict,
+            Self::Invalid(_) => Fault::Invalid,
+            Self::Sql(_) | Self::Json(_) => Fault::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Invalid(_) => "invalid_input",
+            Self::Sql(_) | Self::Json(_) => "store_failed",
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, PlanError>;
 
 /// The kinds of plan products a staff builds.
@@ -151,6 +172,23 @@ pub struct Section {
     pub created_at: String,
     pub created_by: String,
     pub updated_at: String,
+    /// A marking an officer raised the section to (banner form); it can only raise.
+    pub raised_marking: Option<String>,
+    /// An audited marking below what the section's sources require, for one version.
+    pub marking_override: Option<MarkingOverride>,
+}
+
+/// A section marked below what its sources and text require, by a named person with a
+/// reason, for one version only (a new version is marked from its own sources again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkingOverride {
+    pub version: u32,
+    pub marking: String,
+    /// What the sources and text required when it was made.
+    pub derived: String,
+    pub reason: String,
+    pub by: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +292,9 @@ CREATE TABLE IF NOT EXISTS sections (
     accepted_version INTEGER,
     created_at       TEXT NOT NULL,
     created_by       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL
+    updated_at       TEXT NOT NULL,
+    raised_marking   TEXT,
+    marking_override TEXT
 );
 CREATE INDEX IF NOT EXISTS sections_plan ON sections(plan_id, ordinal);
 CREATE TABLE IF NOT EXISTS versions (
@@ -357,7 +397,11 @@ fn with_kind((mut plan, kind): (Plan, String)) -> Result<Plan> {
 }
 
 const SECTION_COLUMNS: &str = "id, plan_id, ordinal, template, title, task, guidance, status, \
-    current_version, accepted_version, created_at, created_by, updated_at";
+    current_version, accepted_version, created_at, created_by, updated_at, raised_marking, \
+    marking_override";
+
+/// Columns added after the first release (added on open).
+const ADDED_SECTION_COLUMNS: &[&str] = &["raised_marking", "marking_override"];
 
 fn section_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Section> {
     let status: String = row.get(7)?;
@@ -375,6 +419,12 @@ fn section_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Section> {
         created_at: row.get(10)?,
         created_by: row.get(11)?,
         updated_at: row.get(12)?,
+        raised_marking: row.get(13)?,
+        // An override that cannot be read does not apply: the section is marked from its
+        // sources.
+        marking_override: row
+            .get::<_, Option<String>>(14)?
+            .and_then(|o| serde_json::from_str(&o).ok()),
     })
 }
 
@@ -426,9 +476,42 @@ impl PlanStore {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('sections')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for column in ADDED_SECTION_COLUMNS {
+            if !existing.iter().any(|c| c == column) {
+                conn.execute_batch(&format!("ALTER TABLE sections ADD COLUMN {column} TEXT"))?;
+            }
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Raises the section's marking floor (banner form); the caller has checked it raises.
+    pub fn set_raised_marking(&self, section_id: &str, banner: &str) -> Result<()> {
+        let changed = self.conn().execute(
+            &format!("UPDATE sections SET raised_marking = ?2, updated_at = {NOW} WHERE id = ?1"),
+            params![section_id, banner],
+        )?;
+        if changed == 0 {
+            return Err(PlanError::NotFound(format!("section {section_id}")));
+        }
+        Ok(())
+    }
+
+    /// Records an override of the section's marking for one version.
+    pub fn set_marking_override(&self, section_id: &str, o: &MarkingOverride) -> Result<()> {
+        let changed = self.conn().execute(
+            &format!("UPDATE sections SET marking_override = ?2, updated_at = {NOW} WHERE id = ?1"),
+            params![section_id, serde_json::to_string(o)?],
+        )?;
+        if changed == 0 {
+            return Err(PlanError::NotFound(format!("section {section_id}")));
+        }
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

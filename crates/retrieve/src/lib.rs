@@ -25,6 +25,32 @@ pub enum RetrieveError {
     Embed(#[from] doctrina_embed::EmbedError),
 }
 
+impl doctrina_types::Faulted for RetrieveError {
+    fn fault(&self) -> doctrina_types::Fault {
+        match self {
+            Self::EmptyQuery => doctrina_types::Fault::Invalid,
+            Self::Index(e) => e.fault(),
+            Self::Embed(e) => e.fault(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::EmptyQuery => "empty_query",
+            Self::Index(e) => e.code(),
+            Self::Embed(e) => e.code(),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::EmptyQuery => self.to_string(),
+            Self::Index(e) => e.public_message(),
+            Self::Embed(e) => e.public_message(),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, RetrieveError>;
 
 /// Time spent in each stage of one search.
@@ -61,21 +87,15 @@ pub fn reciprocal_rank_fusion(
 ) -> Vec<(String, ScoreBreakdown)> {
     let mut fused: HashMap<&str, ScoreBreakdown> = HashMap::new();
     for (rank, (id, score)) in bm25.iter().enumerate() {
-        let entry = fused.entry(id).or_insert(ScoreBreakdown {
-            bm25: None,
-            dense: None,
-            fused: 0.0,
-        });
+        let entry = fused.entry(id).or_default();
         entry.bm25 = Some(*score);
+        entry.bm25_rank = Some(rank + 1);
         entry.fused += bm25_weight / (k + rank as f32 + 1.0);
     }
     for (rank, (id, score)) in dense.iter().enumerate() {
-        let entry = fused.entry(id).or_insert(ScoreBreakdown {
-            bm25: None,
-            dense: None,
-            fused: 0.0,
-        });
+        let entry = fused.entry(id).or_default();
         entry.dense = Some(*score);
+        entry.dense_rank = Some(rank + 1);
         entry.fused += dense_weight / (k + rank as f32 + 1.0);
     }
     let mut out: Vec<(String, ScoreBreakdown)> = fused
@@ -143,42 +163,24 @@ impl Retriever {
             return Ok((Vec::new(), timings));
         }
         let clearance = filter.clearance.as_ref();
-        let resolved;
-        let filter = if clearance.is_some() {
-            match self.indexes.resolve_clearance(filter)? {
-                Some(f) => {
-                    resolved = f;
-                    &resolved
-                }
-                // The clearance's level is not in the scheme: it permits nothing.
-                None => return Ok((Vec::new(), timings)),
-            }
-        } else {
-            filter
+        let Some(mut filter) = self.indexes.resolve_clearance(filter)? else {
+            // The clearance's level is not in the scheme: it permits nothing.
+            return Ok((Vec::new(), timings));
         };
         // Superseded editions stay viewable but are not searched unless asked for.
-        let with_superseded;
-        let filter = if filter.include_superseded {
-            filter
-        } else {
+        if !filter.filter().include_superseded {
             let superseded = self.indexes.superseded()?;
-            if superseded.is_empty() {
-                filter
-            } else {
-                let mut f = filter.clone();
-                // An edition is replaced only for those who may see its replacement: someone
-                // without access to the newer edition keeps searching the one they can read
-                // (and learns nothing from it disappearing).
-                f.exclude_doc_ids.extend(
-                    superseded
-                        .iter()
-                        .filter(|(_, newer)| self.permits(clearance, &newer.marking))
-                        .map(|(old, _)| old.clone()),
-                );
-                with_superseded = f;
-                &with_superseded
-            }
-        };
+            // An edition is replaced only for those who may see its replacement: someone
+            // without access to the newer edition keeps searching the one they can read
+            // (and learns nothing from it disappearing).
+            filter.exclude_docs(
+                superseded
+                    .iter()
+                    .filter(|(_, newer)| self.permits(clearance, &newer.marking))
+                    .map(|(old, _)| old.clone()),
+            );
+        }
+        let filter = &filter;
         let candidates = self.config.candidates.max(k);
         let bm25 = if mode != SearchMode::Dense {
             let start = Instant::now();
@@ -212,6 +214,11 @@ impl Retriever {
         let mut fused =
             reciprocal_rank_fusion(&bm25, &dense, self.config.rrf_k, bm25_weight, dense_weight);
         fused.truncate(k);
+        if !filter.sees_everything() {
+            for (_, scores) in &mut fused {
+                scores.hide_raw_bm25();
+            }
+        }
         let hits = self.load_hits(fused, clearance)?;
         timings.fuse_and_load = start.elapsed();
         Ok((hits, timings))

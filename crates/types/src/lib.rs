@@ -8,8 +8,11 @@ mod marking;
 mod passage;
 mod search;
 
+pub mod fault;
+
 pub use config::Config;
 pub use document::{DocumentMeta, DocumentStatus, SourceFormat};
+pub use fault::{Fault, Faulted};
 pub use marking::{Clearance, Marking, MarkingScheme, UNREADABLE, caveat_token};
 pub use passage::Passage;
 pub use search::{PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
@@ -28,3 +31,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Dimension of the embedding vectors (all-MiniLM-L6-v2).
 pub const EMBEDDING_DIM: usize = 384;
+
+/// A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage
+/// return first) prefixed with `'`, for CSV exports of untrusted text (document text,
+/// questions, search queries, account names).
+pub fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spreadsheet_formulas_are_defused() {
+        use super::spreadsheet_safe as cell;
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("-2+3"), "'-2+3");
+        assert_eq!(cell("plain"), "plain");
+    }
+}

@@ -37,11 +37,44 @@ impl std::str::FromStr for SearchMode {
 }
 
 /// Per-retriever scores of one hit; `None` where that retriever did not return it.
+///
+/// `bm25` is the raw BM25 score only for readers cleared for every document in the
+/// indexes: idf and average length come from the whole corpus, so a raw score moves with
+/// documents a reader may not see. For everyone else it is `1 / bm25_rank`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoreBreakdown {
     pub bm25: Option<f32>,
     pub dense: Option<f32>,
     pub fused: f32,
+    /// Rank (from 1) in the BM25 list, if it was in it.
+    #[serde(default)]
+    pub bm25_rank: Option<usize>,
+    /// Rank (from 1) in the dense list, if it was in it.
+    #[serde(default)]
+    pub dense_rank: Option<usize>,
+}
+
+impl ScoreBreakdown {
+    pub fn new() -> Self {
+        Self {
+            bm25: None,
+            dense: None,
+            fused: 0.0,
+            bm25_rank: None,
+            dense_rank: None,
+        }
+    }
+
+    /// Replaces the raw BM25 score by `1 / rank` (see the type's docs).
+    pub fn hide_raw_bm25(&mut self) {
+        self.bm25 = self.bm25_rank.map(|r| 1.0 / r as f32);
+    }
+}
+
+impl Default for ScoreBreakdown {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// One ranked search result, as printed by `doctrina search --json`.

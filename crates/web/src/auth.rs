@@ -208,7 +208,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         .unwrap_or_default();
     let Some(access) = state.rules.get(&(method.clone(), path.clone())).copied() else {
         tracing::error!(%method, path, "route without an access rule");
-        return AppError::Forbidden("this route has no access rule".into()).into_response();
+        return AppError::forbidden("this route has no access rule").into_response();
     };
     if access == Access::Public {
         return next.run(req).await;
@@ -248,7 +248,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             "denied: role",
             serde_json::json!({"needs": access.describe()}),
         );
-        return refuse(AppError::Forbidden(format!(
+        return refuse(AppError::forbidden(format!(
             "your account may not do this (needs the role: {})",
             access.describe()
         )));
@@ -264,7 +264,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
                     "denied: csrf",
                     serde_json::json!({"reason": reason}),
                 );
-                return refuse(AppError::Csrf(reason));
+                return refuse(AppError::csrf(reason));
             }
         };
     }
@@ -286,7 +286,7 @@ fn unauthenticated(req: &Request, expired: bool) -> Response {
         }
         return Redirect::to(&url).into_response();
     }
-    let error = AppError::Unauthenticated { expired };
+    let error = AppError::unauthenticated(expired);
     if is_api(path) {
         error.into_response()
     } else {
@@ -421,7 +421,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Me {
             .extensions
             .get::<Arc<Session>>()
             .map(|s| Me::from(s.as_ref()))
-            .ok_or(AppError::Unauthenticated { expired: false })
+            .ok_or(AppError::unauthenticated(false))
     }
 }
 
@@ -446,5 +446,43 @@ pub fn secure_cookies(setting: &str, addr: std::net::SocketAddr) -> bool {
         "always" => true,
         "never" => false,
         _ => !addr.ip().is_loopback(),
+    }
+}
+
+/// Throttled logins, aggregated for the audit log: the first refusal of an (account,
+/// address) pair in a minute is recorded with how many were refused since its last entry;
+/// the rest only count. Memory is bounded: the oldest pairs are forgotten first.
+#[derive(Debug, Default)]
+pub struct ThrottledLogins {
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, u64)>>,
+}
+
+impl ThrottledLogins {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX_PAIRS: usize = 10_000;
+
+    /// `Some(refused since the last entry)` when this refusal should be recorded.
+    pub fn admit(&self, account: &str, client: &str) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let key = (account.to_string(), client.to_string());
+        if let Some((at, count)) = seen.get_mut(&key) {
+            if now.duration_since(*at) < Self::WINDOW {
+                *count += 1;
+                return None;
+            }
+            let suppressed = *count;
+            *at = now;
+            *count = 0;
+            return Some(suppressed);
+        }
+        if seen.len() >= Self::MAX_PAIRS {
+            seen.retain(|_, (at, _)| now.duration_since(*at) < Self::WINDOW);
+            if seen.len() >= Self::MAX_PAIRS {
+                return None; // still a flood: counted nowhere, recorded by the earlier entries
+            }
+        }
+        seen.insert(key, (now, 0));
+        Some(0)
     }
 }

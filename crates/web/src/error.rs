@@ -1,164 +1,209 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use doctrina_auth::AuthError;
-use doctrina_draft::DraftError;
-use doctrina_plan::PlanError;
-use doctrina_retrieve::RetrieveError;
+use doctrina_types::{Fault, Faulted};
 use serde_json::json;
 
-/// Errors a handler can return. Mapped exhaustively to a status and a stable code; server
-/// faults are logged and shown without internals.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    /// An upload over the configured size limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// An upload whose type is not allowed or whose bytes are not what its name says.
-    #[error("{0}")]
-    UnsupportedType(String),
-    #[error(transparent)]
-    Retrieve(#[from] RetrieveError),
-    #[error(transparent)]
-    Draft(#[from] DraftError),
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error("{0}")]
-    Index(#[from] doctrina_index::IndexError),
-    #[error("internal task failed")]
-    Join(#[from] tokio::task::JoinError),
-    #[error("page could not be rendered")]
-    Render(#[from] askama::Error),
-    #[error(transparent)]
-    Audit(#[from] doctrina_audit::AuditError),
-    #[error("{}", if *expired { "your session expired; sign in again" } else { "sign in first" })]
-    Unauthenticated { expired: bool },
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    Csrf(String),
-    #[error(transparent)]
-    Auth(#[from] doctrina_auth::AuthError),
-    /// The library's job store or its files (a runtime fault).
-    #[error("library: {0}")]
-    Library(String),
-    /// The evaluation run store or an export of it (a runtime fault).
-    #[error("evaluation: {0}")]
-    Evaluation(String),
+/// An error a handler returns: whose fault it is, a stable code, the message a user may
+/// see, and (for server faults) the internal detail that is logged but never shown.
+///
+/// The kind and code come from the crate that knows ([`Faulted`]): every library error
+/// converts with `?`, so the same failure has the same status and code on every route.
+#[derive(Debug)]
+pub struct AppError {
+    fault: Fault,
+    code: &'static str,
+    /// Shown to the user.
+    message: String,
+    /// Logged for server faults; never shown.
+    detail: String,
+    retry_after: Option<u64>,
 }
 
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for AppError {}
+
 impl AppError {
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotFound(_) | Self::Plan(PlanError::NotFound(_)) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
-            Self::Conflict(_) | Self::Plan(PlanError::Conflict(_)) => {
-                (StatusCode::CONFLICT, "conflict")
-            }
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Self::UnsupportedType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
-            Self::Plan(PlanError::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid_input"),
-            Self::Plan(PlanError::Sql(_) | PlanError::Json(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
-            }
-            Self::Retrieve(RetrieveError::EmptyQuery) => (StatusCode::BAD_REQUEST, "empty_query"),
-            Self::Retrieve(RetrieveError::Index(_)) | Self::Index(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable")
-            }
-            Self::Retrieve(RetrieveError::Embed(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "embedder_unavailable")
-            }
-            Self::Draft(e) => match e {
-                DraftError::UnknownSection { .. } => (StatusCode::BAD_REQUEST, "unknown_template"),
-                DraftError::EmptyTask => (StatusCode::BAD_REQUEST, "empty_task"),
-                DraftError::NoSources => (StatusCode::UNPROCESSABLE_ENTITY, "no_sources"),
-                DraftError::NoServer => (StatusCode::SERVICE_UNAVAILABLE, "no_inference_server"),
-                DraftError::Inference { .. } => (StatusCode::BAD_GATEWAY, "inference_failed"),
-                DraftError::Retrieve(RetrieveError::EmptyQuery) => {
-                    (StatusCode::BAD_REQUEST, "empty_query")
-                }
-                DraftError::Retrieve(_) => (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable"),
-                DraftError::Support(_) => (StatusCode::SERVICE_UNAVAILABLE, "embedder_unavailable"),
-                DraftError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
-            },
-            Self::Join(_) | Self::Render(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            Self::Audit(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
-            Self::Library(_) => (StatusCode::INTERNAL_SERVER_ERROR, "library_failed"),
-            Self::Evaluation(_) => (StatusCode::INTERNAL_SERVER_ERROR, "evaluation_failed"),
-            Self::Unauthenticated { expired: false } => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated")
-            }
-            Self::Unauthenticated { expired: true } => {
-                (StatusCode::UNAUTHORIZED, "session_expired")
-            }
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::Csrf(_) => (StatusCode::FORBIDDEN, "csrf_failed"),
-            Self::Auth(e) => match e {
-                AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-                AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
-                AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
-                AuthError::NoSuchUser(_) => (StatusCode::NOT_FOUND, "not_found"),
-                AuthError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
-                AuthError::Sql(_) | AuthError::Internal(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "accounts_unavailable")
-                }
-            },
+    fn new(fault: Fault, code: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            fault,
+            code,
+            detail: message.clone(),
+            message,
+            retry_after: None,
         }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Fault::Invalid, "bad_request", message)
+    }
+
+    /// `what` is named in the message: "section x not found".
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(Fault::NotFound, "not_found", format!("{what} not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(Fault::Conflict, "conflict", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(Fault::TooLarge, "too_large", message)
+    }
+
+    pub fn unsupported_type(message: impl Into<String>) -> Self {
+        Self::new(Fault::Unsupported, "unsupported_type", message)
+    }
+
+    pub fn unauthenticated(expired: bool) -> Self {
+        if expired {
+            Self::new(
+                Fault::Unauthenticated,
+                "session_expired",
+                "your session expired; sign in again",
+            )
+        } else {
+            Self::new(Fault::Unauthenticated, "unauthenticated", "sign in first")
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Fault::Forbidden, "forbidden", message)
+    }
+
+    pub fn csrf(message: impl Into<String>) -> Self {
+        Self::new(Fault::Forbidden, "csrf_failed", message)
+    }
+
+    /// A fault of this server (a page that cannot render, a task that panicked): logged
+    /// with `detail`, shown as "internal error".
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(Fault::Internal, "internal", "internal error");
+        e.detail = detail.to_string();
+        e
+    }
+
+    /// From any library error, by its own fault kind, code and public message.
+    pub fn of<E: Faulted + ?Sized>(e: &E) -> Self {
+        Self {
+            fault: e.fault(),
+            code: e.code(),
+            message: e.public_message(),
+            detail: e.to_string(),
+            retry_after: e.retry_after(),
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.fault.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn code(&self) -> &'static str {
-        self.status_and_code().1
+        self.code
     }
 
-    /// The message shown to users: the input problem, or a generic line for server faults.
+    /// The message shown to users: the input problem, or a safe line for server faults.
     pub fn public_message(&self) -> String {
-        let (status, _) = self.status_and_code();
-        match self {
-            Self::Retrieve(RetrieveError::Index(_)) | Self::Index(_) => {
-                "the search index is unavailable; try again shortly".to_string()
+        self.message.clone()
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+}
+
+/// Every library error converts by what it says about itself.
+macro_rules! faulted {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for AppError {
+            fn from(e: $error) -> Self {
+                Self::of(&e)
             }
-            Self::Retrieve(RetrieveError::Embed(_)) | Self::Draft(DraftError::Support(_)) => {
-                "the embedding model is unavailable; keyword search (mode=bm25) still works"
-                    .to_string()
-            }
-            // The inference server's own message names the server and what went wrong
-            // (timeout, refused connection, bad answer); it carries no secrets.
-            Self::Draft(DraftError::Inference { .. } | DraftError::NoServer) => self.to_string(),
-            Self::Auth(AuthError::Sql(_) | AuthError::Internal(_)) => {
-                "the account store is unavailable; try again shortly".to_string()
-            }
-            Self::Audit(_) => {
-                "the audit log cannot be written; the action is refused until it can".to_string()
-            }
-            _ if status.is_server_error() => "internal error".to_string(),
-            _ => self.to_string(),
-        }
+        })*
+    };
+}
+
+faulted!(
+    doctrina_retrieve::RetrieveError,
+    doctrina_draft::DraftError,
+    doctrina_plan::PlanError,
+    doctrina_index::IndexError,
+    doctrina_embed::EmbedError,
+    doctrina_audit::AuditError,
+    doctrina_auth::AuthError,
+    doctrina_eval::EvalError,
+    doctrina_ingest::IngestError,
+    doctrina_library::LibraryError,
+    doctrina_plan::WorkspaceError,
+);
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(format!("internal task failed: {e}"))
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        Self::internal(format!("page could not be rendered: {e}"))
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let status = self.status();
         if status.is_server_error() {
-            tracing::error!(error = %self, code, "request failed");
+            tracing::error!(error = %self.detail, code = self.code, "request failed");
         }
-        let body = json!({"error": {"code": code, "message": self.public_message()}});
+        let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (status, Json(body)).into_response();
-        if let Self::Auth(AuthError::Throttled { retry_after_secs }) = self
-            && let Ok(v) = retry_after_secs.to_string().parse()
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = secs.to_string().parse()
         {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_failure_has_the_same_code_everywhere() {
+        let embed = || doctrina_embed::EmbedError::Inference("onnx".into());
+        let searching = AppError::from(doctrina_retrieve::RetrieveError::Embed(embed()));
+        let drafting = AppError::from(doctrina_draft::DraftError::Retrieve(
+            doctrina_retrieve::RetrieveError::Embed(embed()),
+        ));
+        let checking = AppError::from(doctrina_draft::DraftError::Support(embed().into()));
+        for e in [&searching, &drafting, &checking] {
+            assert_eq!(e.code(), "embedder_unavailable");
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(!e.public_message().contains("onnx"), "no internals shown");
+        }
+    }
+
+    #[test]
+    fn throttling_carries_retry_after() {
+        let e = AppError::from(doctrina_auth::AuthError::Throttled {
+            retry_after_secs: 42,
+        });
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        let response = e.into_response();
+        assert_eq!(response.headers()["retry-after"], "42");
     }
 }

@@ -4,19 +4,17 @@
 pub mod auth;
 pub mod chart;
 mod error;
-pub mod evaluation;
-pub mod jobs;
-pub mod library;
 mod page;
 pub mod render;
 mod routes;
+mod sections;
 pub mod user;
-pub mod workspace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use doctrina_app::App;
 use doctrina_audit::AuditLog;
 use doctrina_auth::AuthStore;
 use doctrina_draft::Drafter;
@@ -26,40 +24,49 @@ use doctrina_retrieve::Retriever;
 pub use error::AppError;
 pub use routes::routes;
 
-/// Shared state: the retriever owns the indexes and the embedder; the drafter talks to the
-/// inference server and keeps draft records; the plan store keeps plans and their versions.
+/// Shared state: the parts of the [`App`] the handlers use (the retriever owns the indexes
+/// and the embedder; the drafter talks to the inference server and keeps draft records;
+/// the workspace keeps plans and their versions), plus the route rules and cookie policy.
 #[derive(Clone)]
 pub struct AppState {
     pub retriever: Arc<Retriever>,
     pub drafter: Arc<Drafter>,
     pub plans: Arc<PlanStore>,
     pub audit: Arc<AuditLog>,
-    pub drafting: Arc<workspace::InFlight>,
+    /// The officer's workspace: plans, sections, drafts, edits, reviews, exports.
+    pub workspace: Arc<doctrina_plan::Workspace>,
     /// Accounts and sessions.
     pub auth: Arc<AuthStore>,
     /// Every route's access rule (filled by [`app`]).
     pub rules: Arc<auth::RuleMap>,
     /// Whether cookies are marked `Secure` (see `auth.secure_cookies`).
     pub secure_cookies: bool,
-    /// The custodian's library and its job queue (see [`AppState::with_library`]).
-    pub library: Option<Arc<library::Library>>,
-    /// Evaluation runs and their judgements (see [`AppState::with_evals`]).
-    pub evals: Option<Arc<evaluation::Evaluations>>,
+    /// The custodian's library and its job queue (when the app was opened with one).
+    pub library: Option<Arc<doctrina_library::Library>>,
+    /// Evaluation runs and their judgements.
+    pub evals: Option<Arc<doctrina_eval::service::Evaluations>>,
+    /// Reads what a file's metadata states (the marking of files that failed to parse).
+    pub ingestor: doctrina_ingest::Ingestor,
+    /// How often refused logins of a throttled account or address are audited.
+    pub throttled_logins: Arc<auth::ThrottledLogins>,
 }
 
 impl AppState {
-    pub fn new(drafter: Arc<Drafter>, plans: PlanStore, audit: AuditLog, auth: AuthStore) -> Self {
+    /// The state of the web app over `app` (built by [`App::open`] or its builder).
+    pub fn new(app: &App) -> Self {
         Self {
-            retriever: drafter.retriever.clone(),
-            drafter,
-            plans: Arc::new(plans),
-            audit: Arc::new(audit),
-            drafting: Arc::default(),
-            auth: Arc::new(auth),
+            retriever: app.retriever.clone(),
+            drafter: app.drafter.clone(),
+            plans: app.plans.clone(),
+            audit: app.audit.clone(),
+            workspace: app.workspace.clone(),
+            auth: app.auth.clone(),
             rules: Arc::default(),
             secure_cookies: true,
-            library: None,
-            evals: None,
+            library: app.library.clone(),
+            evals: Some(app.evals.clone()),
+            ingestor: app.ingestor.clone(),
+            throttled_logins: Arc::default(),
         }
     }
 
@@ -101,6 +108,21 @@ impl AppState {
         };
         self.record(actor, action, target, &outcome, detail)?;
         result
+    }
+}
+
+impl AppState {
+    pub fn evals(&self) -> Result<&Arc<doctrina_eval::service::Evaluations>, AppError> {
+        self.evals.as_ref().ok_or_else(|| {
+            AppError::not_found("evaluation runs (this server was started without a run store)")
+        })
+    }
+
+    /// The library, or an error if this app was started without one.
+    pub fn library(&self) -> Result<&Arc<doctrina_library::Library>, AppError> {
+        self.library.as_ref().ok_or_else(|| {
+            AppError::not_found("a document library (this server was started without one)")
+        })
     }
 }
 

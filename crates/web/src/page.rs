@@ -20,11 +20,36 @@ struct ErrorPage {
 #[derive(Debug)]
 pub struct PageError(pub AppError);
 
-impl<E: Into<AppError>> From<E> for PageError {
-    fn from(e: E) -> Self {
-        Self(e.into())
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
+        Self(e)
     }
 }
+
+/// Everything that converts to an [`AppError`] converts to a page error too.
+macro_rules! page_errors {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for PageError {
+            fn from(e: $error) -> Self {
+                Self(e.into())
+            }
+        })*
+    };
+}
+
+page_errors!(
+    doctrina_retrieve::RetrieveError,
+    doctrina_draft::DraftError,
+    doctrina_plan::PlanError,
+    doctrina_index::IndexError,
+    doctrina_audit::AuditError,
+    doctrina_auth::AuthError,
+    doctrina_eval::EvalError,
+    doctrina_library::LibraryError,
+    doctrina_plan::WorkspaceError,
+    tokio::task::JoinError,
+    askama::Error,
+);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
@@ -35,7 +60,7 @@ impl IntoResponse for PageError {
 /// An error as an HTML page with the right status; `me` fills the header (sign-out, nav)
 /// when the person is signed in.
 pub fn error_page(error: AppError, me: crate::auth::Me) -> Response {
-    let (status, code) = error.status_and_code();
+    let (status, code) = (error.status(), error.code());
     if status.is_server_error() {
         tracing::error!(error = %error, code, "page failed");
     }

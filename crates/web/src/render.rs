@@ -40,10 +40,59 @@ static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     b
 });
 
-/// Markdown → sanitised HTML.
+/// Longest text rendered as Markdown; a longer one is shown as plain paragraphs.
+pub const MAX_MARKDOWN_CHARS: usize = 200_000;
+/// Deepest block-quote nesting rendered; deeper markers are folded into this depth.
+/// (60,000 nested `>` took 12 s to sanitise; 16 levels are more than any document uses.)
+pub const MAX_QUOTE_DEPTH: usize = 16;
+
+/// Folds block-quote markers beyond [`MAX_QUOTE_DEPTH`] on each line.
+fn bound_nesting(text: &str) -> std::borrow::Cow<'_, str> {
+    let deep = text.lines().any(|line| {
+        line.chars()
+            .take_while(|c| matches!(c, '>' | ' ' | '\t'))
+            .filter(|c| *c == '>')
+            .count()
+            > MAX_QUOTE_DEPTH
+    });
+    if !deep {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let prefix_len: usize = line
+            .chars()
+            .take_while(|c| matches!(c, '>' | ' ' | '\t'))
+            .map(char::len_utf8)
+            .sum();
+        let depth = line[..prefix_len].matches('>').count();
+        if depth > MAX_QUOTE_DEPTH {
+            out.push_str(&"> ".repeat(MAX_QUOTE_DEPTH));
+            out.push_str(&line[prefix_len..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Markdown → sanitised HTML, with nesting bounded; text over [`MAX_MARKDOWN_CHARS`] is
+/// escaped and shown as paragraphs instead. CPU work: callers on the async runtime run it
+/// in `spawn_blocking`.
 pub fn markdown(text: &str) -> String {
     use pulldown_cmark::{Options, Parser, html};
-    let parser = Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH);
+    if text.chars().count() > MAX_MARKDOWN_CHARS {
+        let escaped = escape_attr(text);
+        return escaped
+            .split("\n\n")
+            .map(|p| format!("<p>{p}</p>"))
+            .collect();
+    }
+    let text = bound_nesting(text);
+    let parser = Parser::new_ext(
+        &text,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    );
     let mut raw = String::new();
     html::push_html(&mut raw, parser);
     SANITIZER.clean(&raw).to_string()
@@ -203,5 +252,16 @@ mod tests {
             .map(|s| s.text.as_str())
             .collect();
         assert_eq!(marked, vec!["Convoys", "2-15", "Refuel"]);
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_texts_are_bounded() {
+        let html = markdown(&format!("{}deep", ">".repeat(60_000)));
+        assert_eq!(html.matches("<blockquote>").count(), MAX_QUOTE_DEPTH);
+        assert!(html.contains("deep"));
+        let huge = format!("{}<script>x</script>\n\nend", "word ".repeat(50_000));
+        let html = markdown(&huge);
+        assert!(!html.contains("<script>"), "escaped, not rendered");
+        assert!(html.ends_with("end</p>"));
     }
 }

@@ -21,7 +21,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .extensions
             .get::<Arc<Session>>()
             .map(|s| Actor(s.user.name.clone()))
-            .ok_or(AppError::Unauthenticated { expired: false })
+            .ok_or(AppError::unauthenticated(false))
     }
 }
 

@@ -50,13 +50,16 @@ pub struct LoginQuery {
     out: Option<String>,
 }
 
-/// Only local paths: never redirect to another site.
+/// Only local paths: never redirect to another site. Browsers drop tabs and newlines from
+/// a URL and read `\\` as `/`, so `/\t/evil` and `/\\evil` would leave the site: any control
+/// character, whitespace or backslash, or a second leading slash, means "home".
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
-    }
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if local { next } else { "/" }
 }
 
 fn render_login(state: &AppState, page: LoginPage, status: StatusCode) -> Response {
@@ -132,13 +135,22 @@ fn sign_in(
         Err(AuthError::InvalidCredentials) => "denied: invalid credentials".to_string(),
         Err(e) => format!("error: {e}"),
     };
-    state.record(
-        if name.is_empty() { "-" } else { &name },
-        "login",
-        client,
-        &outcome,
-        json!({}),
-    )?;
+    let actor = if name.is_empty() { "-" } else { &name };
+    // Refusals while throttled are one entry per account and address per minute, with how
+    // many were refused since the last: a flood cannot flood the log.
+    if matches!(result, Err(AuthError::Throttled { .. })) {
+        if let Some(suppressed) = state.throttled_logins.admit(actor, client) {
+            state.record(
+                actor,
+                "login",
+                client,
+                &outcome,
+                json!({"refused_since_last_entry": suppressed}),
+            )?;
+        }
+    } else {
+        state.record(actor, "login", client, &outcome, json!({}))?;
+    }
     Ok(result?)
 }
 
@@ -186,10 +198,9 @@ async fn login_form(
             &session_cookie(&token, state.secure_cookies),
         ),
         Err(e) => {
-            let (status, _) = e.status_and_code();
-            let mut response = retry(e.public_message(), status);
-            if let AppError::Auth(AuthError::Throttled { retry_after_secs }) = e
-                && let Ok(v) = retry_after_secs.to_string().parse()
+            let mut response = retry(e.public_message(), e.status());
+            if let Some(secs) = e.retry_after()
+                && let Ok(v) = secs.to_string().parse()
             {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

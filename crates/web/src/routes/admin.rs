@@ -78,7 +78,7 @@ fn clearance_from(state: &AppState, level: &str, caveats: &str) -> Result<Cleara
     state
         .scheme()
         .clearance(level, parse_caveats(caveats))
-        .map_err(AppError::BadRequest)
+        .map_err(AppError::bad_request)
 }
 
 fn add_user(state: &AppState, me: &Me, input: &UserInput) -> Result<User, AppError> {
@@ -346,24 +346,28 @@ async fn audit_export(
                 "prev_hash",
                 "hash",
             ])
-            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            .map_err(|e| AppError::bad_request(e.to_string()))?;
+            // Search queries, names and targets are typed by people: a cell a spreadsheet
+            // would run as a formula (`=HYPERLINK(...)`, `+cmd`, `@SUM`) is neutralised.
+            // The JSON Lines export keeps every value exact for re-verification.
+            use doctrina_types::spreadsheet_safe as cell;
             for e in &entries {
                 w.write_record([
                     e.seq.to_string().as_str(),
                     &e.at,
-                    &e.event.actor,
-                    &e.event.action,
-                    &e.event.target,
-                    &e.event.outcome,
-                    &e.event.detail.to_string(),
+                    &cell(&e.event.actor),
+                    &cell(&e.event.action),
+                    &cell(&e.event.target),
+                    &cell(&e.event.outcome),
+                    &cell(&e.event.detail.to_string()),
                     &e.prev_hash,
                     &e.hash,
                 ])
-                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                .map_err(|e| AppError::bad_request(e.to_string()))?;
             }
             let bytes = w
                 .into_inner()
-                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                .map_err(|e| AppError::bad_request(e.to_string()))?;
             (bytes, "text/csv; charset=utf-8", "csv")
         }
         "" | "jsonl" => {
@@ -375,7 +379,7 @@ async fn audit_export(
             (out.into_bytes(), "application/x-ndjson", "jsonl")
         }
         other => {
-            return Err(AppError::BadRequest(format!(
+            return Err(AppError::bad_request(format!(
                 "unknown format {other:?} (expected csv or jsonl)"
             )));
         }

@@ -32,17 +32,20 @@ struct DocumentDetail {
 }
 
 /// A document the person may see; one above their access is "not found", exactly like one
-/// that does not exist.
+/// that does not exist. Where the file lives on the server is for custodians and admins.
 fn load(state: &AppState, id: &str, me: &Me) -> Result<DocumentDetail, AppError> {
     let catalog = state.retriever.indexes().catalog();
-    let document = catalog
+    let mut document = catalog
         .document(id)?
         .filter(|d| {
             state
                 .retriever
                 .permits(Some(&me.clearance), &d.meta.marking)
         })
-        .ok_or_else(|| AppError::NotFound(format!("document {id}")))?;
+        .ok_or_else(|| AppError::not_found(format!("document {id}")))?;
+    if !(me.has("custodian") || me.has("admin")) {
+        document.meta.source_path = String::new();
+    }
     let passages = catalog
         .passages_of(id)?
         .into_iter()
@@ -157,8 +160,11 @@ pub struct FailedFile {
 pub struct DocumentList {
     pub documents: Vec<DocumentRow>,
     /// Files that never indexed (a document that failed on re-index keeps its previous
-    /// version and shows the error in `last_error`).
+    /// version and shows the error in `last_error`), those the person may see.
     pub failed: Vec<FailedFile>,
+    /// Failed files withheld: their metadata states a marking above the person's access,
+    /// or none at all and the person is not cleared for everything.
+    pub failed_hidden: usize,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -239,7 +245,7 @@ fn list(state: &AppState, params: &ListParams, me: &Me) -> Result<DocumentList, 
         params.sort.as_str()
     };
     if !SORTS.contains(&sort) {
-        return Err(AppError::BadRequest(format!(
+        return Err(AppError::bad_request(format!(
             "unknown sort '{sort}' (expected one of {})",
             SORTS.join(", ")
         )));
@@ -316,19 +322,44 @@ fn list(state: &AppState, params: &ListParams, me: &Me) -> Result<DocumentList, 
         documents.reverse();
     }
     let may_see_failures = me.has("custodian") || me.has("admin");
-    let failed = catalog
-        .failures()?
+    let failures = if may_see_failures {
+        catalog.failures()?
+    } else {
+        Vec::new()
+    };
+    drop(catalog);
+    // A failed file has no trusted marking: what its metadata states decides, and a file
+    // that states none is shown only to someone cleared for everything.
+    let sees_everything = indexes
+        .resolve_clearance(&doctrina_types::PassageFilter {
+            clearance: Some(me.clearance.clone()),
+            ..doctrina_types::PassageFilter::default()
+        })?
+        .is_some_and(|f| f.sees_everything());
+    let mut failed_hidden = 0;
+    let failed = failures
         .into_iter()
-        .filter(|_| may_see_failures)
         .filter(|(path, _)| {
             // A failure of an indexed document shows on its row instead.
             !documents
                 .iter()
                 .any(|d| d.last_error.is_some() && path.ends_with(&d.id))
         })
+        .filter(|(path, _)| {
+            let visible = match state.ingestor.stated_marking(std::path::Path::new(path)) {
+                Some(marking) => state.retriever.permits(Some(&me.clearance), &marking),
+                None => sees_everything,
+            };
+            failed_hidden += usize::from(!visible);
+            visible
+        })
         .map(|(path, error)| FailedFile { path, error })
         .collect();
-    Ok(DocumentList { documents, failed })
+    Ok(DocumentList {
+        documents,
+        failed,
+        failed_hidden,
+    })
 }
 
 /// `GET /api/documents`: every document with its status, filterable and sortable.

@@ -5,7 +5,7 @@
 //!
 //! Every route is for evaluators only: runs hold the evaluators' judgements and question
 //! sets, and officers read the same passages through search and drafting. A run shows only
-//! to those whose clearance permits every passage in it ([`crate::evaluation::visible`]);
+//! to those whose clearance permits every passage in it ([`doctrina_eval::service::Evaluations::visible`]);
 //! anyone else gets a 404 as for a missing run. Run starts, scoring and exports are audited.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,11 +17,11 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use doctrina_draft::DraftMode;
+use doctrina_eval::Question;
 use doctrina_eval::runs::{
     self, CitationLabel, DraftRun, Judgement, RetrievalRun, Run, RunAgreement, RunKind, RunResult,
     RunSpec,
 };
-use doctrina_eval::{Metrics, Question};
 use doctrina_types::SearchMode;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,9 +29,10 @@ use serde_json::json;
 use super::{ApiJson, ApiQuery};
 use crate::auth::{EVALUATOR, Me, RouteTable};
 use crate::chart::BarChart;
-use crate::evaluation::{self, DEFAULT_SECTION, DEFAULT_SOURCES};
 use crate::page::{self, PageResult};
 use crate::{AppError, AppState};
+use doctrina_eval::compare;
+use doctrina_eval::service::{DEFAULT_SECTION, DEFAULT_SOURCES};
 
 /// Most questions one run may take.
 const MAX_QUESTIONS: usize = 5000;
@@ -82,7 +83,7 @@ pub struct StartRun {
 }
 
 fn bad(message: impl Into<String>) -> AppError {
-    AppError::BadRequest(message.into())
+    AppError::bad_request(message.into())
 }
 
 /// Checks a start request and turns it into a run's spec under `me`'s clearance.
@@ -179,7 +180,7 @@ fn spec_for(state: &AppState, me: &Me, input: StartRun) -> Result<RunSpec, AppEr
 fn start(state: &AppState, me: &Me, input: StartRun) -> Result<Run, AppError> {
     let kind = input.kind.clone();
     let result =
-        spec_for(state, me, input).and_then(|spec| evaluation::submit(state, &me.name, spec));
+        spec_for(state, me, input).and_then(|spec| Ok(state.evals()?.submit(&me.name, spec)?));
     let (target, detail) = match &result {
         Ok(run) => (
             format!("run {}", run.id),
@@ -233,7 +234,7 @@ async fn read_start_form(mut multipart: Multipart) -> Result<StartRun, AppError>
             .await
             .map_err(|e| bad(format!("malformed form: {}", e.body_text())))?;
         if bytes.len() > MAX_FIELD_BYTES {
-            return Err(AppError::TooLarge(format!(
+            return Err(AppError::too_large(format!(
                 "the '{name}' field is larger than {MAX_FIELD_BYTES} bytes"
             )));
         }
@@ -288,7 +289,7 @@ async fn start_page(
     };
     Ok(match result {
         Ok(run) => page::see_other(&format!("/eval/runs/{}", run.id), None),
-        Err(e) if e.status_and_code().0.is_client_error() => page::see_other("/eval", Some(&e)),
+        Err(e) if e.status().is_client_error() => page::see_other("/eval", Some(&e)),
         Err(e) => return Err(e.into()),
     })
 }
@@ -360,7 +361,7 @@ fn row(run: &Run) -> RunRow {
         id: run.id,
         title: title(run),
         kind: run.spec.kind.as_str(),
-        status: run.status.clone(),
+        status: run.status.to_string(),
         actor: run.actor.clone(),
         created_at: run.created_at.clone(),
         questions: run.spec.questions.len(),
@@ -392,7 +393,10 @@ async fn eval_page(
     ApiQuery(q): ApiQuery<ErrorParam>,
 ) -> PageResult {
     let (state2, me2) = (state.clone(), me.clone());
-    let runs = tokio::task::spawn_blocking(move || evaluation::list(&state2, &me2)).await??;
+    let runs = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+        Ok(state2.evals()?.list(&me2.clearance)?)
+    })
+    .await??;
     let bundled_questions = runs::parse_questions(runs::BUNDLED_QUESTIONS, "bundled")
         .map(|q| q.len())
         .unwrap_or(0);
@@ -410,7 +414,10 @@ async fn runs_api(
     State(state): State<AppState>,
     me: Me,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let runs = tokio::task::spawn_blocking(move || evaluation::list(&state, &me)).await??;
+    let runs = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+        Ok(state.evals()?.list(&me.clearance)?)
+    })
+    .await??;
     Ok(Json(json!({ "runs": runs })))
 }
 
@@ -428,11 +435,7 @@ fn opt3(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), f3)
 }
 
-pub const METRIC_NAMES: [&str; 5] = ["Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10"];
-
-fn metric_values(m: &Metrics) -> [f64; 5] {
-    [m.recall_1, m.recall_5, m.recall_10, m.mrr_10, m.ndcg_10]
-}
+use doctrina_eval::export::{METRIC_TITLES as METRIC_NAMES, metric_values};
 
 /// Colours of the support labels (as on the section page).
 fn label_colour(label: &str) -> &'static str {
@@ -444,7 +447,7 @@ fn label_colour(label: &str) -> &'static str {
     }
 }
 
-const SUPPORT_LABELS: [&str; 4] = ["supported", "weak", "unsupported", "uncited"];
+use doctrina_eval::compare::SUPPORT_LABELS;
 
 struct MetricRow {
     name: String,
@@ -780,13 +783,15 @@ struct Loaded {
 async fn load_run(state: &AppState, me: &Me, id: String, others: bool) -> Result<Loaded, AppError> {
     let (state, me) = (state.clone(), me.clone());
     tokio::task::spawn_blocking(move || -> Result<Loaded, AppError> {
-        let run = evaluation::load(&state, &me, &id)?;
+        let run = state.evals()?.load(&me.clearance, &id)?;
         let judgements = match run.spec.kind {
             RunKind::Drafts => state.evals()?.store.judgements(run.id)?,
             RunKind::Retrieval => Vec::new(),
         };
         let others = if others {
-            evaluation::list(&state, &me)?
+            state
+                .evals()?
+                .list(&me.clearance)?
                 .into_iter()
                 .filter(|r| r.id != run.id && r.spec.kind == run.spec.kind && r.status == "done")
                 .collect()
@@ -916,106 +921,6 @@ pub struct FormatParam {
     format: String,
 }
 
-/// A text cell a spreadsheet would run as a formula is prefixed with `'` (document and
-/// question text are untrusted).
-fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
-}
-
-fn csv_error(e: impl std::fmt::Display) -> AppError {
-    AppError::Evaluation(format!("csv: {e}"))
-}
-
-fn retrieval_csv(r: &RetrievalRun) -> Result<Vec<u8>, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "question_id",
-        "question",
-        "mode",
-        "recall@1",
-        "recall@5",
-        "recall@10",
-        "mrr@10",
-        "ndcg@10",
-    ])
-    .map_err(csv_error)?;
-    for q in &r.per_question {
-        for (mode, result) in &q.modes {
-            let m = &result.metrics;
-            let mut record = vec![cell(&q.id), cell(&q.question), mode.clone()];
-            record.extend(metric_values(m).iter().map(|v| v.to_string()));
-            w.write_record(&record).map_err(csv_error)?;
-        }
-    }
-    w.into_inner().map_err(csv_error)
-}
-
-fn drafts_csv(d: &DraftRun, judgements: &[Judgement]) -> Result<Vec<u8>, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "question_id",
-        "question",
-        "sentence",
-        "sentence_text",
-        "sentence_support",
-        "statement_recall",
-        "citation",
-        "citation_key",
-        "passage_id",
-        "publication",
-        "paragraphs",
-        "marking",
-        "citation_precise",
-        "judge",
-        "label",
-        "comment",
-    ])
-    .map_err(csv_error)?;
-    let mut by_citation: BTreeMap<&str, Vec<&Judgement>> = BTreeMap::new();
-    for j in judgements {
-        by_citation.entry(j.citation.as_str()).or_default().push(j);
-    }
-    for a in &d.per_question {
-        for (si, s) in a.sentences.iter().enumerate() {
-            for c in &s.citations {
-                let base = [
-                    cell(&a.id),
-                    cell(&a.question),
-                    (si + 1).to_string(),
-                    cell(&s.text),
-                    s.support.as_str().to_string(),
-                    s.recall.to_string(),
-                    c.n.to_string(),
-                    c.key.clone(),
-                    cell(&c.passage.passage_id),
-                    cell(c.passage.publication.as_deref().unwrap_or_default()),
-                    c.passage.paragraphs.join(" "),
-                    c.passage.marking.clone(),
-                    c.precise.to_string(),
-                ];
-                let mut judges = vec![(
-                    "automatic".to_string(),
-                    c.auto_label.as_str(),
-                    String::new(),
-                )];
-                for j in by_citation.get(c.key.as_str()).into_iter().flatten() {
-                    judges.push((j.evaluator.clone(), j.label.as_str(), j.comment.clone()));
-                }
-                for (judge, label, comment) in judges {
-                    let mut record = base.to_vec();
-                    record.extend([cell(&judge), label.to_string(), cell(&comment)]);
-                    w.write_record(&record).map_err(csv_error)?;
-                }
-            }
-        }
-    }
-    w.into_inner().map_err(csv_error)
-}
-
 /// `GET /api/eval/runs/{id}` (`?format=json`, the default, or `csv`): the run with its full
 /// results, the evaluators' judgements and their agreement; CSV has one row per question
 /// and mode (retrieval) or per citation and judge (drafts: the automatic label, then each
@@ -1056,10 +961,10 @@ fn export(loaded: &Loaded, format: &str) -> Result<(Vec<u8>, &'static str), AppE
     let run = &loaded.run;
     if format == "csv" {
         let bytes = match &run.result {
-            Some(RunResult::Retrieval(r)) => retrieval_csv(r)?,
-            Some(RunResult::Drafts(d)) => drafts_csv(d, &loaded.judgements)?,
+            Some(RunResult::Retrieval(r)) => doctrina_eval::export::retrieval_csv(r)?,
+            Some(RunResult::Drafts(d)) => doctrina_eval::export::drafts_csv(d, &loaded.judgements)?,
             None => {
-                return Err(AppError::Conflict(format!(
+                return Err(AppError::conflict(format!(
                     "run {} is {}; it has no results to export yet",
                     run.id, run.status
                 )));
@@ -1077,7 +982,7 @@ fn export(loaded: &Loaded, format: &str) -> Result<(Vec<u8>, &'static str), AppE
         "agreement": agreement,
     });
     Ok((
-        serde_json::to_vec(&body).map_err(|e| AppError::Evaluation(e.to_string()))?,
+        serde_json::to_vec(&body).map_err(|e| AppError::internal(e.to_string()))?,
         "application/json",
     ))
 }
@@ -1109,9 +1014,9 @@ async fn score(
     let (state2, me2, id2) = (state.clone(), me.clone(), id.to_string());
     let count = input.len();
     let result = tokio::task::spawn_blocking(move || -> Result<usize, AppError> {
-        let run = evaluation::load(&state2, &me2, &id2)?;
+        let run = state2.evals()?.load(&me2.clearance, &id2)?;
         let Some(RunResult::Drafts(d)) = &run.result else {
-            return Err(AppError::Conflict(format!(
+            return Err(AppError::conflict(format!(
                 "run {} is not a finished draft run; only its citations can be scored",
                 run.id
             )));
@@ -1198,7 +1103,7 @@ async fn score_page(
         run, judgements, ..
     } = load_run(&state, &me, id, false).await?;
     let Some(RunResult::Drafts(d)) = &run.result else {
-        return Err(AppError::Conflict(format!(
+        return Err(AppError::conflict(format!(
             "run {} is not a finished draft run; only its citations can be scored",
             run.id
         ))
@@ -1255,9 +1160,7 @@ async fn score_form(
     let back = format!("/eval/runs/{id}/score");
     match score(&state, &me, &id, input).await {
         Ok(saved) => Ok(page::see_other(&format!("{back}?saved={saved}"), None)),
-        Err(e) if e.status_and_code().0 == StatusCode::BAD_REQUEST => {
-            Ok(page::see_other(&back, Some(&e)))
-        }
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => Ok(page::see_other(&back, Some(&e))),
         Err(e) => Err(e.into()),
     }
 }
@@ -1272,7 +1175,7 @@ pub struct CompareParams {
     b: String,
 }
 
-/// One figure in both runs.
+/// One figure in both runs, formatted.
 struct DiffCell {
     a: String,
     b: String,
@@ -1281,26 +1184,16 @@ struct DiffCell {
     direction: &'static str,
 }
 
-fn diff(a: Option<f64>, b: Option<f64>) -> DiffCell {
-    let (delta, direction) = match (a, b) {
-        (Some(a), Some(b)) => {
-            let d = b - a;
-            let direction = if d > 1e-12 {
-                "up"
-            } else if d < -1e-12 {
-                "down"
-            } else {
-                "same"
-            };
-            (format!("{d:+.3}"), direction)
+impl From<&compare::Diff> for DiffCell {
+    fn from(d: &compare::Diff) -> Self {
+        Self {
+            a: opt3(d.a),
+            b: opt3(d.b),
+            delta: d
+                .delta
+                .map_or_else(|| "—".to_string(), |v| format!("{v:+.3}")),
+            direction: d.direction.as_str(),
         }
-        _ => ("—".to_string(), "same"),
-    };
-    DiffCell {
-        a: opt3(a),
-        b: opt3(b),
-        delta,
-        direction,
     }
 }
 
@@ -1309,6 +1202,17 @@ struct DiffRow {
     mode: String,
     cells: Vec<DiffCell>,
     changed: bool,
+}
+
+impl From<&compare::DiffRow> for DiffRow {
+    fn from(r: &compare::DiffRow) -> Self {
+        Self {
+            name: r.name.clone(),
+            mode: r.mode.clone(),
+            cells: r.cells.iter().map(DiffCell::from).collect(),
+            changed: r.changed,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -1324,106 +1228,6 @@ struct ComparePage {
     only_b: Vec<String>,
 }
 
-fn compare_retrieval(a: &RetrievalRun, b: &RetrievalRun) -> (Vec<DiffRow>, Vec<DiffRow>) {
-    let modes: BTreeSet<&String> = a.modes.keys().chain(b.modes.keys()).collect();
-    let values = |m: Option<&Metrics>| m.map(metric_values);
-    let row_for = |name: &str, mode: &str, x: Option<&Metrics>, y: Option<&Metrics>| {
-        let (x, y) = (values(x), values(y));
-        let cells: Vec<DiffCell> = (0..METRIC_NAMES.len())
-            .map(|i| diff(x.map(|v| v[i]), y.map(|v| v[i])))
-            .collect();
-        DiffRow {
-            name: name.to_string(),
-            mode: mode.to_string(),
-            changed: cells.iter().any(|c| c.direction != "same"),
-            cells,
-        }
-    };
-    let overall = modes
-        .iter()
-        .map(|m| row_for("all questions", m, a.modes.get(*m), b.modes.get(*m)))
-        .collect();
-    let by_id: BTreeMap<&str, &runs::RetrievalQuestion> =
-        b.per_question.iter().map(|q| (q.id.as_str(), q)).collect();
-    let mut per_question = Vec::new();
-    for qa in &a.per_question {
-        let Some(qb) = by_id.get(qa.id.as_str()) else {
-            continue;
-        };
-        for m in &modes {
-            per_question.push(row_for(
-                &qa.id,
-                m,
-                qa.modes.get(*m).map(|r| &r.metrics),
-                qb.modes.get(*m).map(|r| &r.metrics),
-            ));
-        }
-    }
-    (overall, per_question)
-}
-
-fn compare_drafts(a: &DraftRun, b: &DraftRun) -> (Vec<DiffRow>, Vec<DiffRow>) {
-    let figures = |t: &runs::DraftTotals| -> Vec<(String, f64)> {
-        let mut v = vec![
-            ("citation validity".to_string(), t.citation_validity),
-            ("citation recall".to_string(), t.citation_recall),
-            ("citation precision".to_string(), t.citation_precision),
-            ("statements".to_string(), t.statements as f64),
-            ("citations".to_string(), t.citations as f64),
-            ("drafts failed".to_string(), t.failed as f64),
-        ];
-        for l in SUPPORT_LABELS {
-            v.push((
-                format!("sentences {l}"),
-                t.support_labels.get(l).copied().unwrap_or(0) as f64,
-            ));
-        }
-        v
-    };
-    let (fa, fb) = (figures(&a.totals), figures(&b.totals));
-    let overall = fa
-        .iter()
-        .zip(&fb)
-        .map(|((name, x), (_, y))| {
-            let cell = diff(Some(*x), Some(*y));
-            DiffRow {
-                name: name.clone(),
-                mode: String::new(),
-                changed: cell.direction != "same",
-                cells: vec![cell],
-            }
-        })
-        .collect();
-    let by_id: BTreeMap<&str, &runs::DraftAnswer> =
-        b.per_question.iter().map(|q| (q.id.as_str(), q)).collect();
-    let per_question = a
-        .per_question
-        .iter()
-        .filter_map(|qa| {
-            let qb = by_id.get(qa.id.as_str())?;
-            let cells = vec![
-                diff(qa.citation_validity, qb.citation_validity),
-                diff(Some(qa.citation_recall), Some(qb.citation_recall)),
-                diff(qa.citation_precision, qb.citation_precision),
-            ];
-            Some(DiffRow {
-                name: qa.id.clone(),
-                mode: String::new(),
-                changed: cells.iter().any(|c| c.direction != "same"),
-                cells,
-            })
-        })
-        .collect();
-    (overall, per_question)
-}
-
-fn question_ids(result: &RunResult) -> Vec<String> {
-    match result {
-        RunResult::Retrieval(r) => r.per_question.iter().map(|q| q.id.clone()).collect(),
-        RunResult::Drafts(d) => d.per_question.iter().map(|q| q.id.clone()).collect(),
-    }
-}
-
 /// `/eval/compare?a=ID&b=ID`: two finished runs of the same kind side by side, with the
 /// difference (b − a) of every metric, overall and per question.
 async fn compare_page(
@@ -1437,66 +1241,19 @@ async fn compare_page(
     let a = load_run(&state, &me, q.a.clone(), false).await?.run;
     let b = load_run(&state, &me, q.b.clone(), false).await?.run;
     let (Some(ra), Some(rb)) = (&a.result, &b.result) else {
-        return Err(AppError::Conflict("both runs must be finished to compare them".into()).into());
+        return Err(AppError::conflict("both runs must be finished to compare them").into());
     };
-    let (columns, (overall, per_question)) = match (ra, rb) {
-        (RunResult::Retrieval(x), RunResult::Retrieval(y)) => (
-            METRIC_NAMES.iter().map(|s| s.to_string()).collect(),
-            compare_retrieval(x, y),
-        ),
-        (RunResult::Drafts(x), RunResult::Drafts(y)) => (
-            vec![
-                "citation validity".to_string(),
-                "citation recall".to_string(),
-                "citation precision".to_string(),
-            ],
-            compare_drafts(x, y),
-        ),
-        _ => {
-            return Err(bad("only runs of the same kind can be compared").into());
-        }
+    let Some(c) = compare::compare(ra, rb) else {
+        return Err(bad("only runs of the same kind can be compared").into());
     };
-    let (ids_a, ids_b) = (question_ids(ra), question_ids(rb));
     page::html(&ComparePage {
         me,
         a: row(&a),
         b: row(&b),
-        columns,
-        overall,
-        per_question,
-        only_a: ids_a
-            .iter()
-            .filter(|i| !ids_b.contains(i))
-            .cloned()
-            .collect(),
-        only_b: ids_b
-            .iter()
-            .filter(|i| !ids_a.contains(i))
-            .cloned()
-            .collect(),
+        columns: c.columns,
+        overall: c.overall.iter().map(DiffRow::from).collect(),
+        per_question: c.per_question.iter().map(DiffRow::from).collect(),
+        only_a: c.only_a,
+        only_b: c.only_b,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spreadsheet_formulas_are_defused() {
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(cell("plain"), "plain");
-    }
-
-    #[test]
-    fn differences_name_their_direction() {
-        let d = diff(Some(0.5), Some(0.75));
-        assert_eq!(
-            (d.a.as_str(), d.b.as_str(), d.delta.as_str(), d.direction),
-            ("0.500", "0.750", "+0.250", "up")
-        );
-        assert_eq!(diff(Some(0.5), Some(0.25)).direction, "down");
-        assert_eq!(diff(Some(0.5), Some(0.5)).delta, "+0.000");
-        assert_eq!(diff(None, Some(0.5)).delta, "—");
-    }
 }

@@ -46,8 +46,8 @@ async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, App
     })
     .await?;
     let (catalog, keyword, vectors) = counts;
-    let catalog = catalog.map_err(|e| AppError::Retrieve(e.into()))?;
-    let vectors = vectors.map_err(|e| AppError::Retrieve(e.into()))?;
+    let catalog = catalog.map_err(AppError::from)?;
+    let vectors = vectors.map_err(AppError::from)?;
     Ok(Json(json!({
         "status": "ok",
         "consistent": catalog == keyword && keyword == vectors,

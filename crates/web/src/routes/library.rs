@@ -18,11 +18,10 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::{CUSTODIAN, Me, RouteTable};
-use crate::jobs::{FileResult, Job, JobKind};
-use crate::library::{Upload, UploadMeta};
 use crate::page::{self, PageResult};
-use crate::user::Actor;
 use crate::{AppError, AppState};
+use doctrina_library::jobs::FileResult;
+use doctrina_library::{Job, JobKind, Upload, UploadMeta};
 
 /// The most an upload request may carry, whatever the configuration says per file; the
 /// per-file and per-request limits from `library.*` are checked as the body streams in.
@@ -125,31 +124,37 @@ async fn health_page(State(state): State<AppState>, me: Me) -> PageResult {
     page::html(&HealthPage { me, report })
 }
 
-async fn repair(state: &AppState, actor: &str) -> Result<Job, AppError> {
+/// Queues a job about no particular document (a repair, a re-index of everything).
+async fn queue_job(state: &AppState, me: &Me, kind: JobKind) -> Result<Job, AppError> {
     let state2 = state.clone();
-    let actor2 = actor.to_string();
+    let me2 = me.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Job, AppError> {
-        state2
-            .library()?
-            .jobs
-            .submit(JobKind::Repair, &actor2, None, &[])
+        let job =
+            state2
+                .library()?
+                .jobs
+                .submit(kind, &me2.name, Some(&me2.clearance), None, &[])?;
+        Ok(visible_job(&state2, &me2, job))
     })
     .await
     .map_err(AppError::from)
     .and_then(|r| r);
-    record(state, actor, "repair", "indexes", result)
+    let (action, target) = match kind {
+        JobKind::Repair => ("repair", "indexes"),
+        _ => ("reindex-all", ""),
+    };
+    record(state, &me.name, action, target, result)
 }
 
 /// `POST /api/index/repair`: queues a repair (202 with the job).
-async fn repair_api(
-    State(state): State<AppState>,
-    Actor(actor): Actor,
-) -> Result<Response, AppError> {
-    Ok(accepted(repair(&state, &actor).await?))
+async fn repair_api(State(state): State<AppState>, me: Me) -> Result<Response, AppError> {
+    Ok(accepted(queue_job(&state, &me, JobKind::Repair).await?))
 }
 
-async fn repair_page(State(state): State<AppState>, Actor(actor): Actor) -> PageResult {
-    Ok(job_page_redirect(&repair(&state, &actor).await?))
+async fn repair_page(State(state): State<AppState>, me: Me) -> PageResult {
+    Ok(job_page_redirect(
+        &queue_job(&state, &me, JobKind::Repair).await?,
+    ))
 }
 
 /// A multipart body whose rejection (not multipart, no boundary) is our error body.
@@ -163,7 +168,7 @@ impl<S: Send + Sync> FromRequest<S> for MultipartUpload {
             .await
             .map(Self)
             .map_err(|e| {
-                AppError::BadRequest(format!(
+                AppError::bad_request(format!(
                     "expected a multipart/form-data upload: {}",
                     e.body_text()
                 ))
@@ -196,9 +201,9 @@ struct Received {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::TooLarge(format!("the upload is too large: {}", e.body_text()))
+        AppError::too_large(format!("the upload is too large: {}", e.body_text()))
     } else {
-        AppError::BadRequest(format!("malformed upload: {}", e.body_text()))
+        AppError::bad_request(format!("malformed upload: {}", e.body_text()))
     }
 }
 
@@ -229,7 +234,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                 continue;
             }
             if files.len() >= max_files {
-                refused = Some(AppError::TooLarge(format!(
+                refused = Some(AppError::too_large(format!(
                     "at most {max_files} files per upload (library.max_files_per_upload)"
                 )));
                 continue;
@@ -239,7 +244,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
             let staged = Staged(library.staging_path());
             let mut out = tokio::fs::File::create(&staged.0)
                 .await
-                .map_err(|e| AppError::Library(format!("cannot receive a file: {e}")))?;
+                .map_err(|e| AppError::internal(format!("cannot receive a file: {e}")))?;
             let mut size: u64 = 0;
             let mut too_large = false;
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -257,21 +262,21 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                 }
                 out.write_all(&chunk)
                     .await
-                    .map_err(|e| AppError::Library(format!("cannot receive a file: {e}")))?;
+                    .map_err(|e| AppError::internal(format!("cannot receive a file: {e}")))?;
             }
             out.flush()
                 .await
-                .map_err(|e| AppError::Library(format!("cannot receive a file: {e}")))?;
+                .map_err(|e| AppError::internal(format!("cannot receive a file: {e}")))?;
             if !too_large {
                 out.sync_all()
                     .await
-                    .map_err(|e| AppError::Library(format!("cannot receive a file: {e}")))?;
+                    .map_err(|e| AppError::internal(format!("cannot receive a file: {e}")))?;
             }
             drop(out);
             if too_large {
-                let name =
-                    crate::library::clean_name(&raw_name).unwrap_or_else(|_| "a file".to_string());
-                refused = Some(AppError::TooLarge(format!(
+                let name = doctrina_library::clean_name(&raw_name)
+                    .unwrap_or_else(|_| "a file".to_string());
+                refused = Some(AppError::too_large(format!(
                     "'{name}' is larger than the upload limit of {per_file} bytes (library.max_upload_bytes)"
                 )));
                 continue;
@@ -282,14 +287,14 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
                     .await?;
             match checked {
                 Ok(upload) => files.push(upload),
-                Err(e) => refused = Some(e),
+                Err(e) => refused = Some(e.into()),
             }
         } else {
             let name = field.name().unwrap_or_default().to_string();
             let mut value = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                 if value.len() + chunk.len() > MAX_FIELD_BYTES {
-                    return Err(AppError::BadRequest(format!(
+                    return Err(AppError::bad_request(format!(
                         "the '{name}' field is too long"
                     )));
                 }
@@ -302,7 +307,7 @@ async fn receive(state: &AppState, mut multipart: Multipart) -> Result<Received,
         return Err(e);
     }
     if files.is_empty() {
-        return Err(AppError::BadRequest(
+        return Err(AppError::bad_request(
             "no file was uploaded (send one or more 'files' parts)".to_string(),
         ));
     }
@@ -322,10 +327,10 @@ fn taken_ids(state: &AppState) -> Result<HashSet<String>, AppError> {
         .collect())
 }
 
-/// Stores the files and queues their job.
+/// Stores the files and queues their job, which runs under the uploader's clearance.
 fn submit_upload(
     state: &AppState,
-    actor: &str,
+    me: &Me,
     received: Received,
     replaces: Option<&str>,
 ) -> Result<Job, AppError> {
@@ -336,7 +341,10 @@ fn submit_upload(
     } else {
         JobKind::Upload
     };
-    let job = library.jobs.submit(kind, actor, replaces, &stored);
+    let job = library
+        .jobs
+        .submit(kind, &me.name, Some(&me.clearance), replaces, &stored)
+        .map_err(AppError::from);
     if job.is_err() {
         for f in &stored {
             let path = std::path::Path::new(&f.path);
@@ -347,19 +355,19 @@ fn submit_upload(
     job
 }
 
-async fn upload(state: &AppState, actor: &str, multipart: Multipart) -> Result<Job, AppError> {
+async fn upload(state: &AppState, me: &Me, multipart: Multipart) -> Result<Job, AppError> {
     let result = match receive(state, multipart).await {
         Ok(received) => {
             let state2 = state.clone();
-            let actor2 = actor.to_string();
-            tokio::task::spawn_blocking(move || submit_upload(&state2, &actor2, received, None))
+            let me2 = me.clone();
+            tokio::task::spawn_blocking(move || submit_upload(&state2, &me2, received, None))
                 .await
                 .map_err(AppError::from)
                 .and_then(|r| r)
         }
         Err(e) => Err(e),
     };
-    record(state, actor, "upload", "", result)
+    record(state, &me.name, "upload", "", result)
 }
 
 /// Audits a request's outcome (with the job's files on success).
@@ -398,18 +406,18 @@ fn job_page_redirect(job: &Job) -> Response {
 /// `title`, `publication`, `edition`, `marking` fields); 202 with the job.
 async fn upload_api(
     State(state): State<AppState>,
-    Actor(actor): Actor,
+    me: Me,
     MultipartUpload(multipart): MultipartUpload,
 ) -> Result<Response, AppError> {
-    Ok(accepted(upload(&state, &actor, multipart).await?))
+    Ok(accepted(upload(&state, &me, multipart).await?))
 }
 
 async fn upload_page(
     State(state): State<AppState>,
-    Actor(actor): Actor,
+    me: Me,
     MultipartUpload(multipart): MultipartUpload,
 ) -> PageResult {
-    Ok(job_page_redirect(&upload(&state, &actor, multipart).await?))
+    Ok(job_page_redirect(&upload(&state, &me, multipart).await?))
 }
 
 async fn replace(
@@ -432,10 +440,10 @@ async fn replace(
                 .retriever
                 .permits(Some(&me.clearance), &d.meta.marking)
         })
-        .ok_or_else(|| AppError::NotFound(format!("document {old_id}")))?;
+        .ok_or_else(|| AppError::not_found(format!("document {old_id}")))?;
         let mut received = receive(state, multipart).await?;
         if received.files.len() != 1 {
-            return Err(AppError::BadRequest(
+            return Err(AppError::bad_request(
                 "a replacement is exactly one file".to_string(),
             ));
         }
@@ -449,12 +457,10 @@ async fn replace(
             received.meta.marking = Some(old.meta.marking.banner());
         }
         let state2 = state.clone();
-        let actor2 = actor.to_string();
+        let me2 = me.clone();
         let old_id2 = old_id.to_string();
-        tokio::task::spawn_blocking(move || {
-            submit_upload(&state2, &actor2, received, Some(&old_id2))
-        })
-        .await?
+        tokio::task::spawn_blocking(move || submit_upload(&state2, &me2, received, Some(&old_id2)))
+            .await?
     }
     .await;
     record(state, actor, "replace", old_id, result)
@@ -496,13 +502,15 @@ async fn document_job(state: &AppState, me: &Me, id: &str, kind: JobKind) -> Res
             .catalog()
             .document(&id2)?
             .filter(|d| state2.retriever.permits(Some(&clearance), &d.meta.marking))
-            .ok_or_else(|| AppError::NotFound(format!("document {id2}")))?;
+            .ok_or_else(|| AppError::not_found(format!("document {id2}")))?;
         let file = FileResult::pending(
             record.meta.title.clone(),
             record.meta.source_path.clone(),
             Some(id2.clone()),
         );
-        library.jobs.submit(kind, &actor2, Some(&id2), &[file])
+        Ok(library
+            .jobs
+            .submit(kind, &actor2, Some(&clearance), Some(&id2), &[file])?)
     })
     .await
     .map_err(AppError::from)
@@ -549,32 +557,16 @@ async fn reindex_page(State(state): State<AppState>, me: Me, Path(id): Path<Stri
     ))
 }
 
-async fn reindex_all(state: &AppState, actor: &str) -> Result<Job, AppError> {
-    let state2 = state.clone();
-    let actor2 = actor.to_string();
-    let result = tokio::task::spawn_blocking(move || {
-        state2
-            .library()?
-            .jobs
-            .submit(JobKind::ReindexAll, &actor2, None, &[])
-    })
-    .await
-    .map_err(AppError::from)
-    .and_then(|r| r);
-    record(state, actor, "reindex-all", "", result)
-}
-
 /// `POST /api/reindex`: re-indexes the library and every document's source file; 409 while
 /// another re-index of everything is queued or running.
-async fn reindex_all_api(
-    State(state): State<AppState>,
-    Actor(actor): Actor,
-) -> Result<Response, AppError> {
-    Ok(accepted(reindex_all(&state, &actor).await?))
+async fn reindex_all_api(State(state): State<AppState>, me: Me) -> Result<Response, AppError> {
+    Ok(accepted(queue_job(&state, &me, JobKind::ReindexAll).await?))
 }
 
-async fn reindex_all_page(State(state): State<AppState>, Actor(actor): Actor) -> PageResult {
-    Ok(job_page_redirect(&reindex_all(&state, &actor).await?))
+async fn reindex_all_page(State(state): State<AppState>, me: Me) -> PageResult {
+    Ok(job_page_redirect(
+        &queue_job(&state, &me, JobKind::ReindexAll).await?,
+    ))
 }
 
 /// Jobs name files and documents, which may be above another custodian's access: each
@@ -583,16 +575,51 @@ fn may_see(me: &Me, job: &Job) -> bool {
     me.has("admin") || job.actor == me.name
 }
 
+/// A job as `me` may see it ([`Job::redacted`]): a result line is shown if its marking is
+/// within their clearance; a line whose marking is unknown (a file that never indexed and
+/// states none) only to someone cleared for every document.
+fn visible_job(state: &AppState, me: &Me, job: Job) -> Job {
+    let scheme = state.scheme();
+    let sees_everything = state
+        .retriever
+        .indexes()
+        .resolve_clearance(&doctrina_types::PassageFilter {
+            clearance: Some(me.clearance.clone()),
+            ..doctrina_types::PassageFilter::default()
+        })
+        .ok()
+        .flatten()
+        .is_some_and(|f| f.sees_everything());
+    let catalog_marking = |id: &str| {
+        state
+            .retriever
+            .indexes()
+            .catalog()
+            .document(id)
+            .ok()
+            .flatten()
+            .map(|d| d.meta.marking)
+    };
+    job.redacted(
+        |f| match &f.marking {
+            Some(m) => scheme.permits(&me.clearance, &doctrina_types::Marking::parse_banner(m)),
+            None => sees_everything,
+        },
+        |id| catalog_marking(id).is_some_and(|m| scheme.permits(&me.clearance, &m)),
+    )
+}
+
 fn load_job(state: &AppState, id: &str, me: &Me) -> Result<Job, AppError> {
-    let not_found = || AppError::NotFound(format!("job {id}"));
+    let not_found = || AppError::not_found(format!("job {id}"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    state
+    let job = state
         .library()?
         .jobs
         .store
         .get(id)?
         .filter(|job| may_see(me, job))
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    Ok(visible_job(state, me, job))
 }
 
 fn list_jobs(state: &AppState, me: &Me) -> Result<Vec<Job>, AppError> {
@@ -604,6 +631,7 @@ fn list_jobs(state: &AppState, me: &Me) -> Result<Vec<Job>, AppError> {
         .into_iter()
         .filter(|job| may_see(me, job))
         .take(100)
+        .map(|job| visible_job(state, me, job))
         .collect())
 }
 

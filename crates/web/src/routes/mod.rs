@@ -48,7 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| Self(v))
-            .map_err(|e| AppError::BadRequest(e.body_text()))
+            .map_err(|e| AppError::bad_request(e.body_text()))
     }
 }
 
@@ -63,6 +63,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
-            .map_err(|e| AppError::BadRequest(e.body_text()))
+            .map_err(|e| AppError::bad_request(e.body_text()))
     }
 }

@@ -14,7 +14,6 @@ use crate::auth::Me;
 use crate::auth::{OFFICER, READERS, RouteTable};
 use crate::page::{self, PageResult, see_other};
 use crate::render;
-use crate::workspace;
 use crate::{AppError, AppState};
 
 pub fn routes() -> RouteTable {
@@ -69,7 +68,7 @@ async fn plans_page(
 ) -> PageResult {
     page::html(&PlansPage {
         me: me.clone(),
-        plans: state.plans.plans()?,
+        plans: state.workspace.plans_for(&me.clearance)?,
         kinds: kinds(),
         error: flash.error,
     })
@@ -144,10 +143,10 @@ async fn plan_page(
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> PageResult {
-    let plan = workspace::plan(&state, &id)?;
+    let plan = state.workspace.plan(&id)?;
     page::html(&PlanPage {
         me: me.clone(),
-        sections: workspace::visible_sections(&state, &plan.id, &me.clearance)?,
+        sections: state.workspace.visible_sections(&plan.id, &me.clearance)?,
         plan,
         templates: template_options(&state),
         error: flash.error,
@@ -171,8 +170,7 @@ async fn add_section_form(
     Path(id): Path<String>,
     Form(input): Form<NewSection>,
 ) -> Response {
-    match workspace::create_section(
-        &state,
+    match state.workspace.create_section(
         &id,
         &input.template,
         input.title.as_deref(),
@@ -181,7 +179,7 @@ async fn add_section_form(
         &me.name,
     ) {
         Ok(section) => see_other(&format!("/sections/{}", section.id), None),
-        Err(e) => see_other(&format!("/plans/{id}"), Some(&e)),
+        Err(e) => see_other(&format!("/plans/{id}"), Some(&AppError::from(e))),
     }
 }
 
@@ -218,9 +216,7 @@ async fn export_markdown(
     me: Me,
     Path(id): Path<String>,
 ) -> PageResult {
-    Ok(markdown_export(&workspace::export_plan(
-        &state, &id, &me, "markdown",
-    )?))
+    Ok(rendered_export(state, me, id, "markdown").await?)
 }
 
 struct ExportSectionView {
@@ -284,10 +280,28 @@ fn markdown_export(export: &Export) -> Response {
     )
 }
 
+/// Builds and renders an export off the async runtime (rendering Markdown is CPU work).
+async fn rendered_export(
+    state: AppState,
+    me: Me,
+    id: String,
+    format: &'static str,
+) -> Result<Response, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let export = state
+            .workspace
+            .export_plan(&id, &me.name, &me.clearance, format)?;
+        match format {
+            "json" => Ok(Json(export).into_response()),
+            "markdown" => Ok(markdown_export(&export)),
+            _ => html_export(export),
+        }
+    })
+    .await?
+}
+
 async fn export_html(State(state): State<AppState>, me: Me, Path(id): Path<String>) -> PageResult {
-    Ok(html_export(workspace::export_plan(
-        &state, &id, &me, "html",
-    )?)?)
+    Ok(rendered_export(state, me, id, "html").await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,19 +317,16 @@ async fn export_api(
 ) -> Result<Response, AppError> {
     let format = params.format.as_deref().unwrap_or("json");
     if !["json", "markdown", "md", "html"].contains(&format) {
-        return Err(AppError::BadRequest(format!(
+        return Err(AppError::bad_request(format!(
             "unknown export format '{format}' (expected json, markdown or html)"
         )));
     }
-    let export = workspace::export_plan(&state, &id, &me, format)?;
-    match format {
-        "json" => Ok(Json(export).into_response()),
-        "markdown" | "md" => Ok(markdown_export(&export)),
-        "html" => html_export(export),
-        other => Err(AppError::BadRequest(format!(
-            "unknown export format '{other}' (expected json, markdown or html)"
-        ))),
-    }
+    let format = match format {
+        "json" => "json",
+        "markdown" | "md" => "markdown",
+        _ => "html",
+    };
+    rendered_export(state, me, id, format).await
 }
 
 #[derive(Serialize)]
@@ -341,8 +352,10 @@ async fn templates_api(State(state): State<AppState>) -> Json<Vec<TemplateInfo>>
     )
 }
 
-async fn plans_api(State(state): State<AppState>) -> Result<Json<Vec<Plan>>, AppError> {
-    Ok(Json(state.plans.plans()?))
+async fn plans_api(State(state): State<AppState>, me: Me) -> Result<Json<Vec<Plan>>, AppError> {
+    let plans =
+        tokio::task::spawn_blocking(move || state.workspace.plans_for(&me.clearance)).await??;
+    Ok(Json(plans))
 }
 
 async fn create_plan_api(
@@ -367,9 +380,9 @@ async fn plan_api(
     me: Me,
     Path(id): Path<String>,
 ) -> Result<Json<PlanDetail>, AppError> {
-    let plan = workspace::plan(&state, &id)?;
+    let plan = state.workspace.plan(&id)?;
     Ok(Json(PlanDetail {
-        sections: workspace::visible_sections(&state, &plan.id, &me.clearance)?,
+        sections: state.workspace.visible_sections(&plan.id, &me.clearance)?,
         plan,
     }))
 }
@@ -380,8 +393,7 @@ async fn add_section_api(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<NewSection>,
 ) -> Result<(StatusCode, Json<Section>), AppError> {
-    let section = workspace::create_section(
-        &state,
+    let section = state.workspace.create_section(
         &id,
         &input.template,
         input.title.as_deref(),

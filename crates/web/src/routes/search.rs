@@ -11,8 +11,8 @@ use crate::auth::Me;
 use crate::auth::{RouteTable, SEARCHERS};
 use crate::page::{self, PageResult};
 use crate::render::{Segment, highlight_terms};
-use crate::workspace::passage_anchor;
 use crate::{AppError, AppState};
+use doctrina_plan::workspace::passage_anchor;
 
 const MAX_K: usize = 100;
 
@@ -40,11 +40,11 @@ impl SearchParams {
     fn parsed(&self, state: &AppState) -> Result<(SearchMode, usize, PassageFilter), AppError> {
         let mode = match self.mode.as_deref() {
             None | Some("") => SearchMode::Hybrid,
-            Some(m) => m.parse().map_err(AppError::BadRequest)?,
+            Some(m) => m.parse().map_err(AppError::bad_request)?,
         };
         let k = self.k.unwrap_or(10);
         if k == 0 || k > MAX_K {
-            return Err(AppError::BadRequest(format!(
+            return Err(AppError::bad_request(format!(
                 "k must be between 1 and {MAX_K}"
             )));
         }
@@ -58,7 +58,7 @@ impl SearchParams {
         if let Some(level) = self.marking.as_deref().filter(|m| !m.trim().is_empty()) {
             let scheme = &state.retriever.indexes().scheme;
             let rank = scheme.rank(level).ok_or_else(|| {
-                AppError::BadRequest(format!(
+                AppError::bad_request(format!(
                     "unknown marking level '{level}' (expected one of {})",
                     scheme.levels.join(", ")
                 ))

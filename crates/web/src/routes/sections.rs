@@ -24,8 +24,10 @@ use crate::auth::Me;
 use crate::auth::{OFFICER, READERS, RouteTable};
 use crate::page::{self, PageResult, see_other};
 use crate::render::{self, Segment};
-use crate::workspace::{self, CitedSource, DraftInput, SourceStatus, VisibleSection};
+use crate::sections::VisibleSection;
 use crate::{AppError, AppState};
+use doctrina_plan::workspace::{self, CitedSource, DraftInput, SourceStatus};
+use doctrina_types::Faulted as _;
 
 pub fn routes() -> RouteTable {
     RouteTable::default()
@@ -34,6 +36,7 @@ pub fn routes() -> RouteTable {
         .post("/sections/{id}/edit", OFFICER, edit_form)
         .post("/sections/{id}/review", OFFICER, review_form)
         .post("/sections/{id}/comments", READERS, comment_form)
+        .post("/sections/{id}/marking", OFFICER, marking_form)
         .get("/sections/{id}/sources/{n}", READERS, source_page)
         .get("/api/sections/{id}", READERS, section_api)
         .post("/api/sections/{id}/draft", OFFICER, draft_api)
@@ -41,6 +44,7 @@ pub fn routes() -> RouteTable {
         .post("/api/sections/{id}/accept", OFFICER, accept_api)
         .post("/api/sections/{id}/reject", OFFICER, reject_api)
         .post("/api/sections/{id}/comments", READERS, comment_api)
+        .post("/api/sections/{id}/marking", OFFICER, marking_api)
         .get("/api/sections/{id}/sources/{n}", READERS, source_api)
 }
 
@@ -63,8 +67,14 @@ struct SentenceView {
 }
 
 struct VersionView {
-    /// The highest marking of the sources the version cites (banner, top and bottom).
+    /// The version's marking (banner, top and bottom): every source it was drafted from,
+    /// cited or not, and its text's own marks, as raised or overridden.
     banner: String,
+    /// Why: one line per source or mark, highest first.
+    marking_basis: Vec<String>,
+    /// What the sources alone require (shown when an override lowered the banner).
+    derived: String,
+    overridden: bool,
     n: u32,
     kind: &'static str,
     author: String,
@@ -124,6 +134,7 @@ fn version_view(
     sources: &[Source],
     flagged: &[usize],
     scheme: &MarkingScheme,
+    marking: &workspace::SectionMarking,
 ) -> VersionView {
     let count = sources.len();
     let marking_of = |n: &usize| {
@@ -171,8 +182,12 @@ fn version_view(
                 .count(),
         ));
     }
+    let _ = cited;
     VersionView {
-        banner: portion(&cited),
+        banner: marking.effective.banner(),
+        marking_basis: marking.basis.clone(),
+        derived: marking.derived.banner(),
+        overridden: marking.overridden.is_some(),
         n: v.n,
         kind: kind_str(v.kind),
         author: v.author.clone(),
@@ -255,29 +270,32 @@ async fn section_page(
     VisibleSection(id): VisibleSection,
     Query(params): Query<SectionParams>,
 ) -> PageResult {
-    let section = workspace::section(&state, &id)?;
-    let plan = workspace::plan(&state, &section.plan_id)?;
+    let section = state.workspace.section(&id)?;
+    let plan = state.workspace.plan(&section.plan_id)?;
     let versions = state.plans.versions(&section.id)?;
     let shown = params.v.unwrap_or(section.current_version);
     let current = match versions.iter().find(|v| v.n == shown) {
         Some(v) => {
-            let record = workspace::draft_record(&state, v)?;
+            let record = state.workspace.draft_record(v)?;
             let (sources, flagged) = record
                 .map(|r| (r.sources, r.flagged_sources))
                 .unwrap_or_default();
-            Some(version_view(
-                &section,
-                v,
-                &sources,
-                &flagged,
-                state.scheme(),
-            ))
+            let marking = state.workspace.section_marking(&section, Some(v))?;
+            // Rendering the Markdown is CPU work: off the async runtime.
+            let (section2, v2, scheme) = (section.clone(), v.clone(), state.scheme().clone());
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    version_view(&section2, &v2, &sources, &flagged, &scheme, &marking)
+                })
+                .await
+                .map_err(AppError::from)?,
+            )
         }
         None if shown == 0 => None,
-        None => return Err(AppError::NotFound(format!("version {shown}")).into()),
+        None => return Err(AppError::not_found(format!("version {shown}")).into()),
     };
     let (panel, panel_error) = match params.cite {
-        Some(n) => match workspace::cited_source(&state, &id, Some(shown), n, params.s) {
+        Some(n) => match state.workspace.cited_source(&id, Some(shown), n, params.s) {
             Ok(c) => (Some(source_view(c)), None),
             Err(e) => (None, Some(e.public_message())),
         },
@@ -340,7 +358,7 @@ async fn source_page(
     Path((id, n)): Path<(String, usize)>,
     Query(params): Query<SourceParams>,
 ) -> PageResult {
-    let c = workspace::cited_source(&state, &id, params.v, n, params.s)?;
+    let c = state.workspace.cited_source(&id, params.v, n, params.s)?;
     let section_href = section_href(&id, c.version, Some((n, params.s)));
     let panel = source_view(c);
     if params.fragment {
@@ -366,7 +384,7 @@ fn parse_mode(mode: &str) -> Result<doctrina_draft::DraftMode, AppError> {
     if mode.is_empty() {
         return Ok(doctrina_draft::DraftMode::Llm);
     }
-    mode.parse().map_err(AppError::BadRequest)
+    mode.parse().map_err(AppError::bad_request)
 }
 
 /// Without JavaScript: drafts to completion, then shows the section.
@@ -384,14 +402,19 @@ async fn draft_form(
             guidance: form.guidance.clone(),
             sources: None,
         };
-        let job = workspace::begin_draft(&state, &id, &input, &me.clearance)?;
-        workspace::run_draft(&state, job, &me.name, Box::new(|_| {})).await
+        let job = state.workspace.begin_draft(&id, &input, &me.clearance)?;
+        Ok::<_, AppError>(
+            state
+                .workspace
+                .run_draft(job, &me.name, Box::new(|_| {}))
+                .await?,
+        )
     }
     .await;
     match result {
         Ok(outcome) => match outcome.error {
             None => see_other(&back, None),
-            Some(e) => see_other(&back, Some(&AppError::BadRequest(e))),
+            Some(e) => see_other(&back, Some(&AppError::bad_request(e))),
         },
         Err(e) => see_other(&back, Some(&e)),
     }
@@ -412,9 +435,13 @@ async fn edit_form(
     Form(form): Form<EditForm>,
 ) -> Response {
     let back = format!("/sections/{id}");
-    match workspace::edit(&state, &id, &form.text, form.base, &me.name).await {
+    match state
+        .workspace
+        .edit(&id, &form.text, form.base, &me.name)
+        .await
+    {
         Ok(_) => see_other(&back, None),
-        Err(e) => see_other(&back, Some(&e)),
+        Err(e) => see_other(&back, Some(&AppError::from(e))),
     }
 }
 
@@ -441,15 +468,18 @@ async fn review_form(
         other => {
             return see_other(
                 &back,
-                Some(&AppError::BadRequest(format!(
+                Some(&AppError::bad_request(format!(
                     "unknown review action '{other}'"
                 ))),
             );
         }
     };
-    match workspace::review(&state, &id, form.version, action, &me.name, &form.note) {
+    match state
+        .workspace
+        .review(&id, form.version, action, &me.name, &form.note)
+    {
         Ok(_) => see_other(&back, None),
-        Err(e) => see_other(&back, Some(&e)),
+        Err(e) => see_other(&back, Some(&AppError::from(e))),
     }
 }
 
@@ -466,9 +496,9 @@ async fn comment_form(
     Form(form): Form<CommentForm>,
 ) -> Response {
     let back = format!("/sections/{id}#comments");
-    match workspace::comment(&state, &id, &me.name, &form.text) {
+    match state.workspace.comment(&id, &me.name, &form.text) {
         Ok(_) => see_other(&back, None),
-        Err(e) => see_other(&back, Some(&e)),
+        Err(e) => see_other(&back, Some(&AppError::from(e))),
     }
 }
 
@@ -478,6 +508,8 @@ async fn comment_form(
 #[derive(Serialize)]
 struct SectionDetail {
     section: Section,
+    /// The current version's marking and why.
+    marking: workspace::SectionMarking,
     current: Option<Version>,
     /// The sources the current version's citations number.
     sources: Vec<Source>,
@@ -490,17 +522,21 @@ async fn section_api(
     State(state): State<AppState>,
     VisibleSection(id): VisibleSection,
 ) -> Result<Json<SectionDetail>, AppError> {
-    let section = workspace::section(&state, &id)?;
+    let section = state.workspace.section(&id)?;
     let versions = state.plans.versions(&section.id)?;
     let current = versions
         .iter()
         .find(|v| v.n == section.current_version)
         .cloned();
     let sources = match &current {
-        Some(v) => workspace::sources_of(&state, v)?,
+        Some(v) => state.workspace.sources_of(v)?,
         None => Vec::new(),
     };
+    let marking = state
+        .workspace
+        .section_marking(&section, current.as_ref())?;
     Ok(Json(SectionDetail {
+        marking,
         reviews: state.plans.reviews(&section.id)?,
         comments: state.plans.comments(&section.id)?,
         section,
@@ -508,6 +544,60 @@ async fn section_api(
         sources,
         versions,
     }))
+}
+
+/// `{"marking": "SECRET//NOFORN"}` raises a section's marking; with `"override_reason"`,
+/// marks the current version below what its sources require (audited).
+#[derive(Debug, Deserialize)]
+pub struct MarkingInput {
+    marking: String,
+    #[serde(default)]
+    override_reason: Option<String>,
+}
+
+async fn set_marking(
+    state: &AppState,
+    me: &Me,
+    id: &str,
+    input: MarkingInput,
+) -> Result<workspace::SectionMarking, AppError> {
+    let (state, me, id) = (state.clone(), me.clone(), id.to_string());
+    Ok(tokio::task::spawn_blocking(move || {
+        state.workspace.set_marking(
+            &id,
+            &input.marking,
+            input
+                .override_reason
+                .as_deref()
+                .filter(|r| !r.trim().is_empty()),
+            &me.name,
+        )
+    })
+    .await??)
+}
+
+/// `POST /api/sections/{id}/marking`: raise the section's marking, or override it below
+/// what its sources require for the current version with a reason (409 without one).
+async fn marking_api(
+    State(state): State<AppState>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
+    ApiJson(input): ApiJson<MarkingInput>,
+) -> Result<Json<workspace::SectionMarking>, AppError> {
+    Ok(Json(set_marking(&state, &me, &id, input).await?))
+}
+
+async fn marking_form(
+    State(state): State<AppState>,
+    me: Me,
+    VisibleSection(id): VisibleSection,
+    Form(input): Form<MarkingInput>,
+) -> Response {
+    let back = format!("/sections/{id}");
+    match set_marking(&state, &me, &id, input).await {
+        Ok(_) => see_other(&back, None),
+        Err(e) => see_other(&back, Some(&e)),
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -548,9 +638,12 @@ async fn draft_api(
     ApiQuery(params): ApiQuery<DraftParams>,
     ApiJson(input): ApiJson<DraftInput>,
 ) -> Result<Response, AppError> {
-    let job = workspace::begin_draft(&state, &id, &input, &me.clearance)?;
+    let job = state.workspace.begin_draft(&id, &input, &me.clearance)?;
     if params.stream == Some(false) {
-        let outcome = workspace::run_draft(&state, job, &me.name, Box::new(|_| {})).await?;
+        let outcome = state
+            .workspace
+            .run_draft(job, &me.name, Box::new(|_| {}))
+            .await?;
         return Ok((StatusCode::CREATED, Json(outcome)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -563,12 +656,12 @@ async fn draft_api(
         let on_delta = Box::new(move |text: &str| {
             let _ = deltas.send(event("delta", json!({ "text": text })));
         });
-        match workspace::run_draft(&state, job, &me.name, on_delta).await {
+        match state.workspace.run_draft(job, &me.name, on_delta).await {
             Ok(outcome) => {
                 let _ = tx.send(event("done", summary(&outcome)));
             }
             Err(e) => {
-                let (_, code) = e.status_and_code();
+                let code = e.code();
                 let _ = tx.send(event(
                     "error",
                     json!({"error": {"code": code, "message": e.public_message()}}),
@@ -595,7 +688,10 @@ async fn edit_api(
     VisibleSection(id): VisibleSection,
     ApiJson(input): ApiJson<EditInput>,
 ) -> Result<(StatusCode, Json<Version>), AppError> {
-    let version = workspace::edit(&state, &id, &input.text, input.base_version, &me.name).await?;
+    let version = state
+        .workspace
+        .edit(&id, &input.text, input.base_version, &me.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 
@@ -631,8 +727,7 @@ fn review_api(
     ApiJson(input): ApiJson<ReviewInput>,
     action: ReviewAction,
 ) -> Result<Json<Review>, AppError> {
-    Ok(Json(workspace::review(
-        &state,
+    Ok(Json(state.workspace.review(
         &id,
         input.version,
         action,
@@ -654,7 +749,7 @@ async fn comment_api(
 ) -> Result<(StatusCode, Json<Comment>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(workspace::comment(&state, &id, &me.name, &input.text)?),
+        Json(state.workspace.comment(&id, &me.name, &input.text)?),
     ))
 }
 
@@ -664,7 +759,7 @@ async fn source_api(
     Path((id, n)): Path<(String, usize)>,
     ApiQuery(params): ApiQuery<SourceParams>,
 ) -> Result<Json<CitedSource>, AppError> {
-    Ok(Json(workspace::cited_source(
-        &state, &id, params.v, n, params.s,
-    )?))
+    Ok(Json(
+        state.workspace.cited_source(&id, params.v, n, params.s)?,
+    ))
 }

@@ -1,21 +1,76 @@
 //! The custodian's library: `<data-dir>/library/`, where uploaded files live, and the job
-//! queue that indexes, replaces, deletes and re-indexes them ([`crate::jobs`]).
+//! queue that indexes, replaces, deletes and re-indexes them ([`jobs`]).
 //!
 //! Upload names are never trusted: only the final component of the name is kept, control
 //! characters and leading dots are dropped, and the name is only shown, never used as a
 //! path. The file is stored as `<id>.<ext>`, where the id is a fresh `[a-z0-9-]` slug, with
 //! a `<file>.meta.yaml` sidecar giving that id and any metadata sent with the upload.
 
+pub mod jobs;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use doctrina_ingest::{Ingestor, sidecar_path};
-use doctrina_types::SourceFormat;
 use doctrina_types::config::LibraryConfig;
+use doctrina_types::{Fault, Faulted, SourceFormat};
 
-use crate::jobs::{FileResult, JobStore, Jobs, Worker};
-use crate::{AppError, AppState};
+use crate::jobs::{FileResult, JobStore, Jobs};
+
+pub use jobs::{FileOutcome, Job, JobKind, JobStatus, Worker};
+
+/// What went wrong in the library or its job queue.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// The request is wrong (an unusable name, an unknown marking level).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A type not accepted, or bytes that are not what the name says.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Conflicts with work already queued (a second re-index of everything).
+    #[error("{0}")]
+    Conflict(String),
+    /// The job store or the library's files (a fault of this machine).
+    #[error("library: {0}")]
+    Store(String),
+    /// The job worker is not running.
+    #[error("library: {0}")]
+    Stopped(String),
+}
+
+impl Faulted for LibraryError {
+    fn fault(&self) -> Fault {
+        match self {
+            Self::Invalid(_) => Fault::Invalid,
+            Self::TooLarge(_) => Fault::TooLarge,
+            Self::Unsupported(_) => Fault::Unsupported,
+            Self::NotFound(_) => Fault::NotFound,
+            Self::Conflict(_) => Fault::Conflict,
+            Self::Store(_) => Fault::Internal,
+            Self::Stopped(_) => Fault::Unavailable,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "bad_request",
+            Self::TooLarge(_) => "too_large",
+            Self::Unsupported(_) => "unsupported_type",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Store(_) => "library_failed",
+            Self::Stopped(_) => "library_unavailable",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LibraryError>;
 
 /// Extensions an upload may have.
 pub const ALLOWED_EXTENSIONS: &[&str] = &["md", "markdown", "txt", "html", "htm", "pdf", "docx"];
@@ -46,22 +101,19 @@ impl std::fmt::Debug for Library {
 
 impl Library {
     /// Opens (creating) `<data_dir>/library/` and `<data_dir>/jobs.sqlite`.
-    pub fn open(
-        data_dir: &Path,
-        config: LibraryConfig,
-        ingestor: Ingestor,
-    ) -> Result<Self, AppError> {
+    pub fn open(data_dir: &Path, config: LibraryConfig, ingestor: Ingestor) -> Result<Self> {
         let dir = data_dir.join("library");
         std::fs::create_dir_all(&dir)
-            .map_err(|e| AppError::Library(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| LibraryError::Store(format!("cannot create {}: {e}", dir.display())))?;
         let dir = std::fs::canonicalize(&dir)
-            .map_err(|e| AppError::Library(format!("cannot open {}: {e}", dir.display())))?;
+            .map_err(|e| LibraryError::Store(format!("cannot open {}: {e}", dir.display())))?;
         // Uploads are written here while they stream in, and moved into place once every
         // file of the request passed; whatever a crash left behind is discarded.
         let staging = dir.join(".staging");
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging)
-            .map_err(|e| AppError::Library(format!("cannot create {}: {e}", staging.display())))?;
+        std::fs::create_dir_all(&staging).map_err(|e| {
+            LibraryError::Store(format!("cannot create {}: {e}", staging.display()))
+        })?;
         let store = Arc::new(JobStore::open(&data_dir.join("jobs.sqlite"))?);
         Ok(Self {
             dir,
@@ -97,11 +149,11 @@ impl Library {
         files: &[Upload],
         meta: &UploadMeta,
         taken_ids: &HashSet<String>,
-    ) -> Result<Vec<FileResult>, AppError> {
+    ) -> Result<Vec<FileResult>> {
         let _naming = self.naming.lock().unwrap_or_else(|p| p.into_inner());
         let mut reserved = taken_ids.clone();
         let mut written: Vec<PathBuf> = Vec::new();
-        let result = (|| -> Result<Vec<FileResult>, AppError> {
+        let result = (|| -> Result<Vec<FileResult>> {
             let mut out = Vec::new();
             for file in files {
                 let stem = Path::new(&file.name)
@@ -113,24 +165,24 @@ impl Library {
                 let path = self.dir.join(format!("{id}.{}", file.extension));
                 let sidecar = sidecar_path(&path);
                 if path.parent() != Some(self.dir.as_path()) {
-                    return Err(AppError::BadRequest(format!(
+                    return Err(LibraryError::Invalid(format!(
                         "'{}' cannot be stored safely",
                         file.name
                     )));
                 }
                 if path.exists() || sidecar.exists() {
-                    return Err(AppError::Library(format!("{} exists", path.display())));
+                    return Err(LibraryError::Store(format!("{} exists", path.display())));
                 }
                 // The sidecar first: a re-index running meanwhile never sees the file
                 // without the id it is meant to have.
                 write_new(&sidecar, meta.sidecar(&id)?.as_bytes())?;
                 written.push(sidecar);
                 std::fs::rename(&file.staged, &path).map_err(|e| {
-                    AppError::Library(format!("cannot store {}: {e}", path.display()))
+                    LibraryError::Store(format!("cannot store {}: {e}", path.display()))
                 })?;
                 written.push(path.clone());
                 if !self.contains(&path) {
-                    return Err(AppError::BadRequest(format!(
+                    return Err(LibraryError::Invalid(format!(
                         "'{}' cannot be stored safely",
                         file.name
                     )));
@@ -180,16 +232,16 @@ impl Library {
     }
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::options()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| AppError::Library(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| LibraryError::Store(format!("cannot write {}: {e}", path.display())))?;
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
-        .map_err(|e| AppError::Library(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| LibraryError::Store(format!("cannot write {}: {e}", path.display())))
 }
 
 /// One uploaded file, checked: a clean display name, an allowed extension, and bytes that
@@ -211,12 +263,12 @@ impl Drop for Upload {
 impl Upload {
     /// Checks a file received into `staged` (at most `limit` bytes). Unsupported types and
     /// renamed binaries are 415. The staged file is removed if it is refused.
-    pub fn check(raw_name: &str, staged: PathBuf, limit: u64) -> Result<Self, AppError> {
+    pub fn check(raw_name: &str, staged: PathBuf, limit: u64) -> Result<Self> {
         let checked = std::fs::read(&staged)
-            .map_err(|e| AppError::Library(format!("cannot read the received file: {e}")))
+            .map_err(|e| LibraryError::Store(format!("cannot read the received file: {e}")))
             .and_then(|bytes| {
                 if bytes.len() as u64 > limit {
-                    return Err(AppError::TooLarge(format!(
+                    return Err(LibraryError::TooLarge(format!(
                         "a file is larger than the upload limit of {limit} bytes"
                     )));
                 }
@@ -236,7 +288,7 @@ impl Upload {
     }
 
     /// The display name and extension of a file with these bytes, or why it is refused.
-    fn check_bytes(raw_name: &str, bytes: &[u8]) -> Result<(String, String), AppError> {
+    fn check_bytes(raw_name: &str, bytes: &[u8]) -> Result<(String, String)> {
         let name = clean_name(raw_name)?;
         let extension = Path::new(&name)
             .extension()
@@ -244,7 +296,7 @@ impl Upload {
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         if !ALLOWED_EXTENSIONS.contains(&extension.as_str()) {
-            return Err(AppError::UnsupportedType(format!(
+            return Err(LibraryError::Unsupported(format!(
                 "'{name}': unsupported file type '{}' (allowed: {})",
                 if extension.is_empty() {
                     "(none)"
@@ -255,13 +307,13 @@ impl Upload {
             )));
         }
         let format = SourceFormat::from_extension(&extension).ok_or_else(|| {
-            AppError::UnsupportedType(format!("'{name}': unsupported file type '{extension}'"))
+            LibraryError::Unsupported(format!("'{name}': unsupported file type '{extension}'"))
         })?;
         if bytes.is_empty() {
-            return Err(AppError::BadRequest(format!("'{name}' is empty")));
+            return Err(LibraryError::Invalid(format!("'{name}' is empty")));
         }
         doctrina_ingest::sniff(format, bytes).map_err(|e| {
-            AppError::UnsupportedType(format!("'{name}' is not a {} file: {e}", format.as_str()))
+            LibraryError::Unsupported(format!("'{name}' is not a {} file: {e}", format.as_str()))
         })?;
         Ok((name, extension))
     }
@@ -269,17 +321,17 @@ impl Upload {
 
 /// The name shown for an upload: its final path component (after `/` or `\`), without
 /// control characters or leading dots. Refused if nothing is left or it is too long.
-pub fn clean_name(raw: &str) -> Result<String, AppError> {
+pub fn clean_name(raw: &str) -> Result<String> {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim();
     if cleaned.is_empty() {
-        return Err(AppError::BadRequest(
+        return Err(LibraryError::Invalid(
             "a file has no usable name".to_string(),
         ));
     }
     if cleaned.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::BadRequest(format!(
+        return Err(LibraryError::Invalid(format!(
             "a file name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
@@ -299,11 +351,11 @@ pub struct UploadMeta {
 impl UploadMeta {
     /// Sets a field from a form value (control characters dropped, bounded); unknown
     /// fields are ignored.
-    pub fn set(&mut self, field: &str, value: &str) -> Result<(), AppError> {
+    pub fn set(&mut self, field: &str, value: &str) -> Result<()> {
         let value: String = value.chars().filter(|c| !c.is_control()).collect();
         let value = value.trim();
         if value.chars().count() > MAX_FIELD_CHARS {
-            return Err(AppError::BadRequest(format!(
+            return Err(LibraryError::Invalid(format!(
                 "'{field}' is longer than {MAX_FIELD_CHARS} characters"
             )));
         }
@@ -319,11 +371,11 @@ impl UploadMeta {
     }
 
     /// Refuses a marking the scheme does not know, before anything is stored.
-    pub fn validate(&self, scheme: &doctrina_types::MarkingScheme) -> Result<(), AppError> {
+    pub fn validate(&self, scheme: &doctrina_types::MarkingScheme) -> Result<()> {
         if let Some(marking) = &self.marking {
             let level = marking.split("//").next().unwrap_or_default().trim();
             if scheme.canonical(level).is_none() {
-                return Err(AppError::BadRequest(format!(
+                return Err(LibraryError::Invalid(format!(
                     "unknown marking level '{level}' (known: {})",
                     scheme.levels.join(", ")
                 )));
@@ -333,7 +385,7 @@ impl UploadMeta {
     }
 
     /// The sidecar YAML (serialised, so any value is quoted as needed).
-    fn sidecar(&self, id: &str) -> Result<String, AppError> {
+    fn sidecar(&self, id: &str) -> Result<String> {
         let mut map = BTreeMap::new();
         map.insert("id", id.to_string());
         for (key, value) in [
@@ -348,31 +400,7 @@ impl UploadMeta {
             }
         }
         serde_yaml_ng::to_string(&map)
-            .map_err(|e| AppError::Library(format!("sidecar not written: {e}")))
-    }
-}
-
-impl AppState {
-    /// Adds the library and starts its job worker (resuming interrupted jobs).
-    pub fn with_library(mut self, library: Library) -> Result<Self, AppError> {
-        library.jobs.start(Worker {
-            store: library.jobs.store.clone(),
-            retriever: self.retriever.clone(),
-            ingestor: library.ingestor.clone(),
-            audit: self.audit.clone(),
-            library_dir: library.dir.clone(),
-        })?;
-        self.library = Some(Arc::new(library));
-        Ok(self)
-    }
-
-    /// The library, or an error if this app was started without one.
-    pub fn library(&self) -> Result<&Arc<Library>, AppError> {
-        self.library.as_ref().ok_or_else(|| {
-            AppError::NotFound(
-                "a document library (this server was started without one)".to_string(),
-            )
-        })
+            .map_err(|e| LibraryError::Store(format!("sidecar not written: {e}")))
     }
 }
 

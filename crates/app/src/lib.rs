@@ -1,0 +1,376 @@
+//! The composition root: [`App::open`] is the only place doctrina's stack is built from its
+//! [`Config`]: the embedder, the indexes with the configured vector backend (repaired on
+//! open), the retriever, the drafter with its inference client and support check, the
+//! ingestor (isolated parsing), the plan store and workspace, the audit log, the accounts,
+//! the library with its job queue, and the evaluation runs. The CLI, the web server, the
+//! benchmark and the tests all build through it; tests and benchmarks only swap parts (a
+//! shared embedder, a fault-injecting inference server, already-open indexes) through
+//! [`AppBuilder`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use doctrina_audit::AuditLog;
+use doctrina_auth::AuthStore;
+use doctrina_draft::Drafter;
+use doctrina_draft::inference::{ChatModel, OpenAiChat};
+use doctrina_embed::{Embedder, FastEmbedder};
+use doctrina_eval::service::Evaluations;
+use doctrina_index::{EdgeVectorStore, HealthReport, Indexes, VectorStore};
+use doctrina_ingest::{Ingestor, Sandbox};
+use doctrina_library::Library;
+use doctrina_plan::{PlanStore, Workspace};
+use doctrina_retrieve::Retriever;
+use doctrina_types::{Config, EMBEDDING_DIM, Fault, Faulted};
+
+/// A part of the stack that could not be opened, with what was being opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("loading the embedding model: {0}")]
+    Embed(#[from] doctrina_embed::EmbedError),
+    #[error("opening the indexes in {path}: {source}")]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: doctrina_index::IndexError,
+    },
+    #[error("starting the document parser: {0}")]
+    Ingest(#[from] doctrina_ingest::IngestError),
+    #[error("setting up drafting: {0}")]
+    Draft(String),
+    #[error("opening the plan store: {0}")]
+    Plan(#[from] doctrina_plan::PlanError),
+    #[error("opening the audit log: {0}")]
+    Audit(#[from] doctrina_audit::AuditError),
+    #[error("opening the account store: {0}")]
+    Auth(#[from] doctrina_auth::AuthError),
+    #[error("opening the library: {0}")]
+    Library(#[from] doctrina_library::LibraryError),
+    #[error("opening the evaluation runs: {0}")]
+    Eval(#[from] doctrina_eval::EvalError),
+    #[error("creating {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Faulted for OpenError {
+    fn fault(&self) -> Fault {
+        match self {
+            Self::Config(_) => Fault::Invalid,
+            _ => Fault::Unavailable,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "invalid_config",
+            Self::Embed(e) => e.code(),
+            Self::Index { source, .. } => source.code(),
+            _ => "unavailable",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, OpenError>;
+
+/// The inference server the drafter talks to.
+enum ChatChoice {
+    /// `inference.*` from the configuration.
+    Configured,
+    /// A given client, or none (extractive drafting only).
+    Given(Option<Arc<dyn ChatModel>>),
+}
+
+/// Opens an [`App`], with parts swapped where a test or benchmark needs it.
+pub struct AppBuilder {
+    config: Config,
+    embedder: Option<Arc<dyn Embedder>>,
+    indexes: Option<Arc<Indexes>>,
+    chat: ChatChoice,
+    sandbox: Option<Sandbox>,
+    repair: bool,
+    library: bool,
+}
+
+impl AppBuilder {
+    /// Use this embedder instead of loading the configured one (ONNX Runtime allows one
+    /// environment per process: tests share one).
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// Use indexes that are already open (tests that share one indexed corpus but keep
+    /// plans, drafts and accounts of their own in the data directory).
+    pub fn indexes(mut self, indexes: Arc<Indexes>) -> Self {
+        self.indexes = Some(indexes);
+        self
+    }
+
+    /// Talk to this inference client (`None`: extractive drafting only) instead of the
+    /// configured server.
+    pub fn chat(mut self, chat: Option<Arc<dyn ChatModel>>) -> Self {
+        self.chat = ChatChoice::Given(chat);
+        self
+    }
+
+    /// Parse files in children started this way (default: `doctrina extract --child` from
+    /// the running binary).
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Whether opening repairs what an interrupted run left (default: yes). `doctrina
+    /// check` without `--repair` reports instead.
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    /// Open the library and start its job worker (the server does; commands that only
+    /// read do not, so they never resume a job).
+    pub fn library(mut self, library: bool) -> Self {
+        self.library = library;
+        self
+    }
+
+    pub fn open(self) -> Result<App> {
+        let config = self.config;
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::Io {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let embedder: Arc<dyn Embedder> = match self.embedder {
+            Some(e) => e,
+            None => Arc::new(FastEmbedder::load(&config.embedding)?),
+        };
+        let index_error = |source| OpenError::Index {
+            path: data_dir.clone(),
+            source,
+        };
+        let indexes = match self.indexes {
+            Some(indexes) => indexes,
+            None => Arc::new(open_indexes(&config, embedder.dimension()).map_err(index_error)?),
+        };
+        let health = indexes
+            .check(Some(embedder.as_ref()), self.repair)
+            .map_err(index_error)?;
+        if !health.repaired.is_empty() || !health.removed.is_empty() || !health.orphans.is_empty() {
+            tracing::warn!(
+                repaired = ?health.repaired,
+                removed = ?health.removed,
+                orphans = ?health.orphans,
+                "repaired the indexes after an interrupted run"
+            );
+        }
+        let sandbox = match self.sandbox {
+            Some(s) => s,
+            None => Sandbox::current_exe()?,
+        };
+        let ingestor =
+            Ingestor::new(config.ingest.clone(), config.markings.clone()).isolated(sandbox);
+        let retriever = Arc::new(Retriever::new(
+            indexes.clone(),
+            embedder.clone(),
+            config.retrieval.clone(),
+        ));
+        let chat: Option<Arc<dyn ChatModel>> = match self.chat {
+            ChatChoice::Configured => Some(Arc::new(
+                OpenAiChat::new(config.inference.clone())
+                    .map_err(|e| OpenError::Draft(e.to_string()))?,
+            )),
+            ChatChoice::Given(chat) => chat,
+        };
+        let drafter = Arc::new(drafter(
+            &retriever,
+            embedder.clone(),
+            chat,
+            &data_dir.join("drafts.sqlite"),
+        )?);
+        let plans = Arc::new(PlanStore::open(&data_dir.join("plans.sqlite"))?);
+        let audit = Arc::new(AuditLog::open(&data_dir.join("audit.sqlite"))?);
+        let auth = Arc::new(AuthStore::open(
+            &data_dir.join("users.sqlite"),
+            config.auth.clone(),
+        )?);
+        let workspace = Arc::new(Workspace::new(
+            drafter.clone(),
+            plans.clone(),
+            audit.clone(),
+        ));
+        let evals = Arc::new(Evaluations::new(
+            doctrina_eval::runs::RunStore::open(&data_dir.join("evals.sqlite"))?,
+            drafter.clone(),
+            audit.clone(),
+        )?);
+        let library = if self.library {
+            let library = Library::open(&data_dir, config.library.clone(), ingestor.clone())?;
+            library.jobs.start(doctrina_library::Worker {
+                store: library.jobs.store.clone(),
+                indexes: indexes.clone(),
+                embedder: embedder.clone(),
+                ingestor: ingestor.clone(),
+                audit: audit.clone(),
+                library_dir: library.dir().to_path_buf(),
+            })?;
+            Some(Arc::new(library))
+        } else {
+            None
+        };
+        Ok(App {
+            config,
+            embedder,
+            indexes,
+            retriever,
+            drafter,
+            ingestor,
+            plans,
+            workspace,
+            audit,
+            auth,
+            library,
+            evals,
+            health,
+        })
+    }
+}
+
+/// The indexes of `config.data_dir` with the configured vector backend.
+fn open_indexes(config: &Config, dimension: usize) -> doctrina_index::Result<Indexes> {
+    let backend = config.vector.backend.as_str();
+    Indexes::open_with(&config.data_dir, config.markings.clone(), |data_dir| {
+        let store: Box<dyn VectorStore> = match backend {
+            "edge" => Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?),
+            other => {
+                return Err(doctrina_index::IndexError::Vector(format!(
+                    "vector.backend '{other}' is not available in this build; use 'edge' (embedded Qdrant Edge)"
+                )));
+            }
+        };
+        Ok(store)
+    })
+}
+
+/// A drafter over `retriever`: the bundled section templates, the support check on
+/// `embedder`, drafts recorded in `store`.
+pub fn drafter(
+    retriever: &Arc<Retriever>,
+    embedder: Arc<dyn Embedder>,
+    chat: Option<Arc<dyn ChatModel>>,
+    store: &Path,
+) -> Result<Drafter> {
+    Ok(Drafter {
+        retriever: retriever.clone(),
+        chat,
+        checker: doctrina_draft::support::SupportChecker::new(
+            embedder,
+            doctrina_draft::support::Thresholds::default(),
+        ),
+        sections: doctrina_draft::sections::SectionLibrary::bundled()
+            .map_err(|e| OpenError::Draft(e.to_string()))?,
+        store: doctrina_draft::DraftStore::open(store)
+            .map_err(|e| OpenError::Draft(e.to_string()))?,
+    })
+}
+
+/// doctrina, assembled.
+pub struct App {
+    pub config: Config,
+    pub embedder: Arc<dyn Embedder>,
+    pub indexes: Arc<Indexes>,
+    pub retriever: Arc<Retriever>,
+    pub drafter: Arc<Drafter>,
+    /// Parses files in child processes ([`Sandbox`]).
+    pub ingestor: Ingestor,
+    pub plans: Arc<PlanStore>,
+    pub workspace: Arc<Workspace>,
+    pub audit: Arc<AuditLog>,
+    pub auth: Arc<AuthStore>,
+    /// The custodian's library and its running job worker (see [`AppBuilder::library`]).
+    pub library: Option<Arc<Library>>,
+    pub evals: Arc<Evaluations>,
+    /// What the consistency check on open found (and repaired, unless told not to).
+    pub health: HealthReport,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Everything from `config`, with the configured embedder, vector backend and
+    /// inference server, repaired on open, without the library's job worker.
+    pub fn open(config: &Config) -> Result<Self> {
+        Self::builder(config.clone()).open()
+    }
+
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder {
+            config,
+            embedder: None,
+            indexes: None,
+            chat: ChatChoice::Configured,
+            sandbox: None,
+            repair: true,
+            library: false,
+        }
+    }
+
+    /// The embedding dimension indexes are built with.
+    pub fn dimension() -> usize {
+        EMBEDDING_DIM
+    }
+
+    /// The indexes alone, opened from `config` with its vector backend (for tools that
+    /// index into a data directory of their own: BEIR datasets, the benchmark).
+    pub fn open_indexes(config: &Config) -> Result<Indexes> {
+        open_indexes(config, EMBEDDING_DIM).map_err(|source| OpenError::Index {
+            path: config.data_dir.clone(),
+            source,
+        })
+    }
+
+    /// The embedder `config` names.
+    pub fn open_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
+        Ok(Arc::new(FastEmbedder::load(&config.embedding)?))
+    }
+}
+
+/// Stores the account and audit commands use without the rest of the stack (no embedder:
+/// they work on a machine without the model).
+impl App {
+    pub fn open_accounts(config: &Config) -> Result<(AuthStore, AuditLog)> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        Ok((
+            AuthStore::open(&config.data_dir.join("users.sqlite"), config.auth.clone())?,
+            Self::open_audit(config)?,
+        ))
+    }
+
+    pub fn open_audit(config: &Config) -> Result<AuditLog> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        Ok(AuditLog::open(&config.data_dir.join("audit.sqlite"))?)
+    }
+
+    pub fn open_draft_store(config: &Config) -> Result<doctrina_draft::DraftStore> {
+        doctrina_draft::DraftStore::open(&config.data_dir.join("drafts.sqlite"))
+            .map_err(|e| OpenError::Draft(e.to_string()))
+    }
+}
