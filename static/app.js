@@ -36,9 +36,11 @@
       var out = $('.stream-text', box);
       var status = $('.stream-status', box);
       var button = $('#draft-button');
+      // The page's language: the server puts the translated status lines on the box.
+      var say = function (key, english) { return box.getAttribute('data-' + key) || english; };
       box.hidden = false;
       out.textContent = '';
-      status.textContent = 'Retrieving sources…';
+      status.textContent = say('retrieving', 'Retrieving sources…');
       button.disabled = true;
       var finished = false;
 
@@ -52,15 +54,15 @@
         if (!payload) { return; }
         var data = JSON.parse(payload);
         if (name === 'start') {
-          status.textContent = 'Drafting…';
+          status.textContent = say('drafting', 'Drafting…');
         } else if (name === 'delta') {
           out.textContent += data.text;
           out.scrollTop = out.scrollHeight;
         } else if (name === 'done') {
           finished = true;
           status.textContent = data.error
-            ? 'Stopped: ' + data.error + ' (the partial text was kept)'
-            : 'Done. Checking citations…';
+            ? say('stopped', 'Stopped:') + ' ' + data.error + ' ' + say('kept', '(the partial text was kept)')
+            : say('checking', 'Done. Checking citations…');
           var next = data.url + '?v=' + data.version;
           if (data.error) { next += '&error=' + encodeURIComponent(data.error); }
           window.location.assign(next);
@@ -92,7 +94,7 @@
           return reader.read().then(function (chunk) {
             if (chunk.done) {
               if (!finished) {
-                throw new Error('The connection closed before the draft finished; reload the page to see what was stored.');
+                throw new Error(say('closed', 'The connection closed before the draft finished; reload the page to see what was stored.'));
               }
               return undefined;
             }

@@ -346,7 +346,10 @@ async fn nothing_above_a_clearance_is_ever_retrieved() {
     let mut vectors: HashMap<&str, Vec<f32>> = HashMap::new();
     for q in &queries {
         if !q.trim().is_empty() {
-            let v = embedder().embed(&[q.trim()]).expect("embed").remove(0);
+            let v = embedder()
+                .embed_queries(&[q.trim()])
+                .expect("embed")
+                .remove(0);
             vectors.insert(q.as_str(), v);
         }
     }

@@ -135,7 +135,15 @@ async fn every_route_enforces_its_rule_for_every_role() {
     for rule in &routes {
         if rule.access == Access::SignedIn {
             assert!(
-                ["/logout", "/api/logout", "/api/session"].contains(&rule.path),
+                [
+                    "/logout",
+                    "/api/logout",
+                    "/api/session",
+                    // Choosing one's own interface language.
+                    "/api/session/language",
+                    "/account/language",
+                ]
+                .contains(&rule.path),
                 "{} {} is open to every signed-in account",
                 rule.method,
                 rule.path

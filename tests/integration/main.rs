@@ -10,6 +10,7 @@ mod draft;
 mod evaluation;
 mod formats;
 mod incremental;
+mod korean;
 mod library;
 mod retrieval;
 mod support;

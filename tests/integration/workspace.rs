@@ -846,7 +846,7 @@ async fn documents_list_shows_status_superseded_and_failures() {
     let (status, list) = app.get_json("/api/documents").await;
     assert_eq!(status, 200, "{list}");
     let docs = list["documents"].as_array().unwrap();
-    assert_eq!(docs.len(), 15);
+    assert_eq!(docs.len(), 19);
     let old = docs.iter().find(|d| d["id"] == "sop-2-101-2022").unwrap();
     assert_eq!(old["status"], "superseded");
     assert_eq!(old["superseded_by"], "sop-2-101-2024");

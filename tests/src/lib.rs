@@ -165,10 +165,19 @@ impl Default for TestIndex {
 
 /// Copies the bundled documents into `dest` (so tests can edit and delete them).
 pub fn copy_corpus(dest: &Path) {
+    copy_tree(&corpus_documents(), dest);
+}
+
+/// Copies a folder with its subfolders (the Korean statutes sit in `법령/`).
+pub fn copy_tree(from: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).expect("create corpus copy");
-    for entry in std::fs::read_dir(corpus_documents()).expect("corpus/documents") {
+    for entry in std::fs::read_dir(from).expect("corpus folder") {
         let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &dest.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        }
     }
 }
 

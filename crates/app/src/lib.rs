@@ -20,7 +20,7 @@ use doctrina_index::{EdgeVectorStore, HealthReport, Indexes, VectorStore};
 use doctrina_ingest::{Ingestor, Sandbox};
 use doctrina_library::Library;
 use doctrina_plan::{PlanStore, Workspace};
-use doctrina_retrieve::Retriever;
+use doctrina_retrieve::{GlossaryStore, Retriever};
 use doctrina_types::{Config, EMBEDDING_DIM, Fault, Faulted};
 
 /// A part of the stack that could not be opened, with what was being opened.
@@ -38,6 +38,8 @@ pub enum OpenError {
     },
     #[error("starting the document parser: {0}")]
     Ingest(#[from] doctrina_ingest::IngestError),
+    #[error("opening the glossary: {0}")]
+    Glossary(String),
     #[error("setting up drafting: {0}")]
     Draft(String),
     #[error("opening the plan store: {0}")]
@@ -147,6 +149,7 @@ impl AppBuilder {
             path: data_dir.clone(),
             source,
         })?;
+        doctrina_korean::configure(&config.korean.mecab_dir);
         let embedder: Arc<dyn Embedder> = match self.embedder {
             Some(e) => e,
             None => Arc::new(FastEmbedder::load(&config.embedding)?),
@@ -159,6 +162,7 @@ impl AppBuilder {
             Some(indexes) => indexes,
             None => Arc::new(open_indexes(&config, embedder.dimension()).map_err(index_error)?),
         };
+        ensure_embedding_model(&config, &indexes, embedder.as_ref())?;
         let health = indexes
             .check(Some(embedder.as_ref()), self.repair)
             .map_err(index_error)?;
@@ -176,11 +180,18 @@ impl AppBuilder {
         };
         let ingestor =
             Ingestor::new(config.ingest.clone(), config.markings.clone()).isolated(sandbox);
-        let retriever = Arc::new(Retriever::new(
-            indexes.clone(),
-            embedder.clone(),
-            config.retrieval.clone(),
-        ));
+        let glossary_path = config
+            .retrieval
+            .glossary
+            .clone()
+            .unwrap_or_else(|| data_dir.join("glossary.txt"));
+        let glossary = Arc::new(
+            GlossaryStore::open(&glossary_path).map_err(|e| OpenError::Glossary(e.to_string()))?,
+        );
+        let retriever = Arc::new(
+            Retriever::new(indexes.clone(), embedder.clone(), config.retrieval.clone())
+                .with_glossary(glossary),
+        );
         let chat: Option<Arc<dyn ChatModel>> = match self.chat {
             ChatChoice::Configured => Some(Arc::new(
                 OpenAiChat::new(config.inference.clone())
@@ -242,8 +253,91 @@ impl AppBuilder {
     }
 }
 
+/// Which embedding model wrote a data directory's vectors.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct EmbeddingRecord {
+    model: String,
+    dimension: usize,
+}
+
+const EMBEDDING_RECORD: &str = "embedding-model.json";
+
+/// Makes sure every stored vector comes from `embedder`'s model: a data directory written by
+/// another model (one from before the record existed was all-MiniLM-L6-v2, the only model
+/// then) has every passage re-embedded from the catalog, or is refused
+/// (`embedding.on_model_change = "refuse"`). Vectors of two models are never mixed.
+fn ensure_embedding_model(
+    config: &Config,
+    indexes: &Indexes,
+    embedder: &dyn Embedder,
+) -> Result<()> {
+    let path = config.data_dir.join(EMBEDDING_RECORD);
+    let io = |source| OpenError::Io {
+        path: path.clone(),
+        source,
+    };
+    let recorded: Option<EmbeddingRecord> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let index_error = |source| OpenError::Index {
+        path: config.data_dir.clone(),
+        source,
+    };
+    let has_passages = indexes.catalog().passage_count().map_err(index_error)? > 0;
+    let written_by = match &recorded {
+        Some(r) => Some(r.model.clone()),
+        None if has_passages => Some("all-minilm-l6-v2".to_string()),
+        None => None,
+    };
+    let current = embedder.model_name();
+    if let Some(old) = written_by.as_deref()
+        && old != current
+        && has_passages
+    {
+        if config.embedding.on_model_change == "refuse" {
+            return Err(OpenError::Config(format!(
+                "the index in {} was embedded with {old}, and embedding.model is {current}; \
+                 vectors of two models cannot be searched together (set \
+                 embedding.on_model_change = \"reembed\" to re-embed every passage)",
+                config.data_dir.display()
+            )));
+        }
+        tracing::warn!(
+            from = old,
+            to = current,
+            "re-embedding every passage with the configured model"
+        );
+        let started = std::time::Instant::now();
+        let n = indexes
+            .reembed_all(embedder, &|done, total| {
+                if done % 1024 < 128 {
+                    tracing::info!(done, total, "re-embedding");
+                }
+            })
+            .map_err(index_error)?;
+        tracing::warn!(
+            passages = n,
+            seconds = started.elapsed().as_secs(),
+            "re-embedded"
+        );
+    }
+    if recorded.as_ref().is_none_or(|r| r.model != current) {
+        let record = EmbeddingRecord {
+            model: current.to_string(),
+            dimension: embedder.dimension(),
+        };
+        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, bytes).map_err(io)?;
+        std::fs::rename(&temporary, &path).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// The indexes of `config.data_dir` with the configured vector backend.
 fn open_indexes(config: &Config, dimension: usize) -> doctrina_index::Result<Indexes> {
+    // Korean analysis first: the indexes record which one wrote them.
+    doctrina_korean::configure(&config.korean.mecab_dir);
     let backend = config.vector.backend.as_str();
     Indexes::open_with(&config.data_dir, config.markings.clone(), |data_dir| {
         let store: Box<dyn VectorStore> = match backend {

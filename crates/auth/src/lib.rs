@@ -144,6 +144,9 @@ pub struct User {
     pub clearance: Clearance,
     pub disabled: bool,
     pub created_at: i64,
+    /// The language the person chose for the web app (`en`, `ko`); `None`: the browser's.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl User {
@@ -235,7 +238,8 @@ CREATE TABLE IF NOT EXISTS users (
     level         TEXT NOT NULL,
     caveats       TEXT NOT NULL,
     disabled      INTEGER NOT NULL DEFAULT 0,
-    created_at    INTEGER NOT NULL
+    created_at    INTEGER NOT NULL,
+    language      TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id         TEXT PRIMARY KEY,
@@ -276,6 +280,12 @@ impl AuthStore {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let has_language: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'language'")?
+            .exists([])?;
+        if !has_language {
+            conn.execute_batch("ALTER TABLE users ADD COLUMN language TEXT")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             decoy: hash_password(&random_token()?)?,
@@ -382,7 +392,7 @@ impl AuthStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT name, roles, level, caveats, disabled, created_at FROM users WHERE name = ?1",
+                "SELECT name, roles, level, caveats, disabled, created_at, language FROM users WHERE name = ?1",
                 [name],
                 row_user,
             )
@@ -392,12 +402,32 @@ impl AuthStore {
     pub fn users(&self) -> Result<Vec<User>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT name, roles, level, caveats, disabled, created_at FROM users ORDER BY name",
+            "SELECT name, roles, level, caveats, disabled, created_at, language FROM users ORDER BY name",
         )?;
         let users = stmt
             .query_map([], row_user)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(users)
+    }
+
+    /// Sets the language someone chose for the web app (`None`: follow the browser). Does
+    /// not end their sessions: it changes nothing they may do.
+    pub fn set_language(&self, name: &str, language: Option<&str>) -> Result<()> {
+        if let Some(l) = language
+            && !matches!(l, "en" | "ko")
+        {
+            return Err(AuthError::Invalid(format!(
+                "unknown language '{l}' (en or ko)"
+            )));
+        }
+        let changed = self.conn().execute(
+            "UPDATE users SET language = ?2 WHERE name = ?1",
+            params![name, language],
+        )?;
+        if changed == 0 {
+            return Err(AuthError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
     }
 
     pub fn count_admins(&self) -> Result<usize> {
@@ -602,11 +632,11 @@ impl AuthStore {
         // The session and its account in one read: this runs on every request.
         let row: Option<(User, String, i64, i64)> = conn
             .query_row(
-                "SELECT u.name, u.roles, u.level, u.caveats, u.disabled, u.created_at,
+                "SELECT u.name, u.roles, u.level, u.caveats, u.disabled, u.created_at, u.language,
                         s.csrf, s.last_seen, s.expires_at
                  FROM sessions s JOIN users u ON u.name = s.user WHERE s.id = ?1",
                 [&id],
-                |r| Ok((row_user(r)?, r.get(6)?, r.get(7)?, r.get(8)?)),
+                |r| Ok((row_user(r)?, r.get(7)?, r.get(8)?, r.get(9)?)),
             )
             .optional()?;
         let Some((user, csrf, last_seen, expires_at)) = row else {
@@ -665,6 +695,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         },
         disabled: r.get(4)?,
         created_at: r.get(5)?,
+        language: r.get(6)?,
     })
 }
 

@@ -385,7 +385,7 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     say(&format!("embedding {chunks} chunks (the limit)"));
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let t = Instant::now();
-    let base_vectors = embedder.embed(&refs)?;
+    let base_vectors = embedder.embed_passages(&refs)?;
     let raw = Rate::new(chunks, t.elapsed());
     stage_done(&mut stages, "raw embedding");
 
@@ -616,6 +616,15 @@ impl Embedder for MemoEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> doctrina_embed::Result<Vec<Vec<f32>>> {
+        self.model.embed(texts)
+    }
+
+    fn embed_queries(&self, texts: &[&str]) -> doctrina_embed::Result<Vec<Vec<f32>>> {
+        self.model.embed_queries(texts)
+    }
+
+    /// Passages (what indexing embeds) come from the memo of this run's real embeddings.
+    fn embed_passages(&self, texts: &[&str]) -> doctrina_embed::Result<Vec<Vec<f32>>> {
         let missing: Vec<&str> = {
             let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
             texts
@@ -625,7 +634,7 @@ impl Embedder for MemoEmbedder {
                 .collect()
         };
         if !missing.is_empty() {
-            let vectors = self.model.embed(&missing)?;
+            let vectors = self.model.embed_passages(&missing)?;
             self.computed
                 .fetch_add(missing.len(), std::sync::atomic::Ordering::Relaxed);
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
@@ -690,6 +699,7 @@ fn synthetic_document(
         },
         marking_basis: Vec::new(),
         extra: Default::default(),
+        language: String::new(),
         source_path: format!("/bench/{id}.md"),
         format: SourceFormat::Markdown,
         content_hash: format!("{doc_n}"),

@@ -141,6 +141,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The bilingual glossary that expands keyword queries across Korean and English.
+    #[command(subcommand)]
+    Glossary(GlossaryCommand),
     /// The audit trail: verify its hash chain, or list entries.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -178,6 +181,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum GlossaryCommand {
+    /// The entries in use, where the file is, and any line left out of it.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a glossary file without installing it (exit 2 with every bad line).
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a glossary file and, if every line is valid, make it the glossary (the
+    /// previous one is kept as `glossary.txt.previous`; audited).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the glossary adds to a keyword query.
+    Expand { query: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -715,6 +742,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Glossary(command) => run_glossary(&cli, command),
         Command::Sections { json } => {
             let library = doctrina_draft::sections::SectionLibrary::bundled()?;
             if *json {
@@ -784,13 +812,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 include_superseded: *include_superseded,
                 ..PassageFilter::default()
             };
-            let hits = retriever.search(query, *mode, *k, &filter)?;
+            let (hits, plan, _) = retriever.search_explained(query, *mode, *k, &filter)?;
             if *json {
                 outln!(
                     "{}",
                     serde_json::to_string(&hits.iter().map(search_json).collect::<Vec<_>>())?
                 );
             } else {
+                // How the query was searched (language, glossary, weights), then the hits.
+                for reason in &plan.reasons {
+                    outln!("· {reason}");
+                }
                 print_hits(&hits)?;
             }
             Ok(ExitCode::SUCCESS)
@@ -1097,6 +1129,157 @@ fn audit_log(config: &Config) -> Result<doctrina_audit::AuditLog> {
 }
 
 /// Who acts on the command line: the operating-system user.
+fn glossary_errors_json(errors: &[doctrina_korean::GlossaryError]) -> serde_json::Value {
+    serde_json::Value::Array(
+        errors
+            .iter()
+            .map(|e| serde_json::json!({"line": e.line, "message": e.message}))
+            .collect(),
+    )
+}
+
+fn entries_json(glossary: &doctrina_korean::Glossary) -> serde_json::Value {
+    serde_json::Value::Array(
+        glossary
+            .entries()
+            .iter()
+            .map(|e| serde_json::json!({"korean": e.korean, "english": e.english, "line": e.line}))
+            .collect(),
+    )
+}
+
+fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
+    let read = |file: &PathBuf| {
+        std::fs::read(file)
+            .with_context(|| format!("reading {}", file.display()))
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))
+            })
+    };
+    match command {
+        GlossaryCommand::Check { file, json } => {
+            let text = read(file)?;
+            let (glossary, errors) = doctrina_korean::Glossary::parse_lenient(&text);
+            if *json {
+                outln!(
+                    "{}",
+                    serde_json::json!({
+                        "file": file.display().to_string(),
+                        "entries": glossary.len(),
+                        "errors": glossary_errors_json(&errors),
+                    })
+                );
+            } else {
+                for e in &errors {
+                    outln!("{}:{}: {}", file.display(), e.line, e.message);
+                }
+                outln!(
+                    "{}: {} entries, {} bad lines",
+                    file.display(),
+                    glossary.len(),
+                    errors.len()
+                );
+            }
+            Ok(if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        GlossaryCommand::Show { json } => {
+            let app = open(cli)?;
+            let store = app
+                .retriever
+                .glossary()
+                .context("this configuration has no glossary")?;
+            let glossary = store.get();
+            let problems = store.problems();
+            if *json {
+                outln!(
+                    "{}",
+                    serde_json::json!({
+                        "path": store.path().display().to_string(),
+                        "entries": entries_json(&glossary),
+                        "errors": glossary_errors_json(&problems),
+                    })
+                );
+            } else {
+                outln!("{} ({} entries)", store.path().display(), glossary.len());
+                for e in glossary.entries() {
+                    outln!("{} = {}", e.korean, e.english.join(", "));
+                }
+                for e in &problems {
+                    outln!("left out: line {}: {}", e.line, e.message);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GlossaryCommand::Import { file, json } => {
+            let text = read(file)?;
+            let app = open(cli)?;
+            let store = app
+                .retriever
+                .glossary()
+                .context("this configuration has no glossary")?;
+            let result = store.replace(&text);
+            let outcome = match &result {
+                Ok(n) => format!("ok: {n} entries"),
+                Err(e) => format!("refused: {e}"),
+            };
+            app.audit.append(&doctrina_audit::Event::new(
+                &cli_actor(),
+                "glossary",
+                &file.display().to_string(),
+                &outcome,
+                serde_json::json!({"path": store.path().display().to_string()}),
+            ))?;
+            match result {
+                Ok(entries) => {
+                    if *json {
+                        outln!(
+                            "{}",
+                            serde_json::json!({"path": store.path().display().to_string(), "entries": entries, "errors": []})
+                        );
+                    } else {
+                        outln!("{}: {entries} entries installed", store.path().display());
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(doctrina_retrieve::GlossaryStoreError::Invalid(errors)) => {
+                    if *json {
+                        outln!(
+                            "{}",
+                            serde_json::json!({"path": store.path().display().to_string(), "entries": 0, "errors": glossary_errors_json(&errors)})
+                        );
+                    } else {
+                        for e in &errors {
+                            eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+                        }
+                        eprintln!("doctrina: nothing changed ({} bad lines)", errors.len());
+                    }
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        GlossaryCommand::Expand { query } => {
+            let app = open(cli)?;
+            let store = app
+                .retriever
+                .glossary()
+                .context("this configuration has no glossary")?;
+            let expansion = store.get().expand(query);
+            if expansion.is_empty() {
+                outln!("no glossary term in the query");
+            } else {
+                outln!("{}", expansion.describe());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn cli_actor() -> String {
     format!(
         "cli:{}",

@@ -32,10 +32,19 @@ fn json(output: &Output) -> Value {
 }
 
 fn copy_corpus(dest: &Path) {
+    copy_tree(&corpus(), dest);
+}
+
+/// Copies a folder with its subfolders (the Korean statutes sit in `법령/`).
+fn copy_tree(from: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(corpus()).unwrap() {
+    for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
     }
 }
 
@@ -55,7 +64,7 @@ fn index_and_search_json_contract() {
     for key in ["indexed", "unchanged", "removed", "chunks", "embedded"] {
         assert!(report[key].is_u64(), "{key} missing: {report}");
     }
-    assert_eq!(report["indexed"], 15);
+    assert_eq!(report["indexed"], 19);
     let failed = report["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1);
     assert!(failed[0]["path"].as_str().unwrap().ends_with("broken.pdf"));
@@ -75,7 +84,7 @@ fn index_and_search_json_contract() {
     let report = json(&out);
     assert_eq!(
         (report["unchanged"].as_u64(), report["embedded"].as_u64()),
-        (Some(15), Some(0))
+        (Some(19), Some(0))
     );
 
     let out = doctrina(data.path(), &["search", "ATP 4-0.6", "-k", "3", "--json"]);
@@ -252,7 +261,15 @@ fn sections_lists_the_templates() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"opord-execution") && names.contains(&"running-estimate"));
-    assert_eq!(names.len(), 9);
+    assert!(names.contains(&"ko-opord-execution") && names.contains(&"ko-staff-estimate"));
+    assert_eq!(names.len(), 16);
+    let korean = sections
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ko-opord-sustainment")
+        .unwrap();
+    assert_eq!(korean["language"], "ko");
     let out = doctrina(data.path(), &["sections"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Paragraph 3"));
 }

@@ -7,7 +7,6 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use unicode_segmentation::UnicodeSegmentation;
 
 static CITATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
@@ -82,8 +81,8 @@ pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
         if line.is_empty() || markdown_heading || is_heading(line) {
             continue;
         }
-        for sentence in line.split_sentence_bounds() {
-            let s = sentence.trim();
+        for (start, end) in doctrina_korean::sentences(line) {
+            let s = line[start..end].trim();
             if s.is_empty() {
                 continue;
             }

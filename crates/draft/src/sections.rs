@@ -17,6 +17,14 @@ pub struct SectionTemplate {
     /// Retrieval queries used in addition to the officer's task.
     pub queries: Vec<String>,
     pub subheadings: Vec<String>,
+    /// The language the section is written in (`en`, `ko`): the prompt's rules and labels
+    /// are given in it, and the model is asked to write in it whatever the sources' language.
+    #[serde(default = "english")]
+    pub language: String,
+}
+
+fn english() -> String {
+    "en".to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +72,34 @@ const BUNDLED: &[(&str, &str)] = &[
         "doctrine-answer.toml",
         include_str!("../../../templates/sections/doctrine-answer.toml"),
     ),
+    (
+        "ko-mission-analysis-brief.toml",
+        include_str!("../../../templates/sections/ko-mission-analysis-brief.toml"),
+    ),
+    (
+        "ko-opord-command-signal.toml",
+        include_str!("../../../templates/sections/ko-opord-command-signal.toml"),
+    ),
+    (
+        "ko-opord-execution.toml",
+        include_str!("../../../templates/sections/ko-opord-execution.toml"),
+    ),
+    (
+        "ko-opord-mission.toml",
+        include_str!("../../../templates/sections/ko-opord-mission.toml"),
+    ),
+    (
+        "ko-opord-situation.toml",
+        include_str!("../../../templates/sections/ko-opord-situation.toml"),
+    ),
+    (
+        "ko-opord-sustainment.toml",
+        include_str!("../../../templates/sections/ko-opord-sustainment.toml"),
+    ),
+    (
+        "ko-staff-estimate.toml",
+        include_str!("../../../templates/sections/ko-staff-estimate.toml"),
+    ),
 ];
 
 /// The available section templates, in a stable order.
@@ -85,6 +121,12 @@ fn parse(origin: &str, text: &str) -> Result<SectionTemplate, SectionError> {
         return Err(SectionError::Invalid {
             origin: origin.to_string(),
             message: format!("name '{}' does not match the file name", template.name),
+        });
+    }
+    if !matches!(template.language.as_str(), "en" | "ko") {
+        return Err(SectionError::Invalid {
+            origin: origin.to_string(),
+            message: format!("language '{}' is not one of en, ko", template.language),
         });
     }
     if template.instructions.trim().is_empty() || template.queries.is_empty() {
@@ -160,7 +202,44 @@ mod tests {
                 "{name} asks for [n] citations"
             );
             assert!(!t.subheadings.is_empty());
+            assert_eq!(t.language, "en");
         }
+    }
+
+    #[test]
+    fn korean_templates_cover_the_operation_order_and_staff_products() {
+        let library = SectionLibrary::bundled().unwrap();
+        let korean: Vec<&SectionTemplate> = library
+            .all()
+            .iter()
+            .filter(|t| t.language == "ko")
+            .collect();
+        let titles: Vec<&str> = korean.iter().map(|t| t.title.as_str()).collect();
+        for title in ["1. 상황", "2. 임무", "3. 실시", "5. 지휘 및 통신"] {
+            assert!(titles.contains(&title), "{title} missing from {titles:?}");
+        }
+        assert!(
+            titles.iter().any(|t| t.contains("전투근무지원")),
+            "{titles:?}"
+        );
+        assert!(titles.iter().any(|t| t.contains("임무분석")), "{titles:?}");
+        assert!(titles.iter().any(|t| t.contains("참모판단")), "{titles:?}");
+        for t in korean {
+            assert!(doctrina_korean::has_hangul(&t.instructions), "{}", t.name);
+            // Korean and English retrieval queries, so English doctrine is found too.
+            assert!(t.queries.iter().any(|q| doctrina_korean::has_hangul(q)));
+            assert!(t.queries.iter().any(|q| !doctrina_korean::has_hangul(q)));
+        }
+    }
+
+    #[test]
+    fn an_unknown_template_language_is_refused() {
+        let err = parse(
+            "x.toml",
+            "name = \"x\"\ntitle = \"t\"\nkind = \"k\"\ninstructions = \"i\"\nqueries = [\"q\"]\nsubheadings = []\nlanguage = \"fr\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("'fr'"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use tantivy::tokenizer::{
     Language, LowerCaser, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use unicode_segmentation::UnicodeSegmentation;
 
 /// The support label of one sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,7 +184,8 @@ fn sentences(text: &str) -> Vec<(usize, usize, &str)> {
     let mut out = Vec::new();
     let mut chars_before = 0;
     let mut last_byte = 0;
-    for (byte, s) in text.split_sentence_bound_indices() {
+    for (byte, end) in doctrina_korean::sentences(text) {
+        let s = &text[byte..end];
         chars_before += text[last_byte..byte].chars().count();
         last_byte = byte;
         let trimmed = s.trim();
@@ -269,7 +269,7 @@ impl SupportChecker {
         }
         let mut texts: Vec<&str> = vec![claim];
         texts.extend(spans.iter().map(|s| s.3));
-        let vectors = self.embedder.embed(&texts)?;
+        let vectors = self.embedder.embed_queries(&texts)?;
         let (claim_vector, span_vectors) = vectors.split_first().expect("claim embedded");
         let sims: Vec<f32> = span_vectors
             .iter()

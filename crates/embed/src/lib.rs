@@ -40,8 +40,64 @@ pub trait Embedder: Send + Sync {
     fn embed_in_order(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed(texts)
     }
-    /// A short name for records and logs.
+    /// Passages to be searched (models trained with prefixes get theirs: e5's `passage: `).
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(texts)
+    }
+    /// Texts compared with each other or asked with (a search query; both sides of a
+    /// similarity check): e5's `query: `.
+    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(texts)
+    }
+    /// A short name for records and logs; the index records which model wrote its vectors.
     fn model_name(&self) -> &str;
+}
+
+/// An embedding model doctrina knows how to run: where setup puts it and how it expects
+/// its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// `embedding.model`.
+    pub name: &'static str,
+    /// Its directory under the cache (`models/<dir>`).
+    pub dir: &'static str,
+    pub query_prefix: &'static str,
+    pub passage_prefix: &'static str,
+    /// Languages it was trained on, for the record.
+    pub languages: &'static str,
+}
+
+/// The models setup installs. multilingual-e5-small (Korean and 90+ languages, 12 layers)
+/// is the default; all-MiniLM-L6-v2 (English, 6 layers) is twice as fast on English.
+pub const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "multilingual-e5-small",
+        dir: "multilingual-e5-small-int8",
+        query_prefix: "query: ",
+        passage_prefix: "passage: ",
+        languages: "multilingual (Korean, English and 90+ others)",
+    },
+    ModelSpec {
+        name: "all-minilm-l6-v2",
+        dir: "all-minilm-l6-v2-int8",
+        query_prefix: "",
+        passage_prefix: "",
+        languages: "English",
+    },
+];
+
+impl ModelSpec {
+    pub fn named(name: &str) -> Result<&'static ModelSpec> {
+        MODELS
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                EmbedError::Model(format!(
+                    "unknown embedding.model '{name}' (known: {})",
+                    MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+                ))
+            })
+    }
 }
 
 /// The process's ONNX Runtime environment; it must outlive every session, so it is never
@@ -80,13 +136,13 @@ pub struct FastEmbedder {
     model: Mutex<TextEmbedding>,
     batch_size: usize,
     batch_tokens: usize,
-    name: String,
+    spec: &'static ModelSpec,
 }
 
 impl std::fmt::Debug for FastEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastEmbedder")
-            .field("name", &self.name)
+            .field("name", &self.spec.name)
             .field("batch_size", &self.batch_size)
             .finish()
     }
@@ -99,8 +155,14 @@ fn read(dir: &Path, file: &str, what: &'static str) -> Result<Vec<u8>> {
 
 impl FastEmbedder {
     pub fn load(config: &EmbeddingConfig) -> Result<Self> {
+        let spec = ModelSpec::named(&config.model)?;
         let environment = init_onnx_runtime(&config.ort_dylib)?;
-        let dir = &config.model_dir;
+        let dir = config.model_dir.clone().unwrap_or_else(|| {
+            doctrina_types::config::cache_dir()
+                .join("models")
+                .join(spec.dir)
+        });
+        let dir = &dir;
         let onnx = read(dir, "model.onnx", "embedding model")?;
         let tokenizer_files = TokenizerFiles {
             tokenizer_file: read(dir, "tokenizer.json", "tokenizer")?,
@@ -126,8 +188,21 @@ impl FastEmbedder {
             model: Mutex::new(embedding),
             batch_size: config.batch_size.max(1),
             batch_tokens: config.batch_tokens.max(1),
-            name: "all-MiniLM-L6-v2-int8".to_string(),
+            spec,
         })
+    }
+
+    pub fn spec(&self) -> &'static ModelSpec {
+        self.spec
+    }
+
+    fn prefixed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if prefix.is_empty() {
+            return self.embed(texts);
+        }
+        let owned: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        self.embed(&refs)
     }
 
     /// Embeds texts in exactly the order given, `batch_size` per ONNX Runtime call: the
@@ -189,8 +264,16 @@ impl Embedder for FastEmbedder {
         Ok(out)
     }
 
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.prefixed(self.spec.passage_prefix, texts)
+    }
+
+    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.prefixed(self.spec.query_prefix, texts)
+    }
+
     fn model_name(&self) -> &str {
-        &self.name
+        self.spec.name
     }
 }
 

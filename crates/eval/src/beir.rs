@@ -168,7 +168,7 @@ pub fn index(
             .map(|d| embedding_text(&d.record_meta, &d.passages[0].passage))
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        for (doc, vector) in prepared.iter_mut().zip(embedder.embed(&refs)?) {
+        for (doc, vector) in prepared.iter_mut().zip(embedder.embed_passages(&refs)?) {
             doc.vectors = vec![vector];
         }
         // Not parsed by the ingestion pipeline, but stamped with its version so `check`
@@ -204,6 +204,7 @@ fn prepare(doc: &BeirDoc) -> PreparedDocument {
         marking: Marking::default(),
         marking_basis: vec!["BEIR datasets are public: UNCLASSIFIED".to_string()],
         extra: Default::default(),
+        language: String::new(),
         source_path: format!("beir:{}", doc.id),
         format: SourceFormat::Text,
         content_hash: sha256_hex(format!("{}\n{}", doc.title, doc.text).as_bytes()),

@@ -50,6 +50,29 @@ impl AccessFilter {
         }
     }
 
+    /// The filter narrowed to these documents (within any it already names), or `None`
+    /// when that leaves no document (an empty id list would mean every document).
+    pub fn only_docs(&self, ids: &[String]) -> Option<Self> {
+        let doc_ids: Vec<String> = if self.filter.doc_ids.is_empty() {
+            ids.to_vec()
+        } else {
+            let wanted: std::collections::HashSet<&String> = ids.iter().collect();
+            self.filter
+                .doc_ids
+                .iter()
+                .filter(|id| wanted.contains(id))
+                .cloned()
+                .collect()
+        };
+        (!doc_ids.is_empty()).then(|| Self {
+            filter: PassageFilter {
+                doc_ids,
+                ..self.filter.clone()
+            },
+            sees_everything: self.sees_everything,
+        })
+    }
+
     /// A filter resolved against nothing, for this crate's own tests of the indexes.
     #[cfg(test)]
     pub(crate) fn for_tests(filter: PassageFilter) -> Self {

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS documents (
     caveats          TEXT NOT NULL DEFAULT '[]',
     marking_basis    TEXT NOT NULL DEFAULT '[]',
     extra            TEXT NOT NULL DEFAULT '{}',
+    language         TEXT NOT NULL DEFAULT '',
     format           TEXT NOT NULL,
     content_hash     TEXT NOT NULL,
     pipeline_version INTEGER NOT NULL,
@@ -202,12 +203,13 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 
 const DOC_COLUMNS: &str = "id, source_path, title, publication, edition, supersedes, marking_level, \
     marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, last_error, \
-    created_at, updated_at, indexed_at, marking_basis, extra";
+    created_at, updated_at, indexed_at, marking_basis, extra, language";
 
 /// Columns added after the first release, with their definitions (added on open).
 const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("marking_basis", "TEXT NOT NULL DEFAULT '[]'"),
     ("extra", "TEXT NOT NULL DEFAULT '{}'"),
+    ("language", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 /// A document's marking as stored. Reading fails closed: a level or caveat list that
@@ -246,6 +248,7 @@ fn doc_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(DocumentRecord, St
             marking_basis: serde_json::from_str(&basis)
                 .unwrap_or_else(|_| vec!["(the stored basis is unreadable)".to_string()]),
             extra: serde_json::from_str(&extra).unwrap_or_default(),
+            language: row.get(20)?,
             format: SourceFormat::from_extension(match format.as_str() {
                 "markdown" => "md",
                 "text" => "txt",
@@ -473,12 +476,13 @@ fn upsert_document(
     tx.execute(
         "INSERT INTO documents (id, source_path, title, publication, edition, supersedes, marking_level, \
          marking_rank, caveats, format, content_hash, pipeline_version, status, chunk_count, body, \
-         marking_basis, extra) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+         marking_basis, extra, language) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
          ON CONFLICT(id) DO UPDATE SET source_path = excluded.source_path, title = excluded.title, \
          publication = excluded.publication, edition = excluded.edition, supersedes = excluded.supersedes, \
          marking_level = excluded.marking_level, marking_rank = excluded.marking_rank, \
          caveats = excluded.caveats, marking_basis = excluded.marking_basis, extra = excluded.extra, \
+         language = excluded.language, \
          format = excluded.format, content_hash = excluded.content_hash, \
          pipeline_version = excluded.pipeline_version, status = excluded.status, \
          chunk_count = excluded.chunk_count, body = excluded.body, \
@@ -504,6 +508,7 @@ fn upsert_document(
             body,
             json(&meta.marking_basis),
             serde_json::to_string(&meta.extra).unwrap_or_else(|_| "{}".to_string()),
+            meta.language,
         ],
     )?;
     Ok(())
@@ -594,6 +599,7 @@ mod tests {
                 marking: Marking::default(),
                 marking_basis: Vec::new(),
                 extra: Default::default(),
+                language: String::new(),
                 source_path: format!("/x/{id}"),
                 format: SourceFormat::Markdown,
                 content_hash: String::new(),

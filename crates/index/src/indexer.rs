@@ -436,7 +436,7 @@ impl<'a> Indexer<'a> {
         }
         for call in to_embed.chunks(EMBED_CALL) {
             let texts: Vec<&str> = call.iter().map(|(_, _, t)| t.as_str()).collect();
-            let vectors = self.embedder.embed(&texts)?;
+            let vectors = self.embedder.embed_passages(&texts)?;
             for ((d, i, _), v) in call.iter().zip(vectors) {
                 prepared[*d].vectors[*i] = v;
             }

@@ -1,12 +1,15 @@
 //! The keyword index (tantivy, BM25).
 //!
-//! Title, section path and body are analysed with tantivy's English stemmer. Identifiers need
+//! Title, section path and body are analysed by [`DoctrinaAnalyzer`](crate::analysis): English
+//! exactly as tantivy's `en_stem`, Korean by morphemes (MeCab). Identifiers need
 //! more than that: the default tokenizer splits `4-0.6` into `4`, `0`, `6` and `1-4` into
 //! `1`, `4`, which matches far too much. So every passage also gets an `ident` field,
 //! pre-tokenised here on whitespace with surrounding punctuation trimmed (`ATP 4-0.6,` ->
 //! `atp`, `4-0.6`), and a `paragraph` field with its exact paragraph numbers. Queries use
 //! identifier-looking terms against those fields (terms, and phrases for `ATP 4-0.6`), on top
-//! of the stemmed BM25 query.
+//! of the stemmed BM25 query. In Korean text a word carries its particle (`제24조에`,
+//! `4-0.6에서`), so a word with Hangul gives its article numbers (`제24조`, `제47조의2`) and
+//! its non-Hangul runs (`4-0.6`) instead of itself.
 //!
 //! Access control: a `caveat` field holds the passage's document caveats in
 //! [`caveat_token`](doctrina_types::caveat_token) form and `marking_rank` its level's rank,
@@ -82,7 +85,7 @@ fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let stemmed = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer("en_stem")
+            .set_tokenizer(crate::analysis::ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let pretokenised = TextOptions::default().set_indexing_options(
@@ -114,6 +117,10 @@ pub fn ident_tokens(text: &str) -> Vec<(usize, usize, String)> {
         |c: char| c.is_whitespace() || matches!(c, '/' | ',' | ';' | '(' | ')' | '[' | ']');
     let push = |s: usize, e: usize, out: &mut Vec<(usize, usize, String)>| {
         let word = &text[s..e];
+        if doctrina_korean::has_hangul(word) {
+            korean_ident_tokens(word, s, out);
+            return;
+        }
         let trimmed_start = word.len()
             - word
                 .trim_start_matches(|c: char| !c.is_alphanumeric())
@@ -137,6 +144,42 @@ pub fn ident_tokens(text: &str) -> Vec<(usize, usize, String)> {
         push(s, text.len(), &mut out);
     }
     out
+}
+
+/// The identifiers inside a word with Hangul: its article numbers and its non-Hangul runs,
+/// trimmed (`ATP4-0.6에서` -> `atp4-0.6`; `제24조의2에` -> `제24조의2`, `24`, `2`).
+fn korean_ident_tokens(word: &str, offset: usize, out: &mut Vec<(usize, usize, String)>) {
+    let mut found: Vec<(usize, usize, String)> = doctrina_korean::article_ids(word)
+        .into_iter()
+        .map(|(s, e, id)| (offset + s, offset + e, id))
+        .collect();
+    let mut run: Option<usize> = None;
+    let flush = |from: usize, to: usize, found: &mut Vec<(usize, usize, String)>| {
+        let piece = &word[from..to];
+        let lead = piece.len()
+            - piece
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
+        let core = piece.trim_matches(|c: char| !c.is_alphanumeric());
+        if !core.is_empty() {
+            let s = offset + from + lead;
+            found.push((s, s + core.len(), core.to_lowercase()));
+        }
+    };
+    for (i, c) in word.char_indices() {
+        if doctrina_korean::is_hangul(c) {
+            if let Some(from) = run.take() {
+                flush(from, i, &mut found);
+            }
+        } else if run.is_none() {
+            run = Some(i);
+        }
+    }
+    if let Some(from) = run {
+        flush(from, word.len(), &mut found);
+    }
+    found.sort_by_key(|t| t.0);
+    out.extend(found);
 }
 
 /// True for tokens that look like identifiers: they mix digits with letters or internal
@@ -197,6 +240,10 @@ impl KeywordIndex {
             },
             other => other.into(),
         })?;
+        index.tokenizers().register(
+            crate::analysis::ANALYZER,
+            crate::analysis::DoctrinaAnalyzer::default(),
+        );
         let writer = index.writer(WRITER_HEAP)?;
         let reader = index
             .reader_builder()
@@ -501,6 +548,14 @@ mod tests {
         assert!(is_identifier("4-0.6"));
         assert!(is_identifier("2-15"));
         assert!(!is_identifier("sustainment"));
+        let korean: Vec<String> = ident_tokens("ATP 4-0.6에서 법 제24조의2에 따라 72시간")
+            .into_iter()
+            .map(|t| t.2)
+            .collect();
+        assert_eq!(korean, vec!["atp", "4-0.6", "제24조의2", "24", "2", "72"]);
+        assert!(is_identifier("제24조"));
+        assert!(has_identifier("군인사법 제24조에 따르면"));
+        assert!(!has_identifier("72시간 전망이란?"));
     }
 
     /// (rank, caveats) of the test documents, cycled: levels 0..=4, NOFORN, two release

@@ -2,6 +2,7 @@
 //! vector store, kept in agreement by [`Indexes`], plus the incremental [`indexer`].
 
 mod access;
+pub mod analysis;
 pub mod catalog;
 mod error;
 pub mod indexer;
@@ -14,5 +15,7 @@ pub use catalog::{Catalog, DocumentRecord, Newer, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;
-pub use store::{CaveatTokens, HealthReport, Indexes, PreparedDocument, caveat_tokens_of};
+pub use store::{
+    CaveatTokens, DocumentLanguage, HealthReport, Indexes, PreparedDocument, caveat_tokens_of,
+};
 pub use vector::{EdgeVectorStore, VectorPoint, VectorStore};

@@ -45,8 +45,9 @@ fn failpoint(name: &str) {
 }
 
 /// The index format: bump when what the indexes hold changes in a way that needs every
-/// document re-added (2: the keyword `caveat` field and caveat tokens in vector payloads).
-const INDEX_FORMAT: u32 = 2;
+/// document re-added (2: the keyword `caveat` field and caveat tokens in vector payloads;
+/// 3: the `doctrina` analyzer, Korean by morphemes, and Korean article identifiers).
+const INDEX_FORMAT: u32 = 3;
 const INDEX_FORMAT_FILE: &str = "index-format.json";
 
 /// What the indexes of a data directory were built with.
@@ -55,6 +56,10 @@ struct IndexFormat {
     format: u32,
     /// The marking scheme's levels: stored ranks are positions in this list.
     levels: Vec<String>,
+    /// How Korean text was analysed ([`doctrina_korean::analysis_name`]): keyword terms
+    /// written by one analysis cannot be searched with another.
+    #[serde(default)]
+    analysis: String,
 }
 
 impl IndexFormat {
@@ -116,6 +121,17 @@ pub struct HealthReport {
     /// Documents whose index counts disagree with the catalog (left as found: no repair).
     pub mismatched: Vec<String>,
     pub consistent: bool,
+}
+
+/// One indexed document's language, marking and passage count: what retrieval weighs the
+/// keyword side by (the share of passages a reader may see that are in the query's
+/// language).
+#[derive(Debug, Clone)]
+pub struct DocumentLanguage {
+    pub doc_id: String,
+    pub language: String,
+    pub marking: Marking,
+    pub passages: usize,
 }
 
 /// `old edition id -> the newer edition`.
@@ -183,6 +199,8 @@ pub struct Indexes {
     pub scheme: MarkingScheme,
     /// Superseded editions, cached until the next write to the catalog's documents.
     superseded: Mutex<Option<Superseded>>,
+    /// Documents' languages, cached the same way.
+    languages: Mutex<Option<Arc<Vec<DocumentLanguage>>>>,
     /// Caveat tokens, cached the same way (see [`Indexes::caveat_tokens`]).
     caveats: Mutex<CaveatCache>,
 }
@@ -239,6 +257,7 @@ impl Indexes {
         let format = IndexFormat {
             format: INDEX_FORMAT,
             levels: scheme.levels.clone(),
+            analysis: doctrina_korean::analysis_name().to_string(),
         };
         let stored = IndexFormat::read(data_dir);
         if let Some(stored) = &stored
@@ -273,6 +292,7 @@ impl Indexes {
             vectors,
             scheme,
             superseded: Mutex::new(None),
+            languages: Mutex::new(None),
             caveats: Mutex::new(CaveatCache::default()),
         };
         if rebuild {
@@ -292,7 +312,7 @@ impl Indexes {
         if !documents.is_empty() {
             tracing::warn!(
                 documents = documents.len(),
-                "rebuilding the indexes from the catalog (new index format or marking scheme)"
+                "rebuilding the indexes from the catalog (new index format, marking scheme or Korean analysis)"
             );
         }
         let ranks: Vec<(String, u32)> = documents
@@ -335,10 +355,39 @@ impl Indexes {
         Ok(map)
     }
 
-    /// Forgets the superseded map and the caveat tokens after a write to the catalog's
-    /// documents.
+    /// The language, marking and passage count of every indexed document, cached until a
+    /// write changes the catalog's documents. Callers filter by what a reader may see.
+    pub fn document_languages(&self) -> Result<Arc<Vec<DocumentLanguage>>> {
+        if let Some(list) = self
+            .languages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(list.clone());
+        }
+        let list: Vec<DocumentLanguage> = self
+            .catalog()
+            .documents()?
+            .into_iter()
+            .filter(|d| d.status == DocumentStatus::Indexed)
+            .map(|d| DocumentLanguage {
+                doc_id: d.meta.id,
+                language: d.meta.language,
+                marking: d.meta.marking,
+                passages: d.chunk_count,
+            })
+            .collect();
+        let list = Arc::new(list);
+        *self.languages.lock().unwrap_or_else(|p| p.into_inner()) = Some(list.clone());
+        Ok(list)
+    }
+
+    /// Forgets the superseded map, the languages and the caveat tokens after a write to
+    /// the catalog's documents.
     fn documents_changed(&self) {
         *self.superseded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.languages.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut cache = self.caveat_cache();
         cache.tokens = None;
         cache.highest_rank = None;
@@ -511,6 +560,50 @@ impl Indexes {
         self.vectors.upsert(&points)
     }
 
+    /// Replaces every stored vector with one from `embedder` (the index was written by
+    /// another model, and vectors of two models must never be mixed in one search). Reads
+    /// each document's passages from the catalog, embeds them as passages and replaces the
+    /// document's points; `progress(done, total)` counts passages. The caller records the
+    /// new model only once this returns, so an interrupted run starts over.
+    pub fn reembed_all(
+        &self,
+        embedder: &dyn Embedder,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<usize> {
+        let documents = self.catalog().documents()?;
+        let total = self.catalog().passage_count()?;
+        let mut done = 0;
+        for d in &documents {
+            let passages = self.catalog().passages_of(&d.meta.id)?;
+            let marking_rank = self.marking_rank(&d.meta.marking.level);
+            let caveats = caveat_tokens_of(&d.meta.marking);
+            let texts: Vec<String> = passages
+                .iter()
+                .map(|p| embedding_text(&d.meta, &p.passage))
+                .collect();
+            let mut points = Vec::with_capacity(passages.len());
+            for (chunk, texts) in passages.chunks(128).zip(texts.chunks(128)) {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                for (p, vector) in chunk.iter().zip(embedder.embed_passages(&refs)?) {
+                    points.push(VectorPoint {
+                        passage_id: p.passage.id.clone(),
+                        doc_id: d.meta.id.clone(),
+                        marking_rank,
+                        caveats: caveats.clone(),
+                        publication: d.meta.publication.clone(),
+                        vector,
+                    });
+                }
+                done += chunk.len();
+                progress(done, total);
+            }
+            self.vectors.delete_doc(&d.meta.id)?;
+            self.vectors.upsert(&points)?;
+        }
+        self.vectors.flush()?;
+        Ok(done)
+    }
+
     fn purge(&self, doc_id: &str) -> Result<()> {
         self.keyword.delete_doc(doc_id);
         self.vectors.delete_doc(doc_id)
@@ -677,7 +770,7 @@ impl Indexes {
                 .map(|&i| embedding_text(&record.meta, &passages[i].passage))
                 .collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            for (i, v) in missing.iter().zip(embedder.embed(&refs)?) {
+            for (i, v) in missing.iter().zip(embedder.embed_passages(&refs)?) {
                 embedded.insert(*i, v);
             }
         }
@@ -791,6 +884,7 @@ mod tests {
             },
             marking_basis: Vec::new(),
             extra: Default::default(),
+            language: String::new(),
             source_path: format!("/corpus/{id}.md"),
             format: SourceFormat::Markdown,
             content_hash: id.to_string(),

@@ -9,17 +9,62 @@
 //!   longer than `max_tokens` is cut at sentence boundaries, never mid-sentence (a single
 //!   sentence longer than the limit is cut at line, then word, boundaries as a last resort).
 //! * Passages never cross a heading, so each has exactly one section path.
+//! * Korean statutes: an article (`제24조 (진급)`, `제47조의2(…)`, as a heading or opening a
+//!   paragraph) is a unit like a numbered paragraph, its number the citable identity exactly
+//!   as printed; its 항 (`①`), 호 (`1.`) and 목 (`가.`) stay inside it. Articles under a
+//!   `부칙` (supplementary provisions) heading are `부칙 제2조`, never confused with the main
+//!   `제2조`. A deleted article (`제30조 삭제 <2021.5.24>`) is not a passage.
 
 use std::sync::LazyLock;
 
+use crate::blocks::{Block, BlockKind};
 use doctrina_types::Passage;
 use regex::Regex;
-use unicode_segmentation::UnicodeSegmentation;
-
-use crate::blocks::{Block, BlockKind};
 
 static NUMBERED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^((?:[A-Z]|\d{1,2})-\d{1,3})\.(?:\s|$)").expect("valid regex"));
+static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)^제\s?(\d{1,4})\s?조(?:\s?의\s?(\d{1,3}))?(.*)$").expect("valid regex")
+});
+
+/// A Korean statute article opening a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Article {
+    /// As printed, spaces removed: `제24조`, `제47조의2`.
+    pub id: String,
+    /// `제30조 삭제 <2021.5.24>`: repealed, kept in the text only as a marker.
+    pub deleted: bool,
+}
+
+/// The article a block opens with. A heading may be the bare number (`제24조`) or have its
+/// title after it; a paragraph must have the title in parentheses right after the number
+/// (`제24조(진급) …`), so body text that starts by citing an article (`제24조에 따라 …`)
+/// is not taken for one.
+pub fn article(text: &str, heading: bool) -> Option<Article> {
+    let caps = ARTICLE.captures(text.trim_start())?;
+    let id = match caps.get(2) {
+        Some(sub) => format!("제{}조의{}", &caps[1], sub.as_str()),
+        None => format!("제{}조", &caps[1]),
+    };
+    let rest = caps.get(3).map_or("", |m| m.as_str());
+    let trimmed = rest.trim_start();
+    let titled = trimmed.starts_with(['(', '（']);
+    let after_title = if titled {
+        trimmed
+            .find([')', '）'])
+            .map_or("", |i| &trimmed[i + 1..])
+            .trim_start()
+    } else {
+        trimmed
+    };
+    let deleted = after_title.starts_with("삭제");
+    let opens = if heading {
+        rest.is_empty() || rest.starts_with(char::is_whitespace) || titled
+    } else {
+        titled || deleted
+    };
+    opens.then_some(Article { id, deleted })
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkOptions {
@@ -71,6 +116,11 @@ struct Unit {
     first_block: usize,
     last_block: usize,
     tokens: usize,
+    /// Text was left out just before this unit (a deleted article): a passage cannot span
+    /// the gap, or the left-out text would be inside it.
+    after_gap: bool,
+    /// The unit opens a statute article (`제24조`).
+    article: bool,
 }
 
 pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked {
@@ -94,12 +144,23 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
     let mut heading_stack: Vec<(u8, String)> = Vec::new();
     let mut current_paragraph: Option<String> = None;
     let mut units: Vec<Unit> = Vec::new();
+    let mut gap = false;
     for (i, block) in blocks.iter().enumerate() {
         let (start, end) = spans[i];
         if start == end {
             continue;
         }
-        if block.kind == BlockKind::Heading {
+        let opened_article = match block.kind {
+            BlockKind::Heading => article(&block.text, true),
+            BlockKind::Paragraph => article(&block.text, false),
+            _ => None,
+        };
+        if opened_article.as_ref().is_some_and(|a| a.deleted) {
+            current_paragraph = None;
+            gap = true;
+            continue;
+        }
+        if block.kind == BlockKind::Heading && opened_article.is_none() {
             while heading_stack.last().is_some_and(|(l, _)| *l >= block.level) {
                 heading_stack.pop();
             }
@@ -109,7 +170,17 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
             continue;
         }
         let section = sections.len() - 1;
-        let numbered = if block.kind == BlockKind::Paragraph {
+        let opens_article = opened_article.is_some();
+        let numbered = if let Some(a) = opened_article {
+            let supplementary = heading_stack
+                .iter()
+                .any(|(_, t)| t.trim_start().starts_with("부칙"));
+            Some(if supplementary {
+                format!("부칙 {}", a.id)
+            } else {
+                a.id
+            })
+        } else if block.kind == BlockKind::Paragraph {
             paragraph_number(&block.text).map(str::to_string)
         } else {
             None
@@ -120,6 +191,7 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
             current_paragraph = Some(n);
         }
         let joins_previous = !opens_unit
+            && !gap
             && units
                 .last()
                 .is_some_and(|u| u.section == section && u.paragraph == current_paragraph);
@@ -136,8 +208,11 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
                 first_block: i,
                 last_block: i,
                 tokens: 0,
+                after_gap: gap,
+                article: opens_article,
             });
         }
+        gap = false;
     }
     for unit in &mut units {
         unit.tokens = estimate_tokens(&text[unit.start..unit.end]);
@@ -159,7 +234,13 @@ pub fn chunk(doc_id: &str, blocks: &[Block], options: &ChunkOptions) -> Chunked 
             continue;
         }
         match current.as_mut() {
-            Some(p) if p.section == unit.section && p.tokens + unit.tokens <= target_tokens => {
+            // A statute's article is its citable unit: it is never packed with another.
+            Some(p)
+                if p.section == unit.section
+                    && !unit.after_gap
+                    && !unit.article
+                    && p.tokens + unit.tokens <= target_tokens =>
+            {
                 p.end = unit.end;
                 p.tokens += unit.tokens;
                 p.last_block = unit.last_block;
@@ -258,11 +339,13 @@ fn split_sentences(
     target: usize,
     max: usize,
 ) -> Vec<(usize, usize)> {
-    // Sentence boundaries (UAX #29), refined so that no sentence exceeds `max`.
+    // Sentence boundaries (UAX #29 plus Korean endings and list markers), refined so that
+    // no sentence exceeds `max`.
     let mut sentences: Vec<(usize, usize)> = Vec::new();
-    for (offset, sentence) in text[start..end].split_sentence_bound_indices() {
+    for (offset, offset_end) in doctrina_korean::sentences(&text[start..end]) {
         let s = start + offset;
-        let e = s + sentence.len();
+        let e = start + offset_end;
+        let sentence = &text[s..e];
         if estimate_tokens(sentence) <= max {
             sentences.push((s, e));
         } else {
@@ -410,6 +493,84 @@ mod tests {
             assert_eq!(p.pages, vec![9]);
             assert!(p.text.ends_with('.'), "cut mid-sentence: {:?}", p.text);
             assert!(estimate_tokens(&p.text) <= 150);
+        }
+    }
+
+    #[test]
+    fn korean_articles_are_citable_units() {
+        let blocks = vec![
+            Block::heading(1, "군인사법(예시)"),
+            Block::heading(2, "제3장 진급"),
+            Block::heading(5, "제24조 (진급)"),
+            para("① 장교의 진급은 진급심사를 거쳐 시행한다.", 1),
+            para("② 진급 최저 복무기간은 다음 각 호와 같다.", 1),
+            Block::new(BlockKind::ListItem, "1. 소위: 1년"),
+            Block::heading(5, "제24조의2 (연합참모 보직)"),
+            para(
+                "연합참모과정을 마친 장교는 3년 이내에 연합 직위에 보직한다.",
+                1,
+            ),
+            Block::heading(5, "제30조 삭제 <2021.5.24>"),
+            para(
+                "제31조(항고) 징계처분을 받은 사람은 30일 이내에 항고할 수 있다.",
+                2,
+            ),
+            para("제24조에 따라 진급한 사람은 보고한다.", 2),
+            Block::heading(2, "부칙"),
+            Block::heading(5, "제2조 (경과조치)"),
+            para(
+                "이 법 시행 당시 진급 예정자 명단에 있는 사람은 종전의 규정에 따른다.",
+                2,
+            ),
+        ];
+        let chunked = chunk("law", &blocks, &ChunkOptions::default());
+        let ids: Vec<Vec<String>> = chunked
+            .passages
+            .iter()
+            .map(|p| p.paragraphs.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                vec!["제24조".to_string()],
+                vec!["제24조의2".to_string()],
+                vec!["제31조".to_string()],
+                vec!["부칙 제2조".to_string()],
+            ]
+        );
+        assert!(chunked.passages[0].text.starts_with("제24조 (진급)"));
+        assert!(chunked.passages[0].text.contains("1. 소위: 1년"));
+        assert!(chunked.passages.iter().all(|p| !p.text.contains("삭제")));
+        assert!(
+            chunked.passages[2]
+                .text
+                .ends_with("제24조에 따라 진급한 사람은 보고한다."),
+            "a citation is not an article"
+        );
+        assert_eq!(
+            chunked.passages[3].section_path,
+            vec!["군인사법(예시)", "부칙"]
+        );
+        assert_eq!(article("제24조에 따라", false), None);
+        assert_eq!(
+            article("제 47 조의 2 (연합)", true).map(|a| a.id),
+            Some("제47조의2".to_string())
+        );
+    }
+
+    #[test]
+    fn long_korean_paragraph_is_cut_after_sentence_endings() {
+        let sentence = "여단 군수참모는 연료와 탄약의 소요를 판단하여 보고한다. ";
+        let long = format!("2-3. {}", sentence.repeat(80));
+        let options = ChunkOptions {
+            target_tokens: 60,
+            max_tokens: 90,
+        };
+        let chunked = chunk("ko", &[para(&long, 1)], &options);
+        assert!(chunked.passages.len() >= 3);
+        for p in &chunked.passages {
+            assert_eq!(p.paragraphs, vec!["2-3"]);
+            assert!(p.text.ends_with("한다."), "cut mid-sentence: {:?}", p.text);
         }
     }
 

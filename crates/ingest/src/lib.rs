@@ -338,18 +338,22 @@ fn hash_with_sidecar(bytes: &[u8], sidecar: Option<&[u8]>) -> String {
 }
 
 /// A stable document id derived from a path relative to the indexed root:
-/// lowercase, `[a-z0-9-]` only, e.g. `manuals/ATP 4-0.6.pdf` -> `manuals-atp-4-0-6-pdf`.
+/// lowercase letters and digits of any script joined by `-`, e.g.
+/// `manuals/ATP 4-0.6.pdf` -> `manuals-atp-4-0-6-pdf`, `군인사법-예시.md` -> `군인사법-예시-md`.
 pub fn id_from_path(relative: &Path) -> String {
     slug(&relative.to_string_lossy())
 }
 
-/// Lowercase ASCII slug: runs of anything but `[a-z0-9]` become one `-`.
+/// Lowercase slug: letters and digits (any script, NFC-normalised so a Hangul name copied
+/// from a decomposing file system gives the same id) are kept, runs of anything else become
+/// one `-`. ASCII names slug exactly as they always have.
 pub fn slug(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
     let mut out = String::with_capacity(s.len());
     let mut dash = false;
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
+    for c in s.nfc() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
             dash = false;
         } else if !dash && !out.is_empty() {
             out.push('-');
@@ -373,5 +377,24 @@ mod tests {
             "manuals-atp-4-0-6-pdf"
         );
         assert_eq!(slug("  --Hello__World!! "), "hello-world");
+        // Hangul names keep their letters: two statutes never collapse to `md`.
+        assert_eq!(
+            id_from_path(Path::new("군인사법-예시.md")),
+            "군인사법-예시-md"
+        );
+        assert_ne!(
+            id_from_path(Path::new("군인사법.md")),
+            id_from_path(Path::new("군인사법 시행령.md"))
+        );
+        // Decomposed jamo (as macOS writes names) give the same id as composed syllables.
+        let decomposed: String = "군인사법.md"
+            .chars()
+            .flat_map(|c| {
+                use unicode_normalization::UnicodeNormalization;
+                c.to_string().nfd().collect::<Vec<_>>()
+            })
+            .collect();
+        assert_ne!(decomposed, "군인사법.md");
+        assert_eq!(slug(&decomposed), "군인사법-md");
     }
 }

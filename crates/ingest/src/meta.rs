@@ -445,10 +445,19 @@ pub fn resolve(
     for (_, m) in given.sources().collect::<Vec<_>>().into_iter().rev() {
         extra.extend(m.extra.clone());
     }
+    // Korean statutes (front matter with `법령구분`, law type) are cited by their name:
+    // `군인사법#제24조`.
+    let publication = given.publication().or_else(|| {
+        extra
+            .keys()
+            .any(|k| k == "법령구분" || k == "law_type")
+            .then(|| title.clone())
+    });
     Ok(DocumentMeta {
         id,
         title,
-        publication: given.publication(),
+        publication,
+        language: language_of(blocks).to_string(),
         edition: given.first(|m| m.edition.as_ref()),
         supersedes: Some(supersedes.join("; ")).filter(|s| !s.is_empty()),
         marking,
@@ -458,6 +467,23 @@ pub fn resolve(
         format,
         content_hash,
     })
+}
+
+/// The language of a document's text, judged on its first 20,000 characters of text.
+fn language_of(blocks: &[Block]) -> &'static str {
+    let mut sample = String::new();
+    for b in blocks {
+        if sample.len() > 60_000 {
+            break;
+        }
+        sample.push_str(&b.text);
+        sample.push('\n');
+    }
+    let sample: String = sample.chars().take(20_000).collect();
+    match doctrina_korean::detect(&sample) {
+        doctrina_korean::Language::Unknown => "",
+        other => other.code(),
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,12 @@ static CHAPTER: LazyLock<Regex> = LazyLock::new(|| {
 static SECTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:SECTION|Section)\s+(?:[IVXLC]{1,5}|\d{1,2})\b").expect("valid regex")
 });
+/// Korean statute divisions: `제1편`, `제2장 총칙`, `제3절`, `제1관`, and `부칙` (with its
+/// promulgation note, `부칙 <제12345호, 2024.1.9.>`).
+static KOREAN_DIVISION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:제\s?\d{1,3}\s?(편|장|절|관)(?:\s|$)|(부\s?칙)(?:\s*[<(（].*)?\s*$)")
+        .expect("valid regex")
+});
 static TABLE_GAP: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\t+|\s{2,}").expect("valid regex"));
 
@@ -219,13 +225,28 @@ fn is_table_row(line: &str) -> bool {
     cells >= 3 || (line.contains('\t') && cells >= 2)
 }
 
+/// The heading level of a Korean statute division line (편 1, 장 2, 절 3, 관 4, 부칙 2).
+fn korean_division(line: &str) -> Option<u8> {
+    let caps = KOREAN_DIVISION.captures(line.trim())?;
+    Some(match caps.get(1).map(|m| m.as_str()) {
+        Some("편") => 1,
+        Some("장") => 2,
+        Some("절") => 3,
+        Some(_) => 4,
+        None => 2,
+    })
+}
+
 fn block_start_kind(line: &str) -> Option<BlockKind> {
     let t = line.trim_start();
-    if CHAPTER.is_match(t) || SECTION.is_match(t) {
+    if CHAPTER.is_match(t) || SECTION.is_match(t) || korean_division(t).is_some() {
         Some(BlockKind::Heading)
     } else if BULLET.is_match(t) {
         Some(BlockKind::ListItem)
-    } else if NUMBERED.is_match(t) || OPORD_ITEM.is_match(t) {
+    } else if NUMBERED.is_match(t)
+        || OPORD_ITEM.is_match(t)
+        || crate::chunk::article(t, false).is_some()
+    {
         Some(BlockKind::Paragraph)
     } else {
         match classify_paragraph(t) {
@@ -394,6 +415,12 @@ fn build_blocks(lines: &[Line<'_>], layout: Layout) -> Vec<Block> {
         break_since = false;
 
         let upcoming = next_content(i);
+        if let Some(level) = korean_division(t) {
+            blocks.push(
+                Block::heading(level, squash_whitespace(t)).on_pages(Some((line.page, line.page))),
+            );
+            continue;
+        }
         if CHAPTER.is_match(t) || SECTION.is_match(t) {
             let level = if CHAPTER.is_match(t) { 1 } else { 2 };
             let mut heading = t.to_string();
@@ -557,5 +584,43 @@ Section I - Estimates
             "Class | Description | Example\nI | Subsistence | Rations\nIII | Petroleum | Diesel"
         );
         assert_eq!(blocks[1].text, "After the table.");
+    }
+
+    #[test]
+    fn korean_statute_in_plain_text() {
+        let law = "군인사법 시행령(예시)\n\n제1장 총칙\n\n제1조(목적) 이 영은 법에서 위임한 사항을 정한다.\n\n\
+제2조(보존) ① 인사자료는 50년간 보존한다.\n② 열람은 10일 이내에 하게 한다.\n\n\
+제2장 진급\n제1절 심사\n제3조 삭제 <2021.5.24>\n\n부칙 <제1234호, 2024.6.25.>\n\n\
+제1조(시행일) 이 영은 2024년 7월 1일부터 시행한다.\n";
+        let blocks = extract_plain(law, None);
+        let headings: Vec<(u8, &str)> = blocks
+            .iter()
+            .filter(|b| b.kind == BlockKind::Heading)
+            .map(|b| (b.level, b.text.as_str()))
+            .collect();
+        assert!(headings.contains(&(2, "제1장 총칙")), "{headings:?}");
+        assert!(headings.contains(&(3, "제1절 심사")), "{headings:?}");
+        assert!(
+            headings.contains(&(2, "부칙 <제1234호, 2024.6.25.>")),
+            "{headings:?}"
+        );
+        let chunked = crate::chunk::chunk("law", &blocks, &crate::chunk::ChunkOptions::default());
+        let ids: Vec<String> = chunked
+            .passages
+            .iter()
+            .flat_map(|p| p.paragraphs.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["제1조", "제2조", "부칙 제1조"],
+            "{:#?}",
+            chunked.passages
+        );
+        let second = chunked
+            .passages
+            .iter()
+            .find(|p| p.paragraphs.contains(&"제2조".to_string()))
+            .unwrap();
+        assert!(second.text.contains("② 열람은"), "{}", second.text);
     }
 }

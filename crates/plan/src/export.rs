@@ -136,8 +136,57 @@ pub fn build(
 
 /// The export as Markdown: banner top and bottom, sections with portion marks, references.
 pub fn to_markdown(export: &Export) -> String {
+    to_markdown_in(export, &ExportLabels::english())
+}
+
+/// The words an export adds around the plan's own text, in the reader's language. The
+/// banner and portion marks are markings, never translated.
+pub struct ExportLabels {
+    /// The plan's kind (`Operation order`) in the reader's language.
+    pub kind: String,
+    /// `Accepted: version {v} by {by}.`
+    pub accepted: String,
+    /// `NOT ACCEPTED: this section is {status} and is not part of the approved plan.`
+    pub not_accepted: String,
+    pub references: String,
+    /// A section status (`drafted`) in the reader's language.
+    pub status: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+impl ExportLabels {
+    pub fn english() -> Self {
+        Self {
+            kind: String::new(),
+            accepted: "Accepted: version {v} by {by}.".to_string(),
+            not_accepted:
+                "NOT ACCEPTED: this section is {status} and is not part of the approved plan."
+                    .to_string(),
+            references: "References".to_string(),
+            status: Box::new(str::to_string),
+        }
+    }
+
+    pub fn accepted_line(&self, version: u32, by: &str) -> String {
+        self.accepted
+            .replace("{v}", &version.to_string())
+            .replace("{by}", by)
+    }
+
+    pub fn not_accepted_line(&self, status: &str) -> String {
+        self.not_accepted
+            .replace("{status}", &(self.status)(status))
+    }
+}
+
+/// [`to_markdown`] with the labels in the reader's language.
+pub fn to_markdown_in(export: &Export, labels: &ExportLabels) -> String {
+    let kind = if labels.kind.is_empty() {
+        &export.kind
+    } else {
+        &labels.kind
+    };
     let mut out = format!("**{}**\n\n# {}\n\n", export.banner, export.title);
-    out.push_str(&format!("_{}_\n\n", export.kind));
+    out.push_str(&format!("_{kind}_\n\n"));
     for section in &export.sections {
         out.push_str(&format!("## {}\n\n", section.title));
         match &section.text {
@@ -146,17 +195,17 @@ pub fn to_markdown(export: &Export) -> String {
                 out.push_str(text.trim());
                 out.push_str("\n\n");
                 if let (Some(v), Some(by)) = (section.version, &section.accepted_by) {
-                    out.push_str(&format!("_Accepted: version {v} by {by}._\n\n"));
+                    out.push_str(&format!("_{}_\n\n", labels.accepted_line(v, by)));
                 }
             }
             None => out.push_str(&format!(
-                "> NOT ACCEPTED: this section is {} and is not part of the approved plan.\n\n",
-                section.status
+                "> {}\n\n",
+                labels.not_accepted_line(&section.status)
             )),
         }
     }
     if !export.references.is_empty() {
-        out.push_str("## References\n\n");
+        out.push_str(&format!("## {}\n\n", labels.references));
         for r in &export.references {
             out.push_str(&format!(
                 "{}. {} — {} ({})\n",

@@ -5,15 +5,29 @@
 //! marking-rank bound and the caveat tokens it does not permit before either query runs, so
 //! both the BM25 and the nearest-neighbour query only ever see permitted passages and a
 //! restricted search still returns its full k.
+//!
+//! Languages: every query gets a [`QueryPlan`]. Its language is detected; the glossary
+//! adds the other language's terms to the keyword query; and when few of the passages the
+//! reader may see are in the query's language (a Korean question over English doctrine),
+//! the keyword list, which can then only match through those terms, weighs less than the
+//! multilingual semantic list. The plan's reasons say so, and each hit's score breakdown
+//! carries the weights used.
 
-use std::collections::HashMap;
+pub mod glossary;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doctrina_embed::Embedder;
 use doctrina_index::Indexes;
+use doctrina_korean::Language;
 use doctrina_types::config::RetrievalConfig;
-use doctrina_types::{Clearance, Marking, PassageFilter, ScoreBreakdown, SearchHit, SearchMode};
+use doctrina_types::{
+    Clearance, Marking, PassageFilter, QueryPlan, ScoreBreakdown, SearchHit, SearchMode,
+};
+
+pub use glossary::{GlossaryStore, GlossaryStoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrieveError {
@@ -66,6 +80,7 @@ pub struct Retriever {
     indexes: Arc<Indexes>,
     embedder: Arc<dyn Embedder>,
     config: RetrievalConfig,
+    glossary: Option<Arc<GlossaryStore>>,
 }
 
 impl std::fmt::Debug for Retriever {
@@ -88,12 +103,16 @@ pub fn reciprocal_rank_fusion(
     let mut fused: HashMap<&str, ScoreBreakdown> = HashMap::new();
     for (rank, (id, score)) in bm25.iter().enumerate() {
         let entry = fused.entry(id).or_default();
+        entry.bm25_weight = bm25_weight;
+        entry.dense_weight = dense_weight;
         entry.bm25 = Some(*score);
         entry.bm25_rank = Some(rank + 1);
         entry.fused += bm25_weight / (k + rank as f32 + 1.0);
     }
     for (rank, (id, score)) in dense.iter().enumerate() {
         let entry = fused.entry(id).or_default();
+        entry.bm25_weight = bm25_weight;
+        entry.dense_weight = dense_weight;
         entry.dense = Some(*score);
         entry.dense_rank = Some(rank + 1);
         entry.fused += dense_weight / (k + rank as f32 + 1.0);
@@ -117,7 +136,125 @@ impl Retriever {
             indexes,
             embedder,
             config,
+            glossary: None,
         }
+    }
+
+    /// Expands keyword queries with this glossary.
+    pub fn with_glossary(mut self, glossary: Arc<GlossaryStore>) -> Self {
+        self.glossary = Some(glossary);
+        self
+    }
+
+    pub fn glossary(&self) -> Option<&Arc<GlossaryStore>> {
+        self.glossary.as_ref()
+    }
+
+    /// How `query` will be searched for a reader holding `clearance` (see the module docs).
+    pub fn plan(
+        &self,
+        query: &str,
+        mode: SearchMode,
+        clearance: Option<&Clearance>,
+    ) -> Result<QueryPlan> {
+        let language = doctrina_korean::detect(query);
+        let mut plan = QueryPlan {
+            language: language.code().to_string(),
+            keyword_query: query.to_string(),
+            ..QueryPlan::default()
+        };
+        if mode != SearchMode::Dense
+            && let Some(glossary) = &self.glossary
+        {
+            let expansion = glossary.get().expand(query);
+            if !expansion.is_empty() {
+                for term in expansion.added() {
+                    plan.keyword_query.push(' ');
+                    plan.keyword_query.push_str(term);
+                }
+                plan.reasons.push(format!(
+                    "glossary added to the keyword query: {}",
+                    expansion.describe()
+                ));
+                plan.expansion = expansion.matches;
+            }
+        }
+        let (mut bm25, dense) = match mode {
+            SearchMode::Hybrid => (self.config.bm25_weight, self.config.dense_weight),
+            SearchMode::Bm25 => (1.0, 0.0),
+            SearchMode::Dense => (0.0, 1.0),
+        };
+        if mode == SearchMode::Hybrid {
+            plan.same_language_share = self.same_language_share(language, clearance)?;
+            let identifier = doctrina_index::keyword::has_identifier(query);
+            if identifier {
+                bm25 *= self.config.identifier_bm25_boost;
+                plan.reasons.push(format!(
+                    "the query names an identifier: keyword weight ×{}",
+                    self.config.identifier_bm25_boost
+                ));
+            }
+            match plan.same_language_share {
+                Some(share) if share < self.config.cross_lingual_share && !identifier => {
+                    bm25 *= self.config.cross_lingual_bm25_weight;
+                    plan.reasons.push(format!(
+                        "{:.0}% of the passages you can search are in {}: keyword weight ×{} \
+                         (it matches other-language sources only through the glossary); \
+                         the multilingual semantic ranking carries the query",
+                        share * 100.0,
+                        language_name(language),
+                        self.config.cross_lingual_bm25_weight
+                    ));
+                }
+                Some(share) => plan.reasons.push(format!(
+                    "{:.0}% of the passages you can search are in {}",
+                    share * 100.0,
+                    language_name(language)
+                )),
+                None => {}
+            }
+        }
+        if mode != SearchMode::Bm25
+            && self.config.cross_lingual_dense_offset != 0.0
+            && plan.same_language_share.is_some_and(|share| share < 1.0)
+        {
+            plan.reasons.push(format!(
+                "passages in the other language are also searched semantically on their own, \
+                 their similarity raised by {} (the cross-lingual gap of the embedding model)",
+                self.config.cross_lingual_dense_offset
+            ));
+        }
+        plan.bm25_weight = bm25;
+        plan.dense_weight = dense;
+        Ok(plan)
+    }
+
+    /// The share of passages a reader holding `clearance` may see whose document is in
+    /// `language` (mixed documents count half); `None` for a query without a language or
+    /// a reader who can see nothing.
+    fn same_language_share(
+        &self,
+        language: Language,
+        clearance: Option<&Clearance>,
+    ) -> Result<Option<f32>> {
+        let code = match language {
+            Language::English | Language::Korean => language.code(),
+            Language::Mixed | Language::Unknown => return Ok(None),
+        };
+        let (mut same, mut total) = (0.0f64, 0.0f64);
+        for doc in self.indexes.document_languages()?.iter() {
+            if !self.permits(clearance, &doc.marking) {
+                continue;
+            }
+            let n = doc.passages as f64;
+            total += n;
+            if doc.language == code {
+                same += n;
+            } else if doc.language == Language::Mixed.code() {
+                same += n / 2.0;
+            }
+        }
+        Ok((total > 0.0).then(|| (same / total) as f32))
     }
 
     pub fn indexes(&self) -> &Arc<Indexes> {
@@ -154,18 +291,31 @@ impl Retriever {
         k: usize,
         filter: &PassageFilter,
     ) -> Result<(Vec<SearchHit>, SearchTimings)> {
+        self.search_explained(query, mode, k, filter)
+            .map(|(hits, _, timings)| (hits, timings))
+    }
+
+    /// A search with its [`QueryPlan`] (what was searched, with which weights, and why).
+    pub fn search_explained(
+        &self,
+        query: &str,
+        mode: SearchMode,
+        k: usize,
+        filter: &PassageFilter,
+    ) -> Result<(Vec<SearchHit>, QueryPlan, SearchTimings)> {
         let query = query.trim();
         if query.is_empty() {
             return Err(RetrieveError::EmptyQuery);
         }
         let mut timings = SearchTimings::default();
+        let plan = self.plan(query, mode, filter.clearance.as_ref())?;
         if k == 0 {
-            return Ok((Vec::new(), timings));
+            return Ok((Vec::new(), plan, timings));
         }
         let clearance = filter.clearance.as_ref();
         let Some(mut filter) = self.indexes.resolve_clearance(filter)? else {
             // The clearance's level is not in the scheme: it permits nothing.
-            return Ok((Vec::new(), timings));
+            return Ok((Vec::new(), plan, timings));
         };
         // Superseded editions stay viewable but are not searched unless asked for.
         if !filter.filter().include_superseded {
@@ -184,7 +334,10 @@ impl Retriever {
         let candidates = self.config.candidates.max(k);
         let bm25 = if mode != SearchMode::Dense {
             let start = Instant::now();
-            let hits = self.indexes.keyword.search(query, candidates, filter)?;
+            let hits = self
+                .indexes
+                .keyword
+                .search(&plan.keyword_query, candidates, filter)?;
             timings.bm25 = start.elapsed();
             hits
         } else {
@@ -192,27 +345,39 @@ impl Retriever {
         };
         let dense = if mode != SearchMode::Bm25 {
             let start = Instant::now();
-            let vector = self.embedder.embed(&[query])?.pop().unwrap_or_default();
+            // The other language's passages are sought with the glossary's terms added (in
+            // their language), the rest with the query as written.
+            let expanded = !plan.expansion.is_empty();
+            let texts: Vec<&str> = if expanded {
+                vec![query, plan.keyword_query.as_str()]
+            } else {
+                vec![query]
+            };
+            let mut vectors = self.embedder.embed_queries(&texts)?;
+            let other_vector = if expanded { vectors.pop() } else { None };
+            let vector = vectors.pop().unwrap_or_default();
             timings.embed = start.elapsed();
             let start = Instant::now();
-            let hits = self.indexes.vectors.search(&vector, candidates, filter)?;
+            let hits = self.dense_candidates(
+                &vector,
+                other_vector.as_deref().unwrap_or(&vector),
+                candidates,
+                filter,
+                &plan,
+            )?;
             timings.dense = start.elapsed();
             hits
         } else {
             Vec::new()
         };
         let start = Instant::now();
-        let (bm25_weight, dense_weight) = match mode {
-            SearchMode::Hybrid if doctrina_index::keyword::has_identifier(query) => (
-                self.config.bm25_weight * self.config.identifier_bm25_boost,
-                self.config.dense_weight,
-            ),
-            SearchMode::Hybrid => (self.config.bm25_weight, self.config.dense_weight),
-            SearchMode::Bm25 => (1.0, 0.0),
-            SearchMode::Dense => (0.0, 1.0),
-        };
-        let mut fused =
-            reciprocal_rank_fusion(&bm25, &dense, self.config.rrf_k, bm25_weight, dense_weight);
+        let mut fused = reciprocal_rank_fusion(
+            &bm25,
+            &dense,
+            self.config.rrf_k,
+            plan.bm25_weight,
+            plan.dense_weight,
+        );
         fused.truncate(k);
         if !filter.sees_everything() {
             for (_, scores) in &mut fused {
@@ -221,7 +386,74 @@ impl Retriever {
         }
         let hits = self.load_hits(fused, clearance)?;
         timings.fuse_and_load = start.elapsed();
-        Ok((hits, timings))
+        Ok((hits, plan, timings))
+    }
+
+    /// The semantic ranking, balanced across languages: the nearest passages overall and,
+    /// when the reader's corpus holds documents in the other language than the query's,
+    /// the nearest of those on their own; the other language's similarities are raised by
+    /// `cross_lingual_dense_offset` before one ranking is formed (raw cosines are kept for
+    /// the breakdown).
+    fn dense_candidates(
+        &self,
+        vector: &[f32],
+        other_vector: &[f32],
+        candidates: usize,
+        filter: &doctrina_index::AccessFilter,
+        plan: &QueryPlan,
+    ) -> Result<Vec<(String, f32)>> {
+        let hits = self.indexes.vectors.search(vector, candidates, filter)?;
+        let offset = self.config.cross_lingual_dense_offset;
+        let other = match plan.language.as_str() {
+            "en" => Language::Korean.code(),
+            "ko" => Language::English.code(),
+            _ => return Ok(hits),
+        };
+        if offset == 0.0 {
+            return Ok(hits);
+        }
+        let languages = self.indexes.document_languages()?;
+        let other_docs: Vec<String> = languages
+            .iter()
+            .filter(|d| d.language == other)
+            .map(|d| d.doc_id.clone())
+            .collect();
+        // A corpus in one language needs no balance: the plain ranking is the ranking.
+        if other_docs.len() == languages.len() {
+            return Ok(hits);
+        }
+        let Some(narrowed) = filter.only_docs(&other_docs) else {
+            return Ok(hits);
+        };
+        let other_hits = self
+            .indexes
+            .vectors
+            .search(other_vector, candidates, &narrowed)?;
+        let other_docs: HashSet<&str> = other_docs.iter().map(String::as_str).collect();
+        let is_other = |id: &str| {
+            id.rsplit_once('#')
+                .is_some_and(|(doc, _)| other_docs.contains(doc))
+        };
+        let mut seen = HashSet::new();
+        let mut merged: Vec<(String, f32, f32)> = hits
+            .into_iter()
+            .chain(other_hits)
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .map(|(id, cosine)| {
+                let ranked = if is_other(&id) {
+                    cosine + offset
+                } else {
+                    cosine
+                };
+                (id, cosine, ranked)
+            })
+            .collect();
+        merged.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        merged.truncate(candidates);
+        Ok(merged
+            .into_iter()
+            .map(|(id, cosine, _)| (id, cosine))
+            .collect())
     }
 
     fn load_hits(
@@ -275,6 +507,15 @@ impl Retriever {
             });
         }
         Ok(hits)
+    }
+}
+
+fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::English => "English",
+        Language::Korean => "Korean",
+        Language::Mixed => "both languages",
+        Language::Unknown => "no language",
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub library: LibraryConfig,
     pub auth: AuthConfig,
+    pub korean: KoreanConfig,
 }
 
 impl Default for Config {
@@ -38,6 +39,7 @@ impl Default for Config {
             inference: InferenceConfig::default(),
             library: LibraryConfig::default(),
             auth: AuthConfig::default(),
+            korean: KoreanConfig::default(),
         }
     }
 }
@@ -143,8 +145,17 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddingConfig {
-    /// Directory holding `model.onnx` and the tokenizer files.
-    pub model_dir: PathBuf,
+    /// `multilingual-e5-small` (the default: Korean, English and 90+ languages) or
+    /// `all-minilm-l6-v2` (English only, faster). The index records which model wrote its
+    /// vectors; opening it with another model re-embeds every passage (or refuses, see
+    /// `on_model_change`).
+    pub model: String,
+    /// Directory holding `model.onnx` and the tokenizer files (default: where setup puts
+    /// the model, `~/.cache/doctrina/models/<model>-int8`).
+    pub model_dir: Option<PathBuf>,
+    /// When the index was written by another model: `reembed` (every passage, from the
+    /// catalog) or `refuse` (an error naming both models).
+    pub on_model_change: String,
     /// The ONNX Runtime shared library.
     pub ort_dylib: PathBuf,
     /// At most this many texts per ONNX Runtime call.
@@ -163,7 +174,9 @@ impl Default for EmbeddingConfig {
     fn default() -> Self {
         let cache = cache_dir();
         Self {
-            model_dir: cache.join("models/all-minilm-l6-v2-int8"),
+            model: "multilingual-e5-small".to_string(),
+            model_dir: None,
+            on_model_change: "reembed".to_string(),
             ort_dylib: cache.join("onnxruntime-1.31.1/libonnxruntime.so.1.31.1"),
             batch_size: 64,
             batch_tokens: 2048,
@@ -185,6 +198,26 @@ pub struct RetrievalConfig {
     /// Multiplies `bm25_weight` when the query contains an identifier (`ATP 4-0.6`,
     /// `2-15`): embeddings do not know identifiers, exact keyword matches do.
     pub identifier_bm25_boost: f32,
+    /// Multiplies `bm25_weight` when few of the passages a reader may see are in the
+    /// query's language (below `cross_lingual_share`): a Korean question over English
+    /// doctrine can only match through the glossary and shared Latin words, and its
+    /// keyword list is mostly noise from the few documents in its own language. The
+    /// semantic side (a multilingual model) carries such a query.
+    pub cross_lingual_bm25_weight: f32,
+    pub cross_lingual_share: f32,
+    /// Added to the cosine similarity of passages in the other language than the query's
+    /// (English for a Korean query and the reverse) before the semantic ranking is formed.
+    /// A multilingual model scores a translation of the same meaning lower than a passage
+    /// in the query's own language (about 0.05 lower with multilingual-e5-small, measured
+    /// on the bundled question pairs), so without it the other language's passages sink
+    /// below weaker same-language ones. Those passages are also searched on their own
+    /// (with the glossary's terms added to the query), so the candidates always hold both
+    /// languages. The default 0.03 was the largest offset that cost neither English nor
+    /// Korean same-language recall on the bundled sets (README). 0 turns the balance off.
+    pub cross_lingual_dense_offset: f32,
+    /// The bilingual glossary expanding keyword queries (default:
+    /// `<data_dir>/glossary.txt`, seeded from the bundled starter glossary).
+    pub glossary: Option<PathBuf>,
 }
 
 impl Default for RetrievalConfig {
@@ -195,6 +228,10 @@ impl Default for RetrievalConfig {
             dense_weight: 1.0,
             candidates: 50,
             identifier_bm25_boost: 2.0,
+            cross_lingual_bm25_weight: 0.5,
+            cross_lingual_share: 0.5,
+            cross_lingual_dense_offset: 0.03,
+            glossary: None,
         }
     }
 }
@@ -286,6 +323,23 @@ impl Default for LibraryConfig {
         Self {
             max_upload_bytes: 50 * 1024 * 1024,
             max_files_per_upload: 100,
+        }
+    }
+}
+
+/// Korean text analysis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KoreanConfig {
+    /// MeCab and the mecab-ko-dic dictionary (`lib/libmecab*.so*`, `dic/`), as setup
+    /// installs them. Without them Korean keyword search falls back to syllable pairs.
+    pub mecab_dir: PathBuf,
+}
+
+impl Default for KoreanConfig {
+    fn default() -> Self {
+        Self {
+            mecab_dir: cache_dir().join("mecab"),
         }
     }
 }

@@ -59,6 +59,11 @@ pub struct DocumentMeta {
     /// page): `법령구분: 법률`, `reviewed_by: ...`.
     #[serde(default)]
     pub extra: std::collections::BTreeMap<String, String>,
+    /// The language of the text: `en`, `ko`, `mixed` (both scripts in quantity) or empty
+    /// when there are no letters. Retrieval weighs the keyword side by how much of the
+    /// corpus is in the query's language.
+    #[serde(default)]
+    pub language: String,
     pub source_path: String,
     pub format: SourceFormat,
     /// sha256 of the source file's bytes (and its sidecar, if any).

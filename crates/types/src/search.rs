@@ -52,6 +52,12 @@ pub struct ScoreBreakdown {
     /// Rank (from 1) in the dense list, if it was in it.
     #[serde(default)]
     pub dense_rank: Option<usize>,
+    /// The weights fusion gave each list for this query (why: the search's
+    /// [`QueryPlan`](crate::QueryPlan) reasons).
+    #[serde(default)]
+    pub bm25_weight: f32,
+    #[serde(default)]
+    pub dense_weight: f32,
 }
 
 impl ScoreBreakdown {
@@ -62,6 +68,8 @@ impl ScoreBreakdown {
             fused: 0.0,
             bm25_rank: None,
             dense_rank: None,
+            bm25_weight: 0.0,
+            dense_weight: 0.0,
         }
     }
 
@@ -75,6 +83,25 @@ impl Default for ScoreBreakdown {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How one query was searched: its language, what the glossary added to the keyword
+/// query, and the weights fusion gave the keyword and semantic lists, with the reasons.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QueryPlan {
+    /// `en`, `ko`, `mixed` or `unknown`.
+    pub language: String,
+    /// The text the keyword index searched: the query plus the glossary's terms.
+    pub keyword_query: String,
+    /// `(term found in the query, terms the glossary added for it)`.
+    pub expansion: Vec<(String, Vec<String>)>,
+    /// Share of the passages this reader may see that are in the query's language (mixed
+    /// documents count half), when the query has one.
+    pub same_language_share: Option<f32>,
+    pub bm25_weight: f32,
+    pub dense_weight: f32,
+    /// Why the weights are what they are, one line each.
+    pub reasons: Vec<String>,
 }
 
 /// One ranked search result, as printed by `doctrina search --json`.

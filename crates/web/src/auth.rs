@@ -211,7 +211,8 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         return AppError::forbidden("this route has no access rule").into_response();
     };
     if access == Access::Public {
-        return next.run(req).await;
+        let me = Me::nobody_in(req.headers());
+        return crate::page::localize(next.run(req).await, &me);
     }
     let principal = match cookie(req.headers(), SESSION_COOKIE) {
         None => Principal::Anonymous,
@@ -232,7 +233,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     };
     // Page requests get an HTML error page (with the person's header), API requests the
     // JSON error body.
-    let me = Me::from(session.as_ref());
+    let me = Me::from_session(session.as_ref(), req.headers());
     let refuse = |e: AppError| {
         if is_api(&uri_path) {
             e.into_response()
@@ -269,7 +270,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         };
     }
     req.extensions_mut().insert(session);
-    next.run(req).await
+    crate::page::localize(next.run(req).await, &me)
 }
 
 fn unauthenticated(req: &Request, expired: bool) -> Response {
@@ -290,7 +291,10 @@ fn unauthenticated(req: &Request, expired: bool) -> Response {
     if is_api(path) {
         error.into_response()
     } else {
-        crate::page::PageError(error).into_response()
+        crate::page::localize(
+            crate::page::PageError(error).into_response(),
+            &Me::nobody_in(req.headers()),
+        )
     }
 }
 
@@ -373,9 +377,21 @@ pub struct Me {
     pub csrf: String,
     pub roles: Vec<Role>,
     pub clearance: Clearance,
+    /// The interface language ([`crate::i18n`]).
+    pub lang: crate::i18n::Lang,
 }
 
 impl Me {
+    /// `english` in this person's language (templates: `{{ me.t("Search") }}`).
+    pub fn t(&self, english: &str) -> String {
+        self.lang.t(english)
+    }
+
+    /// The language code for `<html lang>`.
+    pub fn lang_code(&self) -> &'static str {
+        self.lang.code()
+    }
+
     pub fn has(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.as_str() == role)
     }
@@ -398,17 +414,43 @@ impl Me {
                 level: String::new(),
                 caveats: Vec::new(),
             },
+            lang: crate::i18n::Lang::En,
+        }
+    }
+
+    /// Nobody, in the browser's language (login and error pages before a session).
+    pub fn nobody_in(headers: &axum::http::HeaderMap) -> Self {
+        Self {
+            lang: browser_lang(headers).unwrap_or_default(),
+            ..Self::nobody()
         }
     }
 }
 
-impl From<&Session> for Me {
-    fn from(s: &Session) -> Self {
+/// The language a browser asks for, if this app speaks it.
+pub fn browser_lang(headers: &axum::http::HeaderMap) -> Option<crate::i18n::Lang> {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::i18n::Lang::from_accept_language)
+}
+
+impl Me {
+    /// The signed-in person, in the language they chose, else their browser's.
+    pub fn from_session(s: &Session, headers: &axum::http::HeaderMap) -> Self {
+        let lang = s
+            .user
+            .language
+            .as_deref()
+            .and_then(crate::i18n::Lang::parse)
+            .or_else(|| browser_lang(headers))
+            .unwrap_or_default();
         Self {
             name: s.user.name.clone(),
             csrf: s.csrf.clone(),
             roles: s.user.roles.clone(),
             clearance: s.user.clearance.clone(),
+            lang,
         }
     }
 }
@@ -420,7 +462,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Me {
         parts
             .extensions
             .get::<Arc<Session>>()
-            .map(|s| Me::from(s.as_ref()))
+            .map(|s| Me::from_session(s.as_ref(), &parts.headers))
             .ok_or(AppError::unauthenticated(false))
     }
 }

@@ -145,6 +145,7 @@ faulted!(
     doctrina_ingest::IngestError,
     doctrina_library::LibraryError,
     doctrina_plan::WorkspaceError,
+    doctrina_retrieve::GlossaryStoreError,
 );
 
 impl From<tokio::task::JoinError> for AppError {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod chart;
 mod error;
+pub mod i18n;
 mod page;
 pub mod render;
 mod routes;

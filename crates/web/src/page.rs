@@ -52,8 +52,43 @@ page_errors!(
 );
 
 impl IntoResponse for PageError {
+    /// Rendered without the person (a handler's error does not know who asked); the
+    /// access gate re-renders it with their header and language ([`localize`]).
     fn into_response(self) -> Response {
-        error_page(self.0, crate::auth::Me::nobody())
+        let parts = ErrorParts {
+            status: self.0.status(),
+            code: self.0.code(),
+            message: self.0.public_message(),
+        };
+        let mut response = error_page(self.0, crate::auth::Me::nobody());
+        response.extensions_mut().insert(parts);
+        response
+    }
+}
+
+/// An error page's content, kept on the response so it can be rendered again for the
+/// person who asked.
+#[derive(Debug, Clone)]
+struct ErrorParts {
+    status: axum::http::StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The error page in `me`'s language and with their header, when `response` is one.
+pub fn localize(response: Response, me: &crate::auth::Me) -> Response {
+    let Some(parts) = response.extensions().get::<ErrorParts>().cloned() else {
+        return response;
+    };
+    let page = ErrorPage {
+        me: me.clone(),
+        status: parts.status.as_u16(),
+        code: parts.code,
+        message: parts.message,
+    };
+    match page.render() {
+        Ok(html) => (parts.status, Html(html)).into_response(),
+        Err(_) => response,
     }
 }
 

@@ -26,6 +26,59 @@ pub fn routes() -> RouteTable {
         .post("/api/login", Access::Public, login_api)
         .post("/api/logout", Access::SignedIn, logout_api)
         .get("/api/session", Access::SignedIn, session_api)
+        .post("/api/session/language", Access::SignedIn, language_api)
+        .post("/account/language", Access::SignedIn, language_form)
+}
+
+/// `{"language": "ko"}`, `"en"`, or `null` to follow the browser.
+#[derive(Debug, serde::Deserialize)]
+pub struct LanguageInput {
+    #[serde(default)]
+    language: Option<String>,
+    /// Where the form goes back to (a local path).
+    #[serde(default)]
+    next: String,
+}
+
+fn set_language(state: &AppState, me: &Me, input: &LanguageInput) -> Result<(), AppError> {
+    let language = input
+        .language
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "browser");
+    let result = state
+        .auth
+        .set_language(&me.name, language)
+        .map_err(AppError::from);
+    state.record_result(
+        &me.name,
+        "set-language",
+        &me.name,
+        json!({"language": language}),
+        result,
+    )
+}
+
+/// `POST /api/session/language`: the interface language of this account.
+async fn language_api(
+    State(state): State<AppState>,
+    me: Me,
+    crate::routes::ApiJson(input): crate::routes::ApiJson<LanguageInput>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    set_language(&state, &me, &input)?;
+    Ok(Json(json!({"language": input.language})))
+}
+
+async fn language_form(
+    State(state): State<AppState>,
+    me: Me,
+    Form(input): Form<LanguageInput>,
+) -> Response {
+    let back = local_path(&input.next).to_string();
+    match set_language(&state, &me, &input) {
+        Ok(()) => see_other(&back, None),
+        Err(e) => see_other(&back, Some(&e)),
+    }
 }
 
 #[derive(Template)]
@@ -80,15 +133,20 @@ fn render_login(state: &AppState, page: LoginPage, status: StatusCode) -> Respon
     }
 }
 
-async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let me = Me::nobody_in(&headers);
     let csrf = match doctrina_auth::random_token() {
         Ok(t) => t,
         Err(e) => return AppError::from(e).into_response(),
     };
     let notice = if q.expired.is_some() {
-        Some("Your session expired. Sign in again.".to_string())
+        Some(me.t("Your session expired. Sign in again."))
     } else if q.out.is_some() {
-        Some("You are signed out.".to_string())
+        Some(me.t("You are signed out."))
     } else {
         None
     };
@@ -96,7 +154,7 @@ async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) 
     render_login(
         &state,
         LoginPage {
-            me: Me::nobody(),
+            me,
             next: local_path(&q.next).to_string(),
             name: String::new(),
             csrf,
@@ -169,11 +227,17 @@ async fn login_form(
 ) -> Response {
     let next = local_path(&input.next).to_string();
     let fresh = doctrina_auth::random_token().unwrap_or_default();
+    let me = Me::nobody_in(&headers);
+    // In Korean the error's title by its code; the English message otherwise.
+    let say = |code: &str, english: String| match me.lang {
+        crate::i18n::Lang::En => english,
+        lang => lang.error_title(code),
+    };
     let retry = |error: String, status: StatusCode| {
         render_login(
             &state,
             LoginPage {
-                me: Me::nobody(),
+                me: me.clone(),
                 next: next.clone(),
                 name: input.name.chars().take(64).collect(),
                 csrf: fresh.clone(),
@@ -187,7 +251,10 @@ async fn login_form(
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !doctrina_auth::same_token(&expected, &input.csrf) {
         return retry(
-            "The login form expired or came from elsewhere; try again.".into(),
+            say(
+                "csrf_failed",
+                "The login form expired or came from elsewhere; try again.".into(),
+            ),
             StatusCode::FORBIDDEN,
         );
     }
@@ -198,7 +265,7 @@ async fn login_form(
             &session_cookie(&token, state.secure_cookies),
         ),
         Err(e) => {
-            let mut response = retry(e.public_message(), e.status());
+            let mut response = retry(say(e.code(), e.public_message()), e.status());
             if let Some(secs) = e.retry_after()
                 && let Ok(v) = secs.to_string().parse()
             {
@@ -234,7 +301,10 @@ async fn login_api(
 ) -> Result<Response, AppError> {
     let client = crate::auth::client_address(&extensions);
     let (token, session) = sign_in(&state, &input.name, &input.password, &client)?;
-    let body = session_body(&Me::from(&session), Some(session.expires_at));
+    let body = session_body(
+        &Me::from_session(&session, &axum::http::HeaderMap::new()),
+        Some(session.expires_at),
+    );
     Ok(with_cookie(
         Json(body).into_response(),
         &session_cookie(&token, state.secure_cookies),

@@ -2,6 +2,7 @@ mod account;
 mod admin;
 mod documents;
 mod eval;
+mod glossary;
 mod health;
 mod library;
 mod plans;
@@ -27,6 +28,7 @@ pub fn table() -> RouteTable {
         .merge(sections::routes())
         .merge(documents::routes())
         .merge(library::routes())
+        .merge(glossary::routes())
         .merge(eval::routes())
         .merge(admin::routes())
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use doctrina_plan::export::{Export, to_markdown};
+use doctrina_plan::export::{Export, ExportLabels, to_markdown_in};
 use doctrina_plan::{Plan, PlanKind, Section};
 use serde::{Deserialize, Serialize};
 
@@ -222,31 +222,49 @@ async fn export_markdown(
 struct ExportSectionView {
     title: String,
     marking: String,
-    status: String,
-    version: Option<u32>,
-    accepted_by: Option<String>,
     html: Option<String>,
+    /// `Accepted: version 3 by kim.` or the not-accepted notice, in the reader's language.
+    note: String,
 }
 
 #[derive(Template)]
 #[template(path = "export.html")]
 struct ExportPage {
     export: Export,
+    lang: &'static str,
+    kind: String,
+    references: String,
     sections: Vec<ExportSectionView>,
     css: &'static str,
 }
 
-fn export_page(export: Export) -> ExportPage {
+/// The export's own words in the language of the person exporting.
+fn export_labels(me: &Me, export: &Export) -> ExportLabels {
+    let lang = me.lang;
+    ExportLabels {
+        kind: me.t(&export.kind),
+        accepted: me.t("Accepted: version {v} by {by}."),
+        not_accepted: me
+            .t("NOT ACCEPTED: this section is {status} and is not part of the approved plan."),
+        references: me.t("References"),
+        status: Box::new(move |status| lang.t(status)),
+    }
+}
+
+fn export_page(export: Export, me: &Me) -> ExportPage {
     let refs = export.references.len();
+    let labels = export_labels(me, &export);
     let sections = export
         .sections
         .iter()
         .map(|s| ExportSectionView {
             title: s.title.clone(),
             marking: s.marking.clone(),
-            status: s.status.clone(),
-            version: s.version,
-            accepted_by: s.accepted_by.clone(),
+            note: match (s.text.is_some(), s.version, &s.accepted_by) {
+                (true, Some(v), Some(by)) => labels.accepted_line(v, by),
+                (true, _, _) => String::new(),
+                (false, _, _) => labels.not_accepted_line(&s.status),
+            },
             html: s.text.as_deref().map(|t| {
                 render::markdown_with_citations(t, &|n| n >= 1 && n <= refs, &|n| {
                     format!("#ref-{n}")
@@ -256,27 +274,30 @@ fn export_page(export: Export) -> ExportPage {
         .collect();
     ExportPage {
         export,
+        lang: me.lang_code(),
+        kind: labels.kind,
+        references: labels.references,
         sections,
         css: include_str!("../../../../static/export.css"),
     }
 }
 
 /// The export as a standalone HTML response.
-fn html_export(export: Export) -> Result<Response, AppError> {
+fn html_export(export: Export, me: &Me) -> Result<Response, AppError> {
     let stem = file_stem(&export);
     Ok(attachment(
         "text/html; charset=utf-8",
         &format!("{stem}.html"),
-        export_page(export).render()?,
+        export_page(export, me).render()?,
     ))
 }
 
 /// The export as a Markdown response.
-fn markdown_export(export: &Export) -> Response {
+fn markdown_export(export: &Export, me: &Me) -> Response {
     attachment(
         "text/markdown; charset=utf-8",
         &format!("{}.md", file_stem(export)),
-        to_markdown(export),
+        to_markdown_in(export, &export_labels(me, export)),
     )
 }
 
@@ -293,8 +314,8 @@ async fn rendered_export(
             .export_plan(&id, &me.name, &me.clearance, format)?;
         match format {
             "json" => Ok(Json(export).into_response()),
-            "markdown" => Ok(markdown_export(&export)),
-            _ => html_export(export),
+            "markdown" => Ok(markdown_export(&export, &me)),
+            _ => html_export(export, &me),
         }
     })
     .await?

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use super::ApiQuery;
 use axum::Json;
 use axum::response::IntoResponse;
-use doctrina_types::{PassageFilter, SearchHit, SearchMode};
+use doctrina_types::{PassageFilter, QueryPlan, SearchHit, SearchMode};
 use serde::Deserialize;
 
 use crate::auth::Me;
@@ -74,6 +74,17 @@ async fn run_search(
     params: &SearchParams,
     me: &Me,
 ) -> Result<Vec<SearchHit>, AppError> {
+    run_search_explained(state, params, me)
+        .await
+        .map(|(hits, _)| hits)
+}
+
+/// A search with how it was run (language, glossary terms, weights).
+async fn run_search_explained(
+    state: &AppState,
+    params: &SearchParams,
+    me: &Me,
+) -> Result<(Vec<SearchHit>, QueryPlan), AppError> {
     let actor = me.name.as_str();
     let result = async {
         let (mode, k, mut filter) = params.parsed(state)?;
@@ -81,10 +92,12 @@ async fn run_search(
         filter.clearance = Some(me.clearance.clone());
         let retriever = state.retriever.clone();
         let query = params.q.clone();
-        Ok(
-            tokio::task::spawn_blocking(move || retriever.search(&query, mode, k, &filter))
-                .await??,
-        )
+        Ok(tokio::task::spawn_blocking(move || {
+            retriever
+                .search_explained(&query, mode, k, &filter)
+                .map(|(hits, plan, _)| (hits, plan))
+        })
+        .await??)
     }
     .await;
     let detail = serde_json::json!({
@@ -92,7 +105,7 @@ async fn run_search(
         "k": params.k,
         "publication": params.publication,
         "marking": params.marking,
-        "passages": result.as_ref().ok().map(|hits: &Vec<SearchHit>| {
+        "passages": result.as_ref().ok().map(|(hits, _): &(Vec<SearchHit>, QueryPlan)| {
             hits.iter().map(|h| h.passage_id.as_str()).collect::<Vec<_>>()
         }),
     });
@@ -129,6 +142,44 @@ struct SearchPage {
     hits: Vec<HitView>,
     error: Option<String>,
     searched: bool,
+    plan: Option<PlanView>,
+}
+
+/// How the query was searched, for the line above the hits.
+struct PlanView {
+    /// `Korean`, `English`, ... (translated by the template).
+    language: &'static str,
+    /// `지속지원 → sustainment; ...`
+    expansion: String,
+    /// Percent of the searchable passages in the query's language.
+    same_language: Option<u32>,
+    bm25_weight: f32,
+    dense_weight: f32,
+    /// Why, in English (shown as the line's tooltip).
+    reasons: String,
+}
+
+impl PlanView {
+    fn new(plan: &QueryPlan) -> Self {
+        Self {
+            language: match plan.language.as_str() {
+                "ko" => "Korean",
+                "en" => "English",
+                "mixed" => "Korean and English",
+                _ => "unknown",
+            },
+            expansion: plan
+                .expansion
+                .iter()
+                .map(|(found, added)| format!("{found} → {}", added.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            same_language: plan.same_language_share.map(|s| (s * 100.0).round() as u32),
+            bm25_weight: plan.bm25_weight,
+            dense_weight: plan.dense_weight,
+            reasons: plan.reasons.join(" "),
+        }
+    }
 }
 
 /// Publications in the catalog the person may see, for the filter.
@@ -159,13 +210,13 @@ async fn search_page(
     Query(params): Query<SearchParams>,
 ) -> PageResult {
     let searched = !params.q.trim().is_empty();
-    let (hits, error) = if searched {
-        match run_search(&state, &params, &me).await {
-            Ok(hits) => (hits, None),
-            Err(e) => (Vec::new(), Some(e.public_message())),
+    let (hits, plan, error) = if searched {
+        match run_search_explained(&state, &params, &me).await {
+            Ok((hits, plan)) => (hits, Some(PlanView::new(&plan)), None),
+            Err(e) => (Vec::new(), None, Some(e.public_message())),
         }
     } else {
-        (Vec::new(), None)
+        (Vec::new(), None, None)
     };
     let hits = hits
         .into_iter()
@@ -187,6 +238,7 @@ async fn search_page(
         hits,
         error,
         searched,
+        plan,
     })
     .map(IntoResponse::into_response)
 }

@@ -339,6 +339,7 @@ struct SourcePage {
 #[derive(Template)]
 #[template(path = "source_panel.html")]
 struct SourcePanel {
+    me: Me,
     panel: SourceView,
 }
 
@@ -362,10 +363,10 @@ async fn source_page(
     let section_href = section_href(&id, c.version, Some((n, params.s)));
     let panel = source_view(c);
     if params.fragment {
-        page::html(&SourcePanel { panel })
+        page::html(&SourcePanel { me, panel })
     } else {
         page::html(&SourcePage {
-            me: me.clone(),
+            me,
             panel,
             section_href,
         })
