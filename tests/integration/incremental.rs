@@ -11,7 +11,7 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
     let roots = [corpus.path().to_path_buf()];
 
     let first = index.index(&roots);
-    assert_eq!(first.indexed, 15, "{first:#?}");
+    assert_eq!(first.indexed, 19, "{first:#?}");
     assert!(first.failed.is_empty(), "{first:#?}");
     assert_eq!(first.embedded, first.chunks);
     let total = first.total_chunks;
@@ -20,7 +20,7 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
     let again = index.index(&roots);
     assert_eq!(
         (again.indexed, again.unchanged, again.embedded),
-        (0, 15, 0),
+        (0, 19, 0),
         "{again:#?}"
     );
     assert_eq!(again.total_chunks, total);
@@ -31,7 +31,7 @@ fn unchanged_edit_and_delete_propagate_to_both_indexes() {
     text.push_str("\n\n3-99. Zebra-stripe reporting requires every section to flag amber thresholds to the executive officer within ten minutes.\n");
     std::fs::write(&file, text).unwrap();
     let edited = index.index(&roots);
-    assert_eq!((edited.indexed, edited.unchanged), (1, 14), "{edited:#?}");
+    assert_eq!((edited.indexed, edited.unchanged), (1, 18), "{edited:#?}");
     assert!(
         edited.embedded < edited.chunks,
         "unchanged passages reuse their vectors: {edited:#?}"

@@ -502,13 +502,64 @@ impl KeywordIndex {
         limit: usize,
         filter: &AccessFilter,
     ) -> Result<Vec<(String, f32)>> {
-        let filter = self.filter_query(filter)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(scoring) = self.scoring_query(query)? else {
+        match self.scoring_query(query)? {
+            Some(scoring) => self.run(scoring, limit, filter),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The passages whose paragraph number the query names exactly (`2-8`, `제24조의2`),
+    /// best first: those in a publication the query also names (`ATP 4-0.6 2-8`) above the
+    /// rest. Empty when the query names no paragraph. Embeddings do not know paragraph
+    /// numbers, so retrieval fuses this list in when a query names one.
+    pub fn search_references(
+        &self,
+        query: &str,
+        limit: usize,
+        filter: &AccessFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        let f = self.fields;
+        let idents = ident_tokens(query);
+        let paragraphs: Vec<(Occur, Box<dyn Query>)> = idents
+            .iter()
+            .filter(|(_, _, t)| is_identifier(t))
+            .map(|(_, _, t)| {
+                let term = Term::from_field_text(f.paragraph, t);
+                let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect();
+        if paragraphs.is_empty() || limit == 0 {
             return Ok(Vec::new());
-        };
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(BooleanQuery::new(paragraphs)))];
+        for pair in idents.windows(2) {
+            let (a, b) = (&pair[0].2, &pair[1].2);
+            if is_identifier(b) && a.chars().all(|c| c.is_alphabetic()) && a.len() <= 6 {
+                let phrase = PhraseQuery::new(vec![
+                    Term::from_field_text(f.ident, a),
+                    Term::from_field_text(f.ident, b),
+                ]);
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(phrase), 4.0)),
+                ));
+            }
+        }
+        self.run(Box::new(BooleanQuery::new(clauses)), limit, filter)
+    }
+
+    fn run(
+        &self,
+        scoring: Box<dyn Query>,
+        limit: usize,
+        filter: &AccessFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        let filter = self.filter_query(filter)?;
         let full: Box<dyn Query> = match filter {
             None => scoring,
             Some(filter) => Box::new(BooleanQuery::new(vec![

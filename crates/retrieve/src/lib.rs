@@ -126,6 +126,34 @@ pub fn reciprocal_rank_fusion(
     out
 }
 
+/// Adds the exact-reference list to a fused ranking (`weight / (k + rank)` per passage, as
+/// the other lists) and ranks again.
+fn add_references(
+    fused: &mut Vec<(String, ScoreBreakdown)>,
+    references: &[(String, f32)],
+    k: f32,
+    weight: f32,
+) {
+    let at: HashMap<String, usize> = fused
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.clone(), i))
+        .collect();
+    for (rank, (id, _)) in references.iter().enumerate() {
+        let i = match at.get(id) {
+            Some(&i) => i,
+            None => {
+                fused.push((id.clone(), ScoreBreakdown::default()));
+                fused.len() - 1
+            }
+        };
+        let scores = &mut fused[i].1;
+        scores.reference_rank = Some(rank + 1);
+        scores.fused += weight / (k + rank as f32 + 1.0);
+    }
+    fused.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then_with(|| a.0.cmp(&b.0)));
+}
+
 impl Retriever {
     pub fn new(
         indexes: Arc<Indexes>,
@@ -370,6 +398,15 @@ impl Retriever {
         } else {
             Vec::new()
         };
+        // Passages whose paragraph number the query names: a list of their own, weighted
+        // like the keyword side (the semantic side cannot see paragraph numbers).
+        let references = if mode == SearchMode::Hybrid {
+            self.indexes
+                .keyword
+                .search_references(query, candidates, filter)?
+        } else {
+            Vec::new()
+        };
         let start = Instant::now();
         let mut fused = reciprocal_rank_fusion(
             &bm25,
@@ -378,6 +415,9 @@ impl Retriever {
             plan.bm25_weight,
             plan.dense_weight,
         );
+        if !references.is_empty() {
+            add_references(&mut fused, &references, self.config.rrf_k, plan.bm25_weight);
+        }
         fused.truncate(k);
         if !filter.sees_everything() {
             for (_, scores) in &mut fused {

@@ -58,6 +58,10 @@ pub struct ScoreBreakdown {
     pub bm25_weight: f32,
     #[serde(default)]
     pub dense_weight: f32,
+    /// Rank (from 1) among the passages whose paragraph number the query names exactly
+    /// (`ATP 4-0.6 2-8`, `제24조의2`), if it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_rank: Option<usize>,
 }
 
 impl ScoreBreakdown {
@@ -70,6 +74,7 @@ impl ScoreBreakdown {
             dense_rank: None,
             bm25_weight: 0.0,
             dense_weight: 0.0,
+            reference_rank: None,
         }
     }
 
