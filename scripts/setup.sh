@@ -240,11 +240,14 @@ ensure_gguf() {
 }
 
 ensure_browser() {
-  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
-  log "installing Debian chromium and chromium-driver"
+  # fonts-noto-cjk: Korean pages render with real Hangul glyphs in the browser tests'
+  # screenshots (without it Chromium draws boxes and the layout check means nothing).
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+    && dpkg -s fonts-noto-cjk >/dev/null 2>&1; then return; fi
+  log "installing Debian chromium, chromium-driver and fonts-noto-cjk"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >&2
 }
 
 print_env() {

@@ -354,3 +354,173 @@ async fn accounts_login_logout_expiry_csrf_and_roles_in_chromium() {
     b.close().await;
     server.shutdown().await.unwrap();
 }
+
+/// The page has no horizontal overflow (Korean text wraps inside the layout).
+async fn fits_the_window(b: &Browser, page: &str) {
+    let overflow = b
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 1),
+        "{page}: the page is {overflow} px wider than the window"
+    );
+}
+
+/// A Korean officer's walk: the interface switched to Korean from the header, a Korean
+/// question answered from English doctrine (with the glossary's terms shown), a Korean
+/// section template drafted (extractive, cited), a citation opened in the side panel, the
+/// section accepted and the plan exported, with its banner and portion marks exactly as in
+/// English. Screenshots: `test-artifacts/browser/korean-officer/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn korean_officer_searches_drafts_and_exports_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_app(drafter(None, dir.path()), dir.path()).await;
+    let base = format!("http://{}", server.addr);
+    let mut b = Browser::start("korean-officer").await;
+    b.sign_in(&format!("{base}/"), "staff", PASSWORD).await;
+    b.wait_css("#language-form", LONG).await;
+    let select = b
+        .client
+        .find(Locator::Css("#language-form select[name=language]"))
+        .await
+        .unwrap();
+    select.select_by_value("ko").await.unwrap();
+    b.click("#language-submit").await;
+    b.wait_css("html[lang=ko]", LONG).await;
+
+    // A Korean question over English doctrine.
+    let q = b.wait_css("input[name=q]", LONG).await;
+    q.send_keys("지속지원 결심지점의 정의").await.unwrap();
+    b.click("form.search button").await;
+    b.wait_css(".hit", LONG).await;
+    let plan = b
+        .js("return document.querySelector('.query-plan').textContent")
+        .await;
+    let plan = plan.as_str().unwrap_or_default().to_string();
+    assert!(
+        plan.contains("질의 언어") && plan.contains("한국어"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("sustainment"),
+        "the glossary's terms are shown: {plan}"
+    );
+    let publications = b
+        .js("return Array.from(document.querySelectorAll('.hit .cite strong')).map(e => e.textContent)")
+        .await;
+    assert!(
+        publications
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == "ATP 4-0.6")),
+        "English doctrine among the hits: {publications}"
+    );
+    fits_the_window(&b, "search").await;
+    b.shot("search").await;
+
+    // A plan with the Korean sustainment paragraph.
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
+    title
+        .send_keys("작전명령 24-07 (그래닛 랜턴)")
+        .await
+        .unwrap();
+    b.click("form.create-plan button").await;
+    b.wait_css("form.add-section", LONG).await;
+    let plan_url = b.client.current_url().await.unwrap().to_string();
+    let template = b
+        .client
+        .find(Locator::Css("form.add-section select[name=template]"))
+        .await
+        .unwrap();
+    template
+        .select_by_value("ko-opord-sustainment")
+        .await
+        .unwrap();
+    b.send_keys(
+        "form.add-section textarea[name=task]",
+        "대대 공격을 지원하기 위한 유류와 탄약 재보급 계획",
+    )
+    .await;
+    fits_the_window(&b, "plan").await;
+    b.shot("plan").await;
+    b.click("form.add-section button").await;
+    b.wait_css("#draft-form", LONG).await;
+
+    // Draft (extractive: quoted, cited sentences; no model needed), labels in Korean.
+    b.click("input[name=mode][value=extractive]").await;
+    b.click("#draft-button").await;
+    b.wait_css("#current[data-version='1']", LONG).await;
+    let labels = b
+        .js("return Array.from(document.querySelectorAll('ol.sentences .badge')).map(e => e.textContent)")
+        .await;
+    assert!(
+        labels
+            .as_array()
+            .is_some_and(|l| !l.is_empty() && l.iter().all(|x| x == "근거 충분")),
+        "{labels}"
+    );
+    let current = b
+        .js("return document.querySelector('#current').textContent")
+        .await;
+    assert!(
+        current.as_str().is_some_and(|t| t.contains("발췌 초안")),
+        "the extractive notice is in the section's language: {current}"
+    );
+    fits_the_window(&b, "draft").await;
+    b.shot("draft").await;
+
+    // The citation panel, labelled in Korean, with the exact cited span.
+    b.click("ol.sentences a.cite").await;
+    b.wait_css("#source mark.cited-span", LONG).await;
+    let meta = b
+        .client
+        .find(Locator::Css("#source .source-meta"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        meta.contains("간행물") && meta.contains("문단") && meta.contains("페이지"),
+        "{meta}"
+    );
+    fits_the_window(&b, "citation").await;
+    b.shot("citation").await;
+
+    // Accept and export: the export's own words in Korean, its markings unchanged.
+    b.click("button.accept").await;
+    b.wait_css("#section-status.status-accepted", LONG).await;
+    b.client
+        .goto(&format!("{plan_url}/export.html"))
+        .await
+        .unwrap();
+    let banner = b.wait_css(".banner", LONG).await.text().await.unwrap();
+    assert!(
+        banner.chars().all(|c| c.is_ascii()) && !banner.trim().is_empty(),
+        "the banner is a marking, not translated: {banner}"
+    );
+    let portions = b
+        .js("return Array.from(document.querySelectorAll('.portion')).map(e => e.textContent)")
+        .await;
+    assert!(
+        portions.as_array().is_some_and(|p| !p.is_empty()
+            && p.iter().all(|x| x
+                .as_str()
+                .is_some_and(|s| s.starts_with('(') && s.is_ascii()))),
+        "{portions}"
+    );
+    let accepted = b
+        .js("return document.querySelector('.accepted').textContent")
+        .await;
+    assert!(
+        accepted.as_str().is_some_and(|s| s.contains("승인됨")),
+        "{accepted}"
+    );
+    let lang = b.js("return document.documentElement.lang").await;
+    assert_eq!(lang, "ko");
+    fits_the_window(&b, "export").await;
+    b.shot("export").await;
+
+    b.close().await;
+    server.shutdown().await.unwrap();
+}

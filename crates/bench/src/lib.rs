@@ -136,6 +136,20 @@ pub struct IndexingFigures {
     pub disk_mb_per_10k_chunks: f64,
 }
 
+/// One embedding model on this run's passages and queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedderFigures {
+    /// `embedding.model`.
+    pub model: String,
+    /// The model indexing used (the configured one).
+    pub configured: bool,
+    pub languages: String,
+    /// Passages embedded in one call, as indexing embeds them (with the passage prefix).
+    pub passages: Rate,
+    /// One query at a time (with the query prefix), in milliseconds.
+    pub query: Percentiles,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReindexFigures {
     pub chunks: usize,
@@ -229,6 +243,9 @@ fn stage_done(stages: &mut Vec<StageMemory>, stage: &str) {
 pub struct BenchReport {
     pub cores: usize,
     pub corpus: CorpusFigures,
+    /// The configured embedding model (what indexing used) and every other installed
+    /// model, on the same passages and queries.
+    pub embedders: Vec<EmbedderFigures>,
     pub indexing: IndexingFigures,
     pub batching: BatchingFigures,
     pub reindex: ReindexFigures,
@@ -388,6 +405,10 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     let base_vectors = embedder.embed_passages(&refs)?;
     let raw = Rate::new(chunks, t.elapsed());
     stage_done(&mut stages, "raw embedding");
+
+    // Every installed model on the same passages and queries, the configured one first.
+    let embedders = compare_embedders(config, &embedder, raw.clone(), &refs, options, &mut notes)?;
+    stage_done(&mut stages, "embedding models compared");
 
     // End to end on a fresh data directory.
     say("indexing end to end");
@@ -563,6 +584,7 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     Ok(BenchReport {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         corpus: corpus_figures,
+        embedders,
         indexing,
         batching,
         reindex,
@@ -765,6 +787,74 @@ fn bench_clearance() -> doctrina_types::Clearance {
     }
 }
 
+/// Query embedding latencies of `embedder` over `queries` generated questions (after ten
+/// to warm up).
+fn query_embedding(
+    embedder: &dyn Embedder,
+    queries: usize,
+    seed: u64,
+) -> anyhow::Result<Percentiles> {
+    let mut rng = Rng::new(seed ^ 0x0051_EA5C);
+    let qs: Vec<String> = (0..queries.max(1))
+        .map(|_| corpus::query(&mut rng))
+        .collect();
+    for q in qs.iter().take(10) {
+        embedder.embed_queries(&[q.as_str()])?;
+    }
+    let mut times = Vec::with_capacity(qs.len());
+    for q in &qs {
+        let t = Instant::now();
+        embedder.embed_queries(&[q.as_str()])?;
+        times.push(t.elapsed());
+    }
+    Ok(Percentiles::of(&times))
+}
+
+fn compare_embedders(
+    config: &Config,
+    configured: &Arc<dyn Embedder>,
+    configured_rate: Rate,
+    passages: &[&str],
+    options: &BenchOptions,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<EmbedderFigures>> {
+    let mut out = Vec::new();
+    let spec_of = |name: &str| doctrina_embed::MODELS.iter().find(|m| m.name == name);
+    let chosen = config.embedding.model.clone();
+    say(&format!("query embedding with {chosen}"));
+    out.push(EmbedderFigures {
+        model: chosen.clone(),
+        configured: true,
+        languages: spec_of(&chosen).map_or("", |m| m.languages).to_string(),
+        passages: configured_rate,
+        query: query_embedding(configured.as_ref(), options.queries, options.seed)?,
+    });
+    for spec in doctrina_embed::MODELS.iter().filter(|m| m.name != chosen) {
+        let mut other = config.clone();
+        other.embedding.model = spec.name.to_string();
+        other.embedding.model_dir = None;
+        let embedder = match doctrina_app::App::open_embedder(&other) {
+            Ok(e) => e,
+            Err(e) => {
+                notes.push(format!("{} not compared: {e}", spec.name));
+                continue;
+            }
+        };
+        say(&format!("embedding the same passages with {}", spec.name));
+        let t = Instant::now();
+        embedder.embed_passages(passages)?;
+        let rate = Rate::new(passages.len(), t.elapsed());
+        out.push(EmbedderFigures {
+            model: spec.name.to_string(),
+            configured: false,
+            languages: spec.languages.to_string(),
+            passages: rate,
+            query: query_embedding(embedder.as_ref(), options.queries, options.seed)?,
+        });
+    }
+    Ok(out)
+}
+
 fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::Result<Latencies> {
     let mut rng = Rng::new(seed ^ 0x0051_EA5C);
     let qs: Vec<String> = (0..queries.max(1))
@@ -916,6 +1006,19 @@ pub fn render(report: &BenchReport) -> String {
         "corpus: {} — {} documents, {} chunks ({}..{} chars, mean {})\n\n",
         c.source, c.documents, c.chunks, c.chunk_chars_min, c.chunk_chars_max, c.chunk_chars_mean
     ));
+    out.push_str("| embedding model | passages/s | query p50 / p95 (ms) | languages |\n| --- | --- | --- | --- |\n");
+    for e in &report.embedders {
+        out.push_str(&format!(
+            "| {}{} | {} | {:.1} / {:.1} | {} |\n",
+            e.model,
+            if e.configured { " (configured)" } else { "" },
+            e.passages.per_second,
+            e.query.p50,
+            e.query.p95,
+            e.languages
+        ));
+    }
+    out.push('\n');
     out.push_str("| stage | figure |\n| --- | --- |\n");
     let mut row = |k: &str, v: String| out.push_str(&format!("| {k} | {v} |\n"));
     row(

@@ -427,6 +427,19 @@ fn bench_smoke_prints_every_figure() {
     }
     assert!(r["corpus"]["chunks"].as_u64().unwrap() >= 60, "{r}");
     assert_eq!(i["end_to_end"]["items"], r["corpus"]["chunks"], "{r}");
+    // Both installed embedding models, the configured one first, on the same passages.
+    let embedders = r["embedders"].as_array().unwrap();
+    let models: Vec<&str> = embedders
+        .iter()
+        .map(|e| e["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["multilingual-e5-small", "all-minilm-l6-v2"], "{r}");
+    assert_eq!(embedders[0]["configured"], true);
+    for e in embedders {
+        assert_eq!(e["passages"]["items"], r["corpus"]["chunks"], "{r}");
+        assert!(e["passages"]["per_second"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(e["query"]["samples"], 10, "{r}");
+    }
     assert!(i["ratio_to_raw"].as_f64().unwrap() > 0.0);
     let re = &r["reindex"];
     assert!(re["chunks"].as_u64().unwrap() >= 150, "{r}");

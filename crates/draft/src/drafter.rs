@@ -314,7 +314,7 @@ impl Drafter {
                 c.text
             }),
             None => {
-                let text = self.extractive(task, &sources)?;
+                let text = self.extractive(task, &sources, &template.language)?;
                 on_delta(&text);
                 Ok(text)
             }
@@ -346,10 +346,21 @@ impl Drafter {
 
     /// An extractive draft: the sentence of each top source that best matches the task,
     /// quoted and cited. Deterministic; needs no inference server.
-    fn extractive(&self, task: &str, sources: &[Source]) -> Result<String, DraftError> {
-        let mut text = String::from(
-            "# EXTRACTIVE DRAFT: quoted from the sources, not generated. Review and edit before use.\n\n",
-        );
+    /// The notice heading it is in the section's language.
+    fn extractive(
+        &self,
+        task: &str,
+        sources: &[Source],
+        language: &str,
+    ) -> Result<String, DraftError> {
+        let mut text = String::from(match language {
+            "ko" => {
+                "# 발췌 초안: 출처에서 인용한 것이며 생성한 글이 아니다. 사용 전에 검토하고 고칠 것.\n\n"
+            }
+            _ => {
+                "# EXTRACTIVE DRAFT: quoted from the sources, not generated. Review and edit before use.\n\n"
+            }
+        });
         for source in sources.iter().take(6) {
             let (_, evidence) = self.checker.features(task, &[source.hit.text.as_str()])?;
             let Some(evidence) = evidence else { continue };
