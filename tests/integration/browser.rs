@@ -496,7 +496,7 @@ async fn korean_officer_searches_drafts_and_exports_in_chromium() {
         .unwrap();
     let banner = b.wait_css(".banner", LONG).await.text().await.unwrap();
     assert!(
-        banner.chars().all(|c| c.is_ascii()) && !banner.trim().is_empty(),
+        banner.is_ascii() && !banner.trim().is_empty(),
         "the banner is a marking, not translated: {banner}"
     );
     let portions = b
