@@ -1,29 +1,28 @@
 //! Calibration and measurement of the citation support check on the labelled pairs in
-//! `corpus/eval/support_pairs.jsonl`, with the real embedding model.
+//! `corpus/eval/support_pairs.jsonl` and `support_pairs_ko.jsonl` (591 pairs, 211 Korean,
+//! every kind of alteration), with the real embedding model: thresholds fitted on the
+//! `calibration` half, measured on the `test` half.
 
 use doctrina_draft::support::{
-    Evaluation, Features, Support, SupportChecker, Thresholds, calibrate, cross_validate, evaluate,
+    Evaluation, Features, Support, SupportChecker, Thresholds, calibrate, evaluate,
 };
 use doctrina_tests::{embedder, workspace};
 
-#[derive(serde::Deserialize)]
-struct Pair {
-    id: String,
-    sentence: String,
-    passage: String,
-    label: String,
-}
-
-fn samples() -> Vec<(Features, Support)> {
-    let text = std::fs::read_to_string(workspace().join("corpus/eval/support_pairs.jsonl"))
-        .expect("support_pairs.jsonl");
+fn samples() -> Vec<(Features, Support, String)> {
+    let pairs = doctrina_eval::support::load_pairs(&[
+        workspace()
+            .join("corpus/eval/support_pairs.jsonl")
+            .as_path(),
+        workspace()
+            .join("corpus/eval/support_pairs_ko.jsonl")
+            .as_path(),
+    ])
+    .expect("the labelled pairs");
     let checker = SupportChecker::new(embedder(), Thresholds::default());
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let pair: Pair = serde_json::from_str(l).expect("pair json");
-            let label = Support::parse(&pair.label)
-                .unwrap_or_else(|| panic!("{}: bad label {}", pair.id, pair.label));
+    pairs
+        .iter()
+        .map(|pair| {
+            let label = Support::parse(&pair.label).expect("checked by load_pairs");
             let (features, evidence) = checker
                 .features(&pair.sentence, &[pair.passage.as_str()])
                 .expect("features");
@@ -33,17 +32,15 @@ fn samples() -> Vec<(Features, Support)> {
                 "{}: evidence is a span",
                 pair.id
             );
-            (features, label)
+            (features, label, pair.split.clone().unwrap_or_default())
         })
         .collect()
 }
 
 fn print(name: &str, e: &Evaluation) {
     eprintln!(
-        "{name}: w={:.1} supported>={:.2} weak>={:.2} accuracy {:.3} | supported P {:.3} R {:.3} | weak P {:.3} R {:.3} | unsupported P {:.3} R {:.3} | confusion {:?}",
-        e.thresholds.similarity_weight,
-        e.thresholds.supported,
-        e.thresholds.weak,
+        "{name}: {:?} accuracy {:.3} | supported P {:.3} R {:.3} | weak P {:.3} R {:.3} | unsupported P {:.3} R {:.3} | confusion {:?}",
+        e.thresholds,
         e.accuracy,
         e.supported.precision,
         e.supported.recall,
@@ -57,34 +54,43 @@ fn print(name: &str, e: &Evaluation) {
 
 #[test]
 fn support_check_precision_and_recall_on_the_labelled_set() {
-    let samples = samples();
-    assert!(samples.len() >= 60);
-    let fitted = calibrate(&samples);
-    print("fitted on all pairs", &fitted);
-    let held_out = cross_validate(&samples, 5);
-    print("5-fold held-out", &held_out);
-    let shipped = evaluate(&samples, Thresholds::default());
-    print("shipped defaults", &shipped);
+    let all = samples();
+    assert!(all.len() >= 300, "{}", all.len());
+    let part = |split: &str| -> Vec<(Features, Support)> {
+        all.iter()
+            .filter(|(_, _, s)| s == split)
+            .map(|(f, l, _)| (*f, *l))
+            .collect()
+    };
+    let (calibration, test) = (part("calibration"), part("test"));
+    assert!(calibration.len() >= 150 && test.len() >= 150);
+    let fitted = calibrate(&calibration);
+    print("fitted on the calibration half", &fitted);
+    let held_out = evaluate(&test, Thresholds::default());
+    print("test half, held out", &held_out);
     // The shipped thresholds are the calibrated ones (re-run this test to recalibrate).
-    assert!(
-        (shipped.accuracy - fitted.accuracy).abs() < 0.05,
-        "defaults drifted from calibration: shipped {:?} vs fitted {:?}",
+    assert_eq!(
+        fitted.thresholds,
         Thresholds::default(),
-        fitted.thresholds
+        "defaults drifted from calibration"
     );
-    // Floors set from measurement (see the drafting issue's note): a claim shown as
-    // supported must usually be supported, and most unsupported claims must be caught.
+    // Floors from the held-out measurement (README, "Citation support"): what is shown as
+    // supported must usually be supported, and false claims shown as supported stay rare.
     assert!(
-        shipped.supported.precision >= SUPPORTED_PRECISION_FLOOR,
-        "{shipped:?}"
+        held_out.supported.precision >= SUPPORTED_PRECISION_FLOOR,
+        "{held_out:?}"
     );
-    assert!(
-        shipped.unsupported.recall >= UNSUPPORTED_RECALL_FLOOR,
-        "{shipped:?}"
-    );
+    let false_supported = held_out.confusion[2][0] as f64 / test.len() as f64;
+    assert!(false_supported <= FALSE_SUPPORTED_CEILING, "{held_out:?}");
+    // A claim with a number its source does not state is never shown as supported.
+    for (f, _, _) in &all {
+        if f.novel_number {
+            assert_eq!(Thresholds::default().label(*f), Support::Unsupported);
+        }
+    }
 }
 
-/// Measured 0.786 in sample (0.657 held out).
-const SUPPORTED_PRECISION_FLOOR: f64 = 0.75;
-/// Measured 0.848 in sample.
-const UNSUPPORTED_RECALL_FLOOR: f64 = 0.8;
+/// Held out: measured 0.69 (see the README).
+const SUPPORTED_PRECISION_FLOOR: f64 = 0.62;
+/// Share of test pairs labelled unsupported but shown as supported: measured 0.07.
+const FALSE_SUPPORTED_CEILING: f64 = 0.09;

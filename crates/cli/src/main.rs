@@ -307,6 +307,19 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// How well citation support is judged on labelled claim/passage pairs (JSONL with
+    /// `sentence`, `passage`, `label` and optional `kind`, `lang`, `split`): agreement
+    /// overall, by split, language and kind of alteration.
+    Support {
+        /// Pair files (repeatable).
+        #[arg(long, required = true)]
+        pairs: Vec<PathBuf>,
+        /// `support-check` (the local check drafts use) or `llm` (the inference server).
+        #[arg(long, default_value = "support-check")]
+        judge: doctrina_eval::drafts::Judge,
+        #[arg(long)]
+        json: bool,
+    },
     /// Index a BEIR-format dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv) into its own
     /// data directory and report the BEIR metrics (nDCG@10 per mode) on its test queries.
     Beir {
@@ -604,6 +617,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         e.event.outcome
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(EvalCommand::Support { pairs, judge, json }) => {
+            let paths: Vec<&std::path::Path> = pairs.iter().map(PathBuf::as_path).collect();
+            let pairs = doctrina_eval::support::load_pairs(&paths)?;
+            let app = open(&cli)?;
+            let report = match judge {
+                doctrina_eval::drafts::Judge::SupportCheck => {
+                    doctrina_eval::support::with_support_check(&app.drafter.checker, &pairs)?
+                }
+                doctrina_eval::drafts::Judge::Llm => {
+                    let chat = app
+                        .drafter
+                        .chat
+                        .clone()
+                        .context("no inference server is configured (inference.base_url)")?;
+                    tokio::runtime::Runtime::new()?
+                        .block_on(doctrina_eval::support::with_llm(chat.as_ref(), &pairs))
+                }
+            };
+            if *json {
+                outln!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_support(&report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1278,6 +1316,45 @@ fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_support(report: &doctrina_eval::support::SupportReport) -> Result<()> {
+    let line = |name: &str, s: &doctrina_eval::support::Summary| {
+        format!(
+            "{name:<28} {:>4}  {:>5.3}  {:>5.3} {:>5.3}  {:>5.3} {:>5.3}  {:>5.3} {:>5.3}  {:>4}",
+            s.pairs,
+            s.accuracy,
+            s.supported.precision,
+            s.supported.recall,
+            s.weak.precision,
+            s.weak.recall,
+            s.unsupported.precision,
+            s.unsupported.recall,
+            s.false_supported
+        )
+    };
+    outln!("judge: {}", report.judge);
+    outln!(
+        "{:<28} {:>4}  {:>5}  {:>11}  {:>11}  {:>11}  {:>4}",
+        "",
+        "n",
+        "acc",
+        "supp P/R",
+        "weak P/R",
+        "unsupp P/R",
+        "U→S"
+    );
+    outln!("{}", line("all", &report.overall));
+    for (name, s) in &report.by_split {
+        outln!("{}", line(&format!("split {name}"), s));
+    }
+    for (name, s) in &report.by_lang {
+        outln!("{}", line(&format!("lang {name}"), s));
+    }
+    for (name, s) in &report.by_kind {
+        outln!("{}", line(&format!("kind {name}"), s));
+    }
+    Ok(())
 }
 
 fn cli_actor() -> String {

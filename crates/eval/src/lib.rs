@@ -11,6 +11,7 @@ pub mod drafts;
 pub mod export;
 pub mod runs;
 pub mod service;
+pub mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
