@@ -15,7 +15,7 @@ DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:8080
 BIN := $(CARGO_TARGET_DIR)/release/doctrina
 
-.PHONY: all setup setup-runtime setup-browser build run index serve test lint fmt clean-data
+.PHONY: all setup setup-runtime setup-browser build run llm index serve test lint fmt clean-data
 
 all: build
 
@@ -41,6 +41,11 @@ LLM_PORT ?= 8081
 run: setup build
 	$(BIN) index corpus/documents --data-dir $(DATA_DIR)
 	BIN=$(BIN) ADDR=$(ADDR) DATA_DIR=$(DATA_DIR) LLM_PORT=$(LLM_PORT) scripts/run.sh
+
+## The default inference server alone (llama-server with Qwen2.5-Coder-1.5B-Instruct) on
+## 127.0.0.1:$(LLM_PORT), for drafting from the command line; Ctrl-C stops it.
+llm: setup
+	LLM_PORT=$(LLM_PORT) scripts/llm.sh
 
 index: setup-runtime build
 	$(BIN) index corpus/documents --data-dir $(DATA_DIR)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Starts llama-server with the small GGUF model (unless something already answers on
-# LLM_PORT), then `doctrina serve`; stops the llama-server it started when serve exits.
+# Starts llama-server with the default instruct model, Qwen2.5-Coder-1.5B-Instruct (unless
+# something already answers on LLM_PORT), then `doctrina serve`; stops the llama-server it
+# started when serve exits.
 set -euo pipefail
 : "${BIN:?}" "${ADDR:?}" "${DATA_DIR:?}" "${LLM_PORT:=8081}"
 CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
 LLAMA="$CACHE/venv/bin/llama-cpp-server"
-MODEL="$CACHE/models/gemma-3-270m-q4_k_m.gguf"
+MODEL="${LLM_MODEL:-$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf}"
 export DOCTRINA__INFERENCE__BASE_URL="http://127.0.0.1:$LLM_PORT"
 
 llama_pid=""
@@ -15,16 +16,17 @@ else
   mkdir -p "$DATA_DIR"
   # The wrapper runs llama-server as a child: give them their own process group and stop
   # the whole group.
-  setsid "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 4096 \
+  # --jinja: the chat template comes from the GGUF, never built by hand.
+  setsid "$LLAMA" -m "$MODEL" --jinja --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 8192 \
     >"$DATA_DIR/llama-server.log" 2>&1 &
   llama_pid=$!
   trap '[ -n "$llama_pid" ] && kill -- "-$llama_pid" 2>/dev/null || true' EXIT INT TERM
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 240); do
     curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1 && break
     kill -0 "$llama_pid" 2>/dev/null || { echo "run: llama-server failed, see $DATA_DIR/llama-server.log" >&2; exit 1; }
     sleep 0.5
   done
-  echo "run: llama-server (gemma-3-270m) on http://127.0.0.1:$LLM_PORT" >&2
+  echo "run: llama-server ($(basename "$MODEL")) on http://127.0.0.1:$LLM_PORT" >&2
 fi
 # The first run creates the first admin through the same command an operator would use
 # (`doctrina user add NAME --admin`), with a generated password kept only in a file that

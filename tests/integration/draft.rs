@@ -130,6 +130,17 @@ async fn llm_draft_against_the_real_llama_server() {
     );
     assert!(record.prompt_tokens > 0 && record.prompt_tokens < 4096);
     assert!(record.timings_ms.first_token.is_some());
+    // The server's token count and generation speed are recorded.
+    assert!(
+        record.timings_ms.completion_tokens.is_some_and(|n| n > 0),
+        "{:?}",
+        record.timings_ms
+    );
+    assert!(
+        record.timings_ms.tokens_per_second.is_some_and(|r| r > 0.0),
+        "{:?}",
+        record.timings_ms
+    );
     assert!(!record.sources.is_empty());
     assert_citations_resolve(&record);
     // The system prompt carries the template's instructions and the data-not-instructions rule.

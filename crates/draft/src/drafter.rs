@@ -311,6 +311,8 @@ impl Drafter {
             Some(chat) => chat.complete(&messages, on_delta).await.map(|c| {
                 record.model = c.model.clone();
                 record.timings_ms.first_token = c.first_token_ms;
+                record.timings_ms.completion_tokens = c.completion_tokens;
+                record.timings_ms.tokens_per_second = c.tokens_per_second;
                 c.text
             }),
             None => {

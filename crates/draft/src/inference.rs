@@ -43,6 +43,34 @@ pub struct Completion {
     pub finish_reason: Option<String>,
     pub first_token_ms: Option<u64>,
     pub total_ms: u64,
+    /// Tokens generated, as the server reports them (`usage.completion_tokens`, or
+    /// llama-server's `timings.predicted_n`).
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    /// Generation speed after the first token: llama-server's own figure when it gives one,
+    /// else tokens over the time from the first token to the end.
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
+}
+
+/// Token count and generation speed from an answer's `usage` or llama-server `timings`.
+fn token_figures(
+    answer: &Value,
+    first_token_ms: Option<u64>,
+    total_ms: u64,
+) -> (Option<u64>, Option<f64>) {
+    let tokens = answer["usage"]["completion_tokens"]
+        .as_u64()
+        .or_else(|| answer["timings"]["predicted_n"].as_u64());
+    let rate = answer["timings"]["predicted_per_second"]
+        .as_f64()
+        .or_else(|| {
+            let generating = total_ms.saturating_sub(first_token_ms.unwrap_or(0));
+            tokens
+                .filter(|_| generating > 0)
+                .map(|t| t as f64 * 1000.0 / generating as f64)
+        });
+    (tokens, rate)
 }
 
 /// What went wrong talking to the inference server.
@@ -220,13 +248,22 @@ impl OpenAiChat {
     ) -> Result<(Instant, Instant, reqwest::Response), InferenceError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
-        let body = json!({
+        let mut body = json!({
             "model": self.config.model,
             "messages": messages,
             "stream": stream,
             "max_tokens": self.config.max_tokens,
             "temperature": self.config.temperature,
         });
+        if stream {
+            // The token count arrives in a last chunk (OpenAI's `stream_options`).
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        if self.config.cache_prompt {
+            // llama-server reuses the KV cache of the longest matching prompt prefix
+            // (the system prompt and the sources of a redraft); others ignore the field.
+            body["cache_prompt"] = json!(true);
+        }
         let response = self.send(&body, deadline).await?;
         Ok((started, deadline, response))
     }
@@ -269,6 +306,7 @@ impl OpenAiChat {
         }
         on_delta(&text);
         let total_ms = started.elapsed().as_millis() as u64;
+        let (completion_tokens, tokens_per_second) = token_figures(&answer, None, total_ms);
         Ok(Completion {
             text,
             model: answer["model"]
@@ -278,6 +316,8 @@ impl OpenAiChat {
             finish_reason: choice["finish_reason"].as_str().map(str::to_string),
             first_token_ms: Some(total_ms),
             total_ms,
+            completion_tokens,
+            tokens_per_second,
         })
     }
 
@@ -293,6 +333,7 @@ impl OpenAiChat {
         let mut model = self.config.model.clone();
         let mut finish_reason = None;
         let mut first_token_ms = None;
+        let mut last_figures: Option<Value> = None;
         let mut done = false;
         let first_token_deadline =
             started + Duration::from_millis(self.config.first_token_timeout_ms);
@@ -360,6 +401,11 @@ impl OpenAiChat {
                 if let Some(m) = event.get("model").and_then(Value::as_str) {
                     model = m.to_string();
                 }
+                if event.get("usage").is_some_and(|u| !u.is_null())
+                    || event.get("timings").is_some()
+                {
+                    last_figures = Some(event.clone());
+                }
                 let choice = &event["choices"][0];
                 if let Some(delta) = choice["delta"]["content"].as_str()
                     && !delta.is_empty()
@@ -385,12 +431,18 @@ impl OpenAiChat {
                 server: self.base.clone(),
             });
         }
+        let total_ms = started.elapsed().as_millis() as u64;
+        let (completion_tokens, tokens_per_second) = last_figures
+            .map(|event| token_figures(&event, first_token_ms, total_ms))
+            .unwrap_or_default();
         Ok(Completion {
             text,
             model,
             finish_reason,
             first_token_ms,
-            total_ms: started.elapsed().as_millis() as u64,
+            total_ms,
+            completion_tokens,
+            tokens_per_second,
         })
     }
 }
@@ -476,4 +528,25 @@ impl ChatModel for OpenAiChat {
 /// per token (real tokenizers average closer to four on English prose).
 pub fn estimate_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_figures_come_from_usage_or_llama_timings() {
+        let llama = json!({"timings": {"predicted_n": 120, "predicted_per_second": 14.5}});
+        assert_eq!(
+            token_figures(&llama, Some(900), 9_000),
+            (Some(120), Some(14.5))
+        );
+        // OpenAI usage only: the rate is tokens over the time after the first token.
+        let openai = json!({"usage": {"completion_tokens": 100}});
+        assert_eq!(
+            token_figures(&openai, Some(1_000), 11_000),
+            (Some(100), Some(10.0))
+        );
+        assert_eq!(token_figures(&json!({}), Some(1), 2), (None, None));
+    }
 }

@@ -61,6 +61,12 @@ pub struct Timings {
     pub retrieval: u64,
     pub first_token: Option<u64>,
     pub total: u64,
+    /// Tokens the model generated and how fast (after its first token), when the server
+    /// says.
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
 }
 
 /// Everything about one draft.

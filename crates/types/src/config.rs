@@ -68,6 +68,9 @@ pub struct InferenceConfig {
     pub stream: bool,
     /// Context window assumed when the server does not say.
     pub context_tokens: usize,
+    /// Ask llama-server to reuse the cached prompt prefix (`cache_prompt`); other servers
+    /// ignore the field.
+    pub cache_prompt: bool,
 }
 
 impl Default for InferenceConfig {
@@ -85,6 +88,7 @@ impl Default for InferenceConfig {
             temperature: 0.2,
             stream: true,
             context_tokens: 4096,
+            cache_prompt: true,
         }
     }
 }

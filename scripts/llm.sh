@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Starts the default inference server alone: llama.cpp's llama-server with
+# Qwen2.5-Coder-1.5B-Instruct (the GGUF's own chat template, --jinja) on 127.0.0.1:$LLM_PORT,
+# in its own process group, and stops the whole group on Ctrl-C or SIGTERM.
+#
+#   make llm                      # or: LLM_PORT=8081 LLM_MODEL=/path/to/model.gguf scripts/llm.sh
+set -euo pipefail
+CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
+LLAMA="$CACHE/venv/bin/llama-cpp-server"
+: "${LLM_PORT:=8081}" "${LLM_MODEL:=$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf}"
+: "${LLM_CTX:=8192}" "${LLM_THREADS:=$(nproc)}"
+[ -x "$LLAMA" ] || { echo "llm: $LLAMA missing: run make setup" >&2; exit 1; }
+[ -f "$LLM_MODEL" ] || { echo "llm: $LLM_MODEL missing: run make setup" >&2; exit 1; }
+if curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1; then
+  echo "llm: something already answers on port $LLM_PORT" >&2
+  exit 1
+fi
+setsid "$LLAMA" -m "$LLM_MODEL" --jinja --host 127.0.0.1 --port "$LLM_PORT" \
+  --ctx-size "$LLM_CTX" --threads "$LLM_THREADS" &
+pid=$!
+stop() { kill -TERM -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+echo "llm: $(basename "$LLM_MODEL") on http://127.0.0.1:$LLM_PORT (Ctrl-C stops it)" >&2
+wait "$pid"
