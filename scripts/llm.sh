@@ -15,8 +15,9 @@ if curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1; then
   echo "llm: something already answers on port $LLM_PORT" >&2
   exit 1
 fi
-setsid "$LLAMA" -m "$LLM_MODEL" --jinja --host 127.0.0.1 --port "$LLM_PORT" \
-  --ctx-size "$LLM_CTX" --threads "$LLM_THREADS" &
+# The wrapper takes llama-server's own flags after `--`.
+setsid "$LLAMA" -m "$LLM_MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size "$LLM_CTX" \
+  -- --jinja --threads "$LLM_THREADS" &
 pid=$!
 stop() { kill -TERM -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 trap 'stop; exit 0' INT TERM

@@ -17,7 +17,8 @@ else
   # The wrapper runs llama-server as a child: give them their own process group and stop
   # the whole group.
   # --jinja: the chat template comes from the GGUF, never built by hand.
-  setsid "$LLAMA" -m "$MODEL" --jinja --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 8192 \
+  # (The wrapper takes llama-server's own flags after `--`.)
+  setsid "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 8192 -- --jinja \
     >"$DATA_DIR/llama-server.log" 2>&1 &
   llama_pid=$!
   trap '[ -n "$llama_pid" ] && kill -- "-$llama_pid" 2>/dev/null || true' EXIT INT TERM

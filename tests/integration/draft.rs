@@ -130,6 +130,14 @@ async fn llm_draft_against_the_real_llama_server() {
     );
     assert!(record.prompt_tokens > 0 && record.prompt_tokens < 4096);
     assert!(record.timings_ms.first_token.is_some());
+    // llama-server takes grammars: the draft was generated under the citation grammar, so
+    // no citation can name a source that was not given.
+    assert_eq!(record.citation_path, "grammar");
+    assert!(
+        record.invalid_citations.is_empty(),
+        "{:?}",
+        record.invalid_citations
+    );
     // The server's token count and generation speed are recorded.
     assert!(
         record.timings_ms.completion_tokens.is_some_and(|n| n > 0),
@@ -384,6 +392,9 @@ async fn non_streaming_answers_work_too() {
     assert_eq!(record.raw_output, "The FSC carries fuel forward [1].");
     assert_eq!(record.model, "fake");
     assert_eq!(record.sentences[0].citations, vec![1]);
+    // A server without grammar support (no llama-server `/props`) drafts on the parse,
+    // check and flag path, and the record says so.
+    assert_eq!(record.citation_path, "parse");
 }
 
 /// `eval drafts --judge llm`: the real llama-server judges each ALCE question (one per

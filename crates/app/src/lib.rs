@@ -199,12 +199,14 @@ impl AppBuilder {
             )),
             ChatChoice::Given(chat) => chat,
         };
-        let drafter = Arc::new(drafter(
+        let mut drafter = drafter(
             &retriever,
             embedder.clone(),
             chat,
             &data_dir.join("drafts.sqlite"),
-        )?);
+        )?;
+        drafter.citation_grammar = config.inference.citation_grammar;
+        let drafter = Arc::new(drafter);
         let plans = Arc::new(PlanStore::open(&data_dir.join("plans.sqlite"))?);
         let audit = Arc::new(AuditLog::open(&data_dir.join("audit.sqlite"))?);
         let auth = Arc::new(AuthStore::open(
@@ -363,6 +365,7 @@ pub fn drafter(
     Ok(Drafter {
         retriever: retriever.clone(),
         chat,
+        citation_grammar: Default::default(),
         checker: doctrina_draft::support::SupportChecker::new(
             embedder,
             doctrina_draft::support::Thresholds::default(),

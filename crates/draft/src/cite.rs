@@ -12,6 +12,55 @@ static CITATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
 });
 
+/// A GBNF grammar for a draft over `source_count` numbered sources, for servers that
+/// constrain decoding (llama-server): the text is the template's sub-headings, each on its
+/// own line, and paragraphs of sentences that each end with one or more citations naming
+/// a given source (`... [2].`, `... [1][3].`), or that say no source covers something
+/// (`No source covers ...`, `어떤 출처도 ...`). An invented citation cannot be generated.
+pub fn grammar(source_count: usize, subheadings: &[String]) -> String {
+    let quote = |text: &str| {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let numbers: Vec<String> = (1..=source_count.max(1))
+        .map(|n| quote(&n.to_string()))
+        .collect();
+    let mut rules = vec![
+        "root ::= block+".to_string(),
+        "block ::= heading | para | \"\\n\"".to_string(),
+    ];
+    if subheadings.is_empty() {
+        rules.push("heading ::= \"#\" [^\\n]{1,80} \"\\n\"".to_string());
+    } else {
+        let names: Vec<String> = subheadings.iter().map(|h| quote(h)).collect();
+        rules.push(format!("heading ::= ({}) \"\\n\"", names.join(" | ")));
+    }
+    rules.extend([
+        "para ::= sentence (\" \" sentence)* \"\\n\"".to_string(),
+        // A period may close the text before its citations or after them; inside the
+        // text a period only joins digits (`4-0.6`), so a sentence cannot run on uncited.
+        "sentence ::= body \".\"? \" \"? cite+ \".\"? | uncovered".to_string(),
+        "body ::= first (char | number)*".to_string(),
+        "first ::= [^\\n\\[\\]. #0-9] | number".to_string(),
+        "char ::= [^\\n\\[\\].0-9]".to_string(),
+        "number ::= [0-9]+ (\".\" [0-9]+)*".to_string(),
+        "cite ::= \"[\" source \"]\"".to_string(),
+        format!("source ::= {}", numbers.join(" | ")),
+        "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number)+ \".\""
+            .to_string(),
+    ]);
+    rules.join("\n") + "\n"
+}
+
 /// One sentence of a draft with the citations it carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CitedSentence {
@@ -170,5 +219,23 @@ mod tests {
             "Fuel [1], water [2]."
         );
         assert_eq!(parse("Zero is never valid [0].", 3)[0].invalid, vec![0]);
+    }
+}
+
+#[cfg(test)]
+mod grammar_tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar_names_only_given_sources_and_the_sub_headings() {
+        let g = grammar(3, &["a. Logistics".to_string(), "b. \"Q\"".to_string()]);
+        eprintln!("{g}");
+        assert!(g.contains(r#"source ::= "1" | "2" | "3""#), "{g}");
+        assert!(!g.contains(r#""4""#));
+        assert!(
+            g.contains(r#"heading ::= ("a. Logistics" | "b. \"Q\"") "\n""#),
+            "{g}"
+        );
+        assert!(g.contains("root ::= block+"));
     }
 }

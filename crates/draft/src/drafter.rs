@@ -101,6 +101,8 @@ pub struct DraftRequest {
 pub struct Drafter {
     pub retriever: Arc<Retriever>,
     pub chat: Option<Arc<dyn ChatModel>>,
+    /// Whether LLM drafts are generated under a citation grammar.
+    pub citation_grammar: doctrina_types::config::CitationGrammar,
     pub checker: SupportChecker,
     pub sections: SectionLibrary,
     pub store: DraftStore,
@@ -288,6 +290,7 @@ impl Drafter {
             prompt: messages.clone(),
             prompt_tokens,
             token_count,
+            citation_path: "parse".to_string(),
             server: chat.as_ref().map(|c| c.server().to_string()),
             model: chat
                 .as_ref()
@@ -307,8 +310,26 @@ impl Drafter {
             },
         };
 
+        let grammar = match (&chat, self.citation_grammar) {
+            (Some(_), doctrina_types::config::CitationGrammar::Off) | (None, _) => None,
+            (Some(_), doctrina_types::config::CitationGrammar::On) => Some(()),
+            (Some(chat), doctrina_types::config::CitationGrammar::Auto) => {
+                chat.supports_grammar().await.then_some(())
+            }
+        }
+        .map(|()| crate::cite::grammar(sources.len(), &template.subheadings));
+        if grammar.is_some() {
+            record.citation_path = "grammar".to_string();
+        }
         let outcome = match &chat {
-            Some(chat) => chat.complete(&messages, on_delta).await.map(|c| {
+            Some(chat) => match &grammar {
+                Some(grammar) => {
+                    chat.complete_constrained(&messages, grammar, on_delta)
+                        .await
+                }
+                None => chat.complete(&messages, on_delta).await,
+            }
+            .map(|c| {
                 record.model = c.model.clone();
                 record.timings_ms.first_token = c.first_token_ms;
                 record.timings_ms.completion_tokens = c.completion_tokens;

@@ -129,6 +129,21 @@ pub trait ChatModel: Send + Sync {
         messages: &'a [Message],
         on_delta: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Completion, InferenceError>>;
+    /// Whether the server constrains generation with a GBNF grammar (llama-server does;
+    /// detected from its `/props`). Servers that cannot are drafted without one.
+    fn supports_grammar(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
+    /// [`ChatModel::complete`] under a GBNF grammar (by default the grammar is ignored).
+    fn complete_constrained<'a>(
+        &'a self,
+        messages: &'a [Message],
+        grammar: &'a str,
+        on_delta: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
+        let _ = grammar;
+        self.complete(messages, on_delta)
+    }
     /// Tokens the server counts for `text`, if it can tell (llama.cpp's `/tokenize`).
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>>;
     fn health(&self) -> BoxFuture<'_, Result<(), InferenceError>>;
@@ -245,6 +260,7 @@ impl OpenAiChat {
         &self,
         messages: &[Message],
         stream: bool,
+        grammar: Option<&str>,
     ) -> Result<(Instant, Instant, reqwest::Response), InferenceError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
@@ -259,6 +275,9 @@ impl OpenAiChat {
             // The token count arrives in a last chunk (OpenAI's `stream_options`).
             body["stream_options"] = json!({"include_usage": true});
         }
+        if let Some(grammar) = grammar {
+            body["grammar"] = json!(grammar);
+        }
         if self.config.cache_prompt {
             // llama-server reuses the KV cache of the longest matching prompt prefix
             // (the system prompt and the sources of a redraft); others ignore the field.
@@ -272,9 +291,10 @@ impl OpenAiChat {
     async fn whole(
         &self,
         messages: &[Message],
+        grammar: Option<&str>,
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Completion, InferenceError> {
-        let (started, deadline, response) = self.start(messages, false).await?;
+        let (started, deadline, response) = self.start(messages, false, grammar).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let bytes = tokio::time::timeout(remaining, response.bytes())
             .await
@@ -324,9 +344,10 @@ impl OpenAiChat {
     async fn stream(
         &self,
         messages: &[Message],
+        grammar: Option<&str>,
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Completion, InferenceError> {
-        let (started, deadline, response) = self.start(messages, true).await?;
+        let (started, deadline, response) = self.start(messages, true, grammar).await?;
         let mut stream = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
         let mut text = String::new();
@@ -462,9 +483,39 @@ impl ChatModel for OpenAiChat {
         on_delta: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
         if self.config.stream {
-            Box::pin(self.stream(messages, on_delta))
+            Box::pin(self.stream(messages, None, on_delta))
         } else {
-            Box::pin(self.whole(messages, on_delta))
+            Box::pin(self.whole(messages, None, on_delta))
+        }
+    }
+
+    fn supports_grammar(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let request = self
+                .authorised(self.http.get(format!("{}/props", self.base)))
+                .timeout(Duration::from_millis(
+                    self.config.connect_timeout_ms.max(1_000),
+                ));
+            match request.send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|props| props.get("default_generation_settings").is_some()),
+                _ => false,
+            }
+        })
+    }
+
+    fn complete_constrained<'a>(
+        &'a self,
+        messages: &'a [Message],
+        grammar: &'a str,
+        on_delta: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
+        if self.config.stream {
+            Box::pin(self.stream(messages, Some(grammar), on_delta))
+        } else {
+            Box::pin(self.whole(messages, Some(grammar), on_delta))
         }
     }
 

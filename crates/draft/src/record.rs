@@ -69,6 +69,10 @@ pub struct Timings {
     pub tokens_per_second: Option<f64>,
 }
 
+fn parse_path() -> String {
+    "parse".to_string()
+}
+
 /// Everything about one draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DraftRecord {
@@ -86,6 +90,11 @@ pub struct DraftRecord {
     pub prompt_tokens: usize,
     /// `server` when the inference server counted the tokens, `estimate` otherwise.
     pub token_count: String,
+    /// How citations were bound: `grammar` (the server generated under a grammar that
+    /// only lets a sentence end with citations of given sources) or `parse` (generated
+    /// freely, then parsed, checked and flagged).
+    #[serde(default = "parse_path")]
+    pub citation_path: String,
     pub server: Option<String>,
     pub model: String,
     pub max_tokens: u32,

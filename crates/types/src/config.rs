@@ -71,6 +71,19 @@ pub struct InferenceConfig {
     /// Ask llama-server to reuse the cached prompt prefix (`cache_prompt`); other servers
     /// ignore the field.
     pub cache_prompt: bool,
+    /// Bind citations at decoding time with a grammar: `auto` (when the server says it
+    /// takes one: llama-server's `/props`), `on` or `off`.
+    pub citation_grammar: CitationGrammar,
+}
+
+/// Whether drafts are generated under a citation grammar (see `inference.citation_grammar`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CitationGrammar {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 impl Default for InferenceConfig {
@@ -89,6 +102,7 @@ impl Default for InferenceConfig {
             stream: true,
             context_tokens: 4096,
             cache_prompt: true,
+            citation_grammar: CitationGrammar::Auto,
         }
     }
 }
