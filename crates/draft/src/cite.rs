@@ -17,7 +17,7 @@ static CITATION: LazyLock<Regex> = LazyLock::new(|| {
 /// own line, and paragraphs of sentences that each end with one or more citations naming
 /// a given source (`... [2].`, `... [1][3].`), or that say no source covers something
 /// (`No source covers ...`, `어떤 출처도 ...`). An invented citation cannot be generated.
-pub fn grammar(source_count: usize, subheadings: &[String]) -> String {
+pub fn grammar(source_count: usize, title: &str, subheadings: &[String]) -> String {
     let quote = |text: &str| {
         let mut out = String::from("\"");
         for c in text.chars() {
@@ -38,12 +38,16 @@ pub fn grammar(source_count: usize, subheadings: &[String]) -> String {
         "root ::= block+".to_string(),
         "block ::= heading | para | \"\\n\"".to_string(),
     ];
-    if subheadings.is_empty() {
-        rules.push("heading ::= \"#\" [^\\n]{1,80} \"\\n\"".to_string());
-    } else {
-        let names: Vec<String> = subheadings.iter().map(|h| quote(h)).collect();
-        rules.push(format!("heading ::= ({}) \"\\n\"", names.join(" | ")));
+    // The sub-headings, and the section's title as the prompt gives it (small models echo
+    // it), optionally as Markdown headings.
+    let mut names: Vec<String> = subheadings.iter().map(|h| quote(h)).collect();
+    for label in ["", "Section: ", "항목: "] {
+        names.push(quote(&format!("{label}{title}")));
     }
+    rules.push(format!(
+        "heading ::= (\"#\" \"#\"? \"#\"? \" \")? ({}) \"\\n\"",
+        names.join(" | ")
+    ));
     rules.extend([
         "para ::= sentence (\" \" sentence)* \"\\n\"".to_string(),
         // A period may close the text before its citations or after them; inside the
@@ -52,7 +56,7 @@ pub fn grammar(source_count: usize, subheadings: &[String]) -> String {
         "body ::= first (char | number)*".to_string(),
         "first ::= [^\\n\\[\\]. #0-9] | number".to_string(),
         "char ::= [^\\n\\[\\].0-9]".to_string(),
-        "number ::= [0-9]+ (\".\" [0-9]+)*".to_string(),
+        "number ::= [0-9]{1,6} (\".\" [0-9]{1,4}){0,2}".to_string(),
         "cite ::= \"[\" source \"]\"".to_string(),
         format!("source ::= {}", numbers.join(" | ")),
         "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number)+ \".\""
@@ -228,12 +232,20 @@ mod grammar_tests {
 
     #[test]
     fn the_grammar_names_only_given_sources_and_the_sub_headings() {
-        let g = grammar(3, &["a. Logistics".to_string(), "b. \"Q\"".to_string()]);
+        let g = grammar(
+            3,
+            "4. Sustainment",
+            &["a. Logistics".to_string(), "b. \"Q\"".to_string()],
+        );
         eprintln!("{g}");
         assert!(g.contains(r#"source ::= "1" | "2" | "3""#), "{g}");
         assert!(!g.contains(r#""4""#));
         assert!(
-            g.contains(r#"heading ::= ("a. Logistics" | "b. \"Q\"") "\n""#),
+            g.contains(r#"("a. Logistics" | "b. \"Q\"" | "4. Sustainment" | "Section: 4. Sustainment" | "항목: 4. Sustainment") "\n""#),
+            "{g}"
+        );
+        assert!(
+            g.contains(r#"number ::= [0-9]{1,6} ("." [0-9]{1,4}){0,2}"#),
             "{g}"
         );
         assert!(g.contains("root ::= block+"));

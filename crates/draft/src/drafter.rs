@@ -317,7 +317,7 @@ impl Drafter {
                 chat.supports_grammar().await.then_some(())
             }
         }
-        .map(|()| crate::cite::grammar(sources.len(), &template.subheadings));
+        .map(|()| crate::cite::grammar(sources.len(), &template.title, &template.subheadings));
         if grammar.is_some() {
             record.citation_path = "grammar".to_string();
         }
