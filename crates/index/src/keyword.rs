@@ -450,18 +450,31 @@ impl KeywordIndex {
     }
 
     fn scoring_query(&self, query: &str) -> Result<Option<Box<dyn Query>>> {
+        self.scoring_query_with(query, "", 1.0)
+    }
+
+    /// The query's terms, plus `expansion`'s (a glossary's other-language terms) weighted
+    /// `expansion_weight`, so added terms help without outweighing what was asked.
+    fn scoring_query_with(
+        &self,
+        query: &str,
+        expansion: &str,
+        expansion_weight: f32,
+    ) -> Result<Option<Box<dyn Query>>> {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (field, boost) in [(f.title, 1.5f32), (f.section, 1.2), (f.body, 1.0)] {
             let mut analyzer = self.index.tokenizer_for_field(field)?;
-            let mut stream = analyzer.token_stream(query);
             let mut seen = std::collections::HashSet::new();
-            while let Some(token) = stream.next() {
-                if seen.insert(token.text.clone()) {
-                    let term = Term::from_field_text(field, &token.text);
-                    let q: Box<dyn Query> =
-                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                    clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+            for (text, weight) in [(query, 1.0f32), (expansion, expansion_weight)] {
+                let mut stream = analyzer.token_stream(text);
+                while let Some(token) = stream.next() {
+                    if seen.insert(token.text.clone()) {
+                        let term = Term::from_field_text(field, &token.text);
+                        let q: Box<dyn Query> =
+                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                        clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost * weight))));
+                    }
                 }
             }
         }
@@ -506,6 +519,24 @@ impl KeywordIndex {
             return Ok(Vec::new());
         }
         match self.scoring_query(query)? {
+            Some(scoring) => self.run(scoring, limit, filter),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`KeywordIndex::search`] with expansion terms weighted `expansion_weight`.
+    pub fn search_expanded(
+        &self,
+        query: &str,
+        expansion: &str,
+        expansion_weight: f32,
+        limit: usize,
+        filter: &AccessFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        match self.scoring_query_with(query, expansion, expansion_weight)? {
             Some(scoring) => self.run(scoring, limit, filter),
             None => Ok(Vec::new()),
         }

@@ -200,8 +200,20 @@ impl Retriever {
                     plan.keyword_query.push(' ');
                     plan.keyword_query.push_str(term);
                 }
+                // Added terms count fully where the query's own language is the minority
+                // of the reader's sources (they are its way in); elsewhere they help
+                // without outweighing what was asked.
+                let minority = self
+                    .same_language_share(language, clearance)?
+                    .is_some_and(|share| share < self.config.cross_lingual_share);
+                plan.expansion_weight = if minority {
+                    1.0
+                } else {
+                    self.config.glossary_term_weight
+                };
                 plan.reasons.push(format!(
-                    "glossary added to the keyword query: {}",
+                    "glossary added to the keyword query (weight {}): {}",
+                    plan.expansion_weight,
                     expansion.describe()
                 ));
                 plan.expansion = expansion.matches;
@@ -362,10 +374,14 @@ impl Retriever {
         let candidates = self.config.candidates.max(k);
         let bm25 = if mode != SearchMode::Dense {
             let start = Instant::now();
-            let hits = self
-                .indexes
-                .keyword
-                .search(&plan.keyword_query, candidates, filter)?;
+            let expansion = plan.keyword_query[query.len().min(plan.keyword_query.len())..].trim();
+            let hits = self.indexes.keyword.search_expanded(
+                query,
+                expansion,
+                plan.expansion_weight,
+                candidates,
+                filter,
+            )?;
             timings.bm25 = start.elapsed();
             hits
         } else {

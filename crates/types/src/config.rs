@@ -233,6 +233,12 @@ pub struct RetrievalConfig {
     /// languages. The default 0.03 was the largest offset that cost neither English nor
     /// Korean same-language recall on the bundled sets (README). 0 turns the balance off.
     pub cross_lingual_dense_offset: f32,
+    /// Weight of the terms the glossary adds to a keyword query, against the query's own
+    /// (1.0), when the query's language is not the minority of the reader's sources (then
+    /// they count fully: they are the query's way into the other language): an English
+    /// question's added Korean terms then do not pull Korean passages above the English
+    /// ones it asks about.
+    pub glossary_term_weight: f32,
     /// The bilingual glossary expanding keyword queries (default:
     /// `<data_dir>/glossary.txt`, seeded from the bundled starter glossary).
     pub glossary: Option<PathBuf>,
@@ -249,6 +255,7 @@ impl Default for RetrievalConfig {
             cross_lingual_bm25_weight: 0.5,
             cross_lingual_share: 0.5,
             cross_lingual_dense_offset: 0.03,
+            glossary_term_weight: 0.5,
             glossary: None,
         }
     }

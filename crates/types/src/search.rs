@@ -100,6 +100,8 @@ pub struct QueryPlan {
     pub keyword_query: String,
     /// `(term found in the query, terms the glossary added for it)`.
     pub expansion: Vec<(String, Vec<String>)>,
+    /// Weight of the added terms against the query's own (1.0).
+    pub expansion_weight: f32,
     /// Share of the passages this reader may see that are in the query's language (mixed
     /// documents count half), when the query has one.
     pub same_language_share: Option<f32>,
