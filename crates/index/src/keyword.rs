@@ -449,10 +449,6 @@ impl KeywordIndex {
         Ok((!must.is_empty()).then(|| Box::new(BooleanQuery::new(must)) as Box<dyn Query>))
     }
 
-    fn scoring_query(&self, query: &str) -> Result<Option<Box<dyn Query>>> {
-        self.scoring_query_with(query, "", 1.0)
-    }
-
     /// The query's terms, plus `expansion`'s (a glossary's other-language terms) weighted
     /// `expansion_weight`, so added terms help without outweighing what was asked.
     fn scoring_query_with(
@@ -487,20 +483,7 @@ impl KeywordIndex {
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
             }
         }
-        // "ATP 4-0.6": a designator followed by an identifier, matched as a phrase.
-        for pair in idents.windows(2) {
-            let (a, b) = (&pair[0].2, &pair[1].2);
-            if is_identifier(b) && a.chars().all(|c| c.is_alphabetic()) && a.len() <= 6 {
-                let phrase = PhraseQuery::new(vec![
-                    Term::from_field_text(f.ident, a),
-                    Term::from_field_text(f.ident, b),
-                ]);
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(phrase), 4.0)),
-                ));
-            }
-        }
+        clauses.extend(self.designator_phrases(&idents));
         if clauses.is_empty() {
             return Ok(None);
         }
@@ -515,13 +498,7 @@ impl KeywordIndex {
         limit: usize,
         filter: &AccessFilter,
     ) -> Result<Vec<(String, f32)>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        match self.scoring_query(query)? {
-            Some(scoring) => self.run(scoring, limit, filter),
-            None => Ok(Vec::new()),
-        }
+        self.search_expanded(query, "", 1.0, limit, filter)
     }
 
     /// [`KeywordIndex::search`] with expansion terms weighted `expansion_weight`.
@@ -568,20 +545,32 @@ impl KeywordIndex {
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, Box::new(BooleanQuery::new(paragraphs)))];
-        for pair in idents.windows(2) {
-            let (a, b) = (&pair[0].2, &pair[1].2);
-            if is_identifier(b) && a.chars().all(|c| c.is_alphabetic()) && a.len() <= 6 {
-                let phrase = PhraseQuery::new(vec![
-                    Term::from_field_text(f.ident, a),
-                    Term::from_field_text(f.ident, b),
-                ]);
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(phrase), 4.0)),
-                ));
-            }
-        }
+        clauses.extend(self.designator_phrases(&idents));
         self.run(Box::new(BooleanQuery::new(clauses)), limit, filter)
+    }
+
+    /// "ATP 4-0.6": a designator followed by an identifier, matched as a phrase on `ident`
+    /// (a Should clause each).
+    fn designator_phrases(
+        &self,
+        idents: &[(usize, usize, String)],
+    ) -> Vec<(Occur, Box<dyn Query>)> {
+        let ident = self.fields.ident;
+        idents
+            .windows(2)
+            .filter(|pair| {
+                let (a, b) = (&pair[0].2, &pair[1].2);
+                is_identifier(b) && a.chars().all(|c| c.is_alphabetic()) && a.len() <= 6
+            })
+            .map(|pair| {
+                let phrase = PhraseQuery::new(vec![
+                    Term::from_field_text(ident, &pair[0].2),
+                    Term::from_field_text(ident, &pair[1].2),
+                ]);
+                let q: Box<dyn Query> = Box::new(BoostQuery::new(Box::new(phrase), 4.0));
+                (Occur::Should, q)
+            })
+            .collect()
     }
 
     fn run(
