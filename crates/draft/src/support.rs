@@ -537,7 +537,9 @@ pub struct Evaluation {
     pub confusion: [[usize; 3]; 3],
 }
 
-fn index(label: Support) -> usize {
+/// The slot of a label in a `confusion[gold][predicted]` matrix over supported, weak,
+/// unsupported (`uncited` counts as unsupported).
+pub fn label_slot(label: Support) -> usize {
     match label {
         Support::Supported => 0,
         Support::Weak => 1,
@@ -545,44 +547,48 @@ fn index(label: Support) -> usize {
     }
 }
 
+/// Precision, recall and F1 of slot `c` of a `confusion[gold][predicted]` matrix (1.0 for
+/// a label never predicted or never present).
+pub fn precision_recall(confusion: &[[usize; 3]; 3], c: usize) -> PrecisionRecall {
+    let tp = confusion[c][c] as f64;
+    let predicted: usize = (0..3).map(|g| confusion[g][c]).sum();
+    let actual: usize = confusion[c].iter().sum();
+    let precision = if predicted == 0 {
+        1.0
+    } else {
+        tp / predicted as f64
+    };
+    let recall = if actual == 0 { 1.0 } else { tp / actual as f64 };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    PrecisionRecall {
+        precision,
+        recall,
+        f1,
+    }
+}
+
+/// The share of a confusion matrix on its diagonal.
+pub fn accuracy(confusion: &[[usize; 3]; 3]) -> f64 {
+    let correct: usize = (0..3).map(|c| confusion[c][c]).sum();
+    let total: usize = confusion.iter().flatten().sum();
+    correct as f64 / total.max(1) as f64
+}
+
 pub fn evaluate(samples: &[(Features, Support)], thresholds: Thresholds) -> Evaluation {
     let mut confusion = [[0usize; 3]; 3];
     for (f, gold) in samples {
-        confusion[index(*gold)][index(thresholds.label(*f))] += 1;
+        confusion[label_slot(*gold)][label_slot(thresholds.label(*f))] += 1;
     }
-    from_confusion(confusion, thresholds)
-}
-
-fn from_confusion(confusion: [[usize; 3]; 3], thresholds: Thresholds) -> Evaluation {
-    let pr = |c: usize| {
-        let tp = confusion[c][c] as f64;
-        let predicted: usize = (0..3).map(|g| confusion[g][c]).sum();
-        let actual: usize = confusion[c].iter().sum();
-        let precision = if predicted == 0 {
-            1.0
-        } else {
-            tp / predicted as f64
-        };
-        let recall = if actual == 0 { 1.0 } else { tp / actual as f64 };
-        let f1 = if precision + recall == 0.0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
-        PrecisionRecall {
-            precision,
-            recall,
-            f1,
-        }
-    };
-    let correct: usize = (0..3).map(|c| confusion[c][c]).sum();
-    let total: usize = confusion.iter().flatten().sum();
     Evaluation {
         thresholds,
-        accuracy: correct as f64 / total.max(1) as f64,
-        supported: pr(0),
-        weak: pr(1),
-        unsupported: pr(2),
+        accuracy: accuracy(&confusion),
+        supported: precision_recall(&confusion, 0),
+        weak: precision_recall(&confusion, 1),
+        unsupported: precision_recall(&confusion, 2),
         confusion,
     }
 }
@@ -639,29 +645,6 @@ pub fn calibrate(samples: &[(Features, Support)]) -> Evaluation {
             cross_weak,
         },
     )
-}
-
-/// K-fold cross-validation of [`calibrate`]: thresholds fitted on k-1 folds, scored on the
-/// held-out fold; returns the pooled held-out evaluation (an honest estimate; its
-/// `thresholds` are those fitted on all samples, for reference).
-pub fn cross_validate(samples: &[(Features, Support)], folds: usize) -> Evaluation {
-    let folds = folds.clamp(2, samples.len().max(2));
-    let mut pooled = [[0usize; 3]; 3];
-    for fold in 0..folds {
-        let (test, train): (Vec<_>, Vec<_>) = samples
-            .iter()
-            .enumerate()
-            .partition(|(i, _)| i % folds == fold);
-        let train: Vec<_> = train.into_iter().map(|(_, s)| *s).collect();
-        let test: Vec<_> = test.into_iter().map(|(_, s)| *s).collect();
-        let e = evaluate(&test, calibrate(&train).thresholds);
-        for (row, fold_row) in pooled.iter_mut().zip(e.confusion) {
-            for (cell, n) in row.iter_mut().zip(fold_row) {
-                *cell += n;
-            }
-        }
-    }
-    from_confusion(pooled, calibrate(samples).thresholds)
 }
 
 #[cfg(test)]

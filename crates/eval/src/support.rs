@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use doctrina_draft::inference::{ChatModel, Message};
-use doctrina_draft::support::{Features, Support, SupportChecker};
+use doctrina_draft::support::{
+    Features, Support, SupportChecker, accuracy, label_slot, precision_recall,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
@@ -91,46 +93,24 @@ pub struct Summary {
     pub false_supported: usize,
 }
 
-fn slot(label: Support) -> usize {
-    match label {
-        Support::Supported => 0,
-        Support::Weak => 1,
-        Support::Unsupported | Support::Uncited => 2,
-    }
-}
-
 /// The summary of `(gold, predicted)` labels.
 pub fn summarise(labels: &[(Support, Support)]) -> Summary {
     let mut confusion = [[0usize; 3]; 3];
     for (gold, predicted) in labels {
-        confusion[slot(*gold)][slot(*predicted)] += 1;
+        confusion[label_slot(*gold)][label_slot(*predicted)] += 1;
     }
     let figures = |c: usize| {
-        let tp = confusion[c][c] as f64;
-        let predicted: usize = (0..3).map(|g| confusion[g][c]).sum();
-        let n: usize = confusion[c].iter().sum();
-        let precision = if predicted == 0 {
-            1.0
-        } else {
-            tp / predicted as f64
-        };
-        let recall = if n == 0 { 1.0 } else { tp / n as f64 };
-        let f1 = if precision + recall == 0.0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
+        let pr = precision_recall(&confusion, c);
         LabelFigures {
-            precision,
-            recall,
-            f1,
-            n,
+            precision: pr.precision,
+            recall: pr.recall,
+            f1: pr.f1,
+            n: confusion[c].iter().sum(),
         }
     };
-    let correct: usize = (0..3).map(|c| confusion[c][c]).sum();
     Summary {
         pairs: labels.len(),
-        accuracy: correct as f64 / labels.len().max(1) as f64,
+        accuracy: accuracy(&confusion),
         supported: figures(0),
         weak: figures(1),
         unsupported: figures(2),
