@@ -287,6 +287,20 @@ impl OpenAiChat {
         Ok((started, deadline, response))
     }
 
+    /// A completion, streamed or as one answer as configured, under `grammar` if given.
+    async fn completion(
+        &self,
+        messages: &[Message],
+        grammar: Option<&str>,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Completion, InferenceError> {
+        if self.config.stream {
+            self.stream(messages, grammar, on_delta).await
+        } else {
+            self.whole(messages, grammar, on_delta).await
+        }
+    }
+
     /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
     async fn whole(
         &self,
@@ -482,11 +496,7 @@ impl ChatModel for OpenAiChat {
         messages: &'a [Message],
         on_delta: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
-        if self.config.stream {
-            Box::pin(self.stream(messages, None, on_delta))
-        } else {
-            Box::pin(self.whole(messages, None, on_delta))
-        }
+        Box::pin(self.completion(messages, None, on_delta))
     }
 
     fn supports_grammar(&self) -> BoxFuture<'_, bool> {
@@ -512,11 +522,7 @@ impl ChatModel for OpenAiChat {
         grammar: &'a str,
         on_delta: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Completion, InferenceError>> {
-        if self.config.stream {
-            Box::pin(self.stream(messages, Some(grammar), on_delta))
-        } else {
-            Box::pin(self.whole(messages, Some(grammar), on_delta))
-        }
+        Box::pin(self.completion(messages, Some(grammar), on_delta))
     }
 
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>> {
