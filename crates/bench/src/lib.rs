@@ -794,10 +794,7 @@ fn query_embedding(
     queries: usize,
     seed: u64,
 ) -> anyhow::Result<Percentiles> {
-    let mut rng = Rng::new(seed ^ 0x0051_EA5C);
-    let qs: Vec<String> = (0..queries.max(1))
-        .map(|_| corpus::query(&mut rng))
-        .collect();
+    let qs = bench_queries(queries, seed);
     for q in qs.iter().take(10) {
         embedder.embed_queries(&[q.as_str()])?;
     }
@@ -855,11 +852,16 @@ fn compare_embedders(
     Ok(out)
 }
 
-fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::Result<Latencies> {
+/// The generated questions every query measurement uses (the same for a given seed).
+fn bench_queries(queries: usize, seed: u64) -> Vec<String> {
     let mut rng = Rng::new(seed ^ 0x0051_EA5C);
-    let qs: Vec<String> = (0..queries.max(1))
+    (0..queries.max(1))
         .map(|_| corpus::query(&mut rng))
-        .collect();
+        .collect()
+}
+
+fn query_latencies(retriever: &Retriever, queries: usize, seed: u64) -> anyhow::Result<Latencies> {
+    let qs = bench_queries(queries, seed);
     let filter = PassageFilter::default();
     // Warm caches and the embedding session.
     for q in qs.iter().take(10) {

@@ -1186,6 +1186,12 @@ fn entries_json(glossary: &doctrina_korean::Glossary) -> serde_json::Value {
     )
 }
 
+fn glossary_store(app: &App) -> Result<&std::sync::Arc<doctrina_retrieve::GlossaryStore>> {
+    app.retriever
+        .glossary()
+        .context("this configuration has no glossary")
+}
+
 fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
     let read = |file: &PathBuf| {
         std::fs::read(file)
@@ -1227,10 +1233,7 @@ fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
         }
         GlossaryCommand::Show { json } => {
             let app = open(cli)?;
-            let store = app
-                .retriever
-                .glossary()
-                .context("this configuration has no glossary")?;
+            let store = glossary_store(&app)?;
             let glossary = store.get();
             let problems = store.problems();
             if *json {
@@ -1256,10 +1259,7 @@ fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
         GlossaryCommand::Import { file, json } => {
             let text = read(file)?;
             let app = open(cli)?;
-            let store = app
-                .retriever
-                .glossary()
-                .context("this configuration has no glossary")?;
+            let store = glossary_store(&app)?;
             let result = store.replace(&text);
             let outcome = match &result {
                 Ok(n) => format!("ok: {n} entries"),
@@ -1303,10 +1303,7 @@ fn run_glossary(cli: &Cli, command: &GlossaryCommand) -> Result<ExitCode> {
         }
         GlossaryCommand::Expand { query } => {
             let app = open(cli)?;
-            let store = app
-                .retriever
-                .glossary()
-                .context("this configuration has no glossary")?;
+            let store = glossary_store(&app)?;
             let expansion = store.get().expand(query);
             if expansion.is_empty() {
                 outln!("no glossary term in the query");

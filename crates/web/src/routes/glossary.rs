@@ -115,15 +115,11 @@ async fn glossary_save(
     // Browsers send CRLF from a textarea; the file keeps the custodian's lines as LF.
     let text = form.text.replace("\r\n", "\n");
     let store = store(&state)?.clone();
+    let path = store.path().display().to_string();
     let result = {
         let text = text.clone();
         tokio::task::spawn_blocking(move || store.replace(&text)).await?
     };
-    let path = state
-        .retriever
-        .glossary()
-        .map(|g| g.path().display().to_string())
-        .unwrap_or_default();
     match result {
         Ok(entries) => {
             state.record(
