@@ -208,32 +208,9 @@ fn stale(d: &DocumentRecord) -> Option<String> {
         Ok(m) => m.modified().ok()?,
     };
     let indexed = d.indexed_at.as_deref()?;
-    let modified = iso_utc(modified);
+    // The catalog's timestamp format, so the two compare as text.
+    let modified = doctrina_types::utc_timestamp(modified, true);
     (modified.as_str() > indexed).then(|| format!("its file changed at {modified}"))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the catalog's timestamp format (so the two compare as text).
-fn iso_utc(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
 }
 
 /// The documents the person may see. Files that failed to parse have no trusted marking, so
