@@ -23,9 +23,6 @@ use regex::Regex;
 
 static NUMBERED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^((?:[A-Z]|\d{1,2})-\d{1,3})\.(?:\s|$)").expect("valid regex"));
-static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)^제\s?(\d{1,4})\s?조(?:\s?의\s?(\d{1,3}))?(.*)$").expect("valid regex")
-});
 
 /// A Korean statute article opening a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +38,9 @@ pub struct Article {
 /// (`제24조(진급) …`), so body text that starts by citing an article (`제24조에 따라 …`)
 /// is not taken for one.
 pub fn article(text: &str, heading: bool) -> Option<Article> {
-    let caps = ARTICLE.captures(text.trim_start())?;
-    let id = match caps.get(2) {
-        Some(sub) => format!("제{}조의{}", &caps[1], sub.as_str()),
-        None => format!("제{}조", &caps[1]),
-    };
-    let rest = caps.get(3).map_or("", |m| m.as_str());
+    let text = text.trim_start();
+    let (id, end) = doctrina_korean::leading_article(text)?;
+    let rest = &text[end..];
     let trimmed = rest.trim_start();
     let titled = trimmed.starts_with(['(', '（']);
     let after_title = if titled {

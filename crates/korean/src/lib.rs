@@ -371,13 +371,29 @@ pub fn article_ids(text: &str) -> Vec<(usize, usize, String)> {
     re.captures_iter(text)
         .map(|c| {
             let whole = c.get(0).expect("match");
-            let id = match c.get(2) {
-                Some(sub) => format!("제{}조의{}", &c[1], sub.as_str()),
-                None => format!("제{}조", &c[1]),
-            };
-            (whole.start(), whole.end(), id)
+            (whole.start(), whole.end(), article_id(&c))
         })
         .collect()
+}
+
+/// The article number `text` opens with, as printed without spaces (`제 47 조의 2` gives
+/// `제47조의2`), and the byte offset where the number ends. Statute articles run to four
+/// digits and branch numbers to three, so longer numbers are not articles.
+pub fn leading_article(text: &str) -> Option<(String, usize)> {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"^제\s?(\d{1,4})\s?조(?:\s?의\s?(\d{1,3}))?").expect("article pattern")
+    });
+    let caps = re.captures(text)?;
+    Some((article_id(&caps), caps.get(0).expect("match").end()))
+}
+
+/// `제24조` or `제24조의2` from a match of the article pattern.
+fn article_id(caps: &regex::Captures) -> String {
+    match caps.get(2) {
+        Some(sub) => format!("제{}조의{}", &caps[1], sub.as_str()),
+        None => format!("제{}조", &caps[1]),
+    }
 }
 
 #[cfg(test)]
