@@ -121,9 +121,13 @@ pub fn reciprocal_rank_fusion(
         .into_iter()
         .map(|(id, s)| (id.to_string(), s))
         .collect();
-    // Ties broken by id so results are deterministic.
-    out.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then_with(|| a.0.cmp(&b.0)));
+    rank_by_fused(&mut out);
     out
+}
+
+/// Best fused score first; ties broken by id so results are deterministic.
+fn rank_by_fused(fused: &mut [(String, ScoreBreakdown)]) {
+    fused.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then_with(|| a.0.cmp(&b.0)));
 }
 
 /// Adds the exact-reference list to a fused ranking (`weight / (k + rank)` per passage, as
@@ -151,7 +155,7 @@ fn add_references(
         scores.reference_rank = Some(rank + 1);
         scores.fused += weight / (k + rank as f32 + 1.0);
     }
-    fused.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then_with(|| a.0.cmp(&b.0)));
+    rank_by_fused(fused);
 }
 
 impl Retriever {
