@@ -4,9 +4,12 @@
 mod access;
 pub mod analysis;
 pub mod catalog;
+#[cfg(test)]
+mod conformance;
 mod error;
 pub mod indexer;
 pub mod keyword;
+pub mod qdrant;
 mod store;
 pub mod vector;
 
@@ -15,6 +18,7 @@ pub use catalog::{Catalog, DocumentRecord, Newer, StoredPassage};
 pub use error::{IndexError, Result};
 pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;
+pub use qdrant::{QdrantSettings, QdrantVectorStore};
 pub use store::{
     CaveatTokens, DocumentLanguage, HealthReport, Indexes, PreparedDocument, caveat_tokens_of,
 };

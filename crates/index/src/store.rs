@@ -865,13 +865,18 @@ impl Indexes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use doctrina_types::{Clearance, DocumentMeta, Passage, SourceFormat};
 
     const DIM: usize = 8;
 
-    fn document(id: &str, level: &str, caveats: &[&str], passages: usize) -> PreparedDocument {
+    pub(crate) fn document(
+        id: &str,
+        level: &str,
+        caveats: &[&str],
+        passages: usize,
+    ) -> PreparedDocument {
         let meta = DocumentMeta {
             id: id.to_string(),
             title: format!("Convoy planning {id}"),

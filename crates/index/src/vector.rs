@@ -1,21 +1,22 @@
-//! The vector store seam and its embedded implementation on Qdrant Edge.
+//! The vector store seam and its embedded implementation on Qdrant Edge (the server
+//! implementation is in [`crate::qdrant`]).
 //!
 //! Points carry the passage id, document id, marking rank, caveats and publication as
 //! payload, with payload indexes on the fields used as filters, so a filter is part of the
 //! nearest-neighbour query itself rather than applied after top-k. Caveats are stored in
 //! [`caveat_token`] form, so a clearance's denied caveats are an exact `must_not` match.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use doctrina_types::caveat_token;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
-    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, QueryEnum, QueryRequest, Range, ScoringQuery, UpdateOperation,
-    VectorStructInternal, WithPayloadInterface, WithVector,
+    EdgeVectorParamsBuilder, FacetRequest, FacetValue, FieldCondition, FieldIndexOperations,
+    Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, Range,
+    ScoringQuery, UpdateOperation, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use serde_json::json;
 
@@ -52,10 +53,14 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Vec<(String, f32)>>;
     fn count(&self) -> Result<usize>;
     fn count_doc(&self, doc_id: &str) -> Result<usize>;
+    /// Points per document id, for every document the store holds (orphans included).
+    fn doc_counts(&self) -> Result<BTreeMap<String, usize>>;
     /// Stored vectors of the given passages (those that exist).
     fn vectors(&self, passage_ids: &[String]) -> Result<HashMap<String, Vec<f32>>>;
     /// Makes writes durable and compacts/indexes segments when worthwhile.
     fn flush(&self) -> Result<()>;
+    /// Which store this is, for messages (`Qdrant server http://…:6334 (collection …)`).
+    fn describe(&self) -> String;
 }
 
 /// Point ids are derived from passage ids: the first 8 bytes of their sha256.
@@ -294,6 +299,27 @@ impl VectorStore for EdgeVectorStore {
             .map_err(vector_error)
     }
 
+    fn doc_counts(&self) -> Result<BTreeMap<String, usize>> {
+        let response = self
+            .shard
+            .facet(FacetRequest {
+                key: key("doc_id"),
+                limit: usize::MAX,
+                filter: None,
+                exact: true,
+            })
+            .map_err(vector_error)?;
+        Ok(response
+            .hits
+            .into_iter()
+            .filter(|hit| hit.count > 0)
+            .filter_map(|hit| match hit.value {
+                FacetValue::Keyword(id) => Some((id, hit.count)),
+                _ => None,
+            })
+            .collect())
+    }
+
     fn vectors(&self, passage_ids: &[String]) -> Result<HashMap<String, Vec<f32>>> {
         let ids: Vec<PointId> = passage_ids
             .iter()
@@ -336,135 +362,8 @@ impl VectorStore for EdgeVectorStore {
         self.shard.flush();
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use doctrina_types::PassageFilter;
-
-    fn unfiltered() -> AccessFilter {
-        AccessFilter::for_tests(PassageFilter::default())
-    }
-
-    fn unit(i: usize) -> Vec<f32> {
-        let mut v = vec![0.0; 8];
-        v[i % 8] = 1.0;
-        v
-    }
-
-    #[test]
-    fn clearance_filter_is_inside_the_query() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
-        let markings: [(u32, &[&str]); 6] = [
-            (0, &[]),
-            (3, &["NOFORN"]),
-            (3, &["REL TO USA, GBR"]),
-            (2, &["rel to fra,usa"]),
-            (4, &["ORCON"]),
-            (1, &[]),
-        ];
-        // Restricted points sit exactly on the query; permitted ones a little off it, so an
-        // unfiltered top-k would be all restricted.
-        let query = unit(0);
-        let points: Vec<VectorPoint> = (0..60)
-            .map(|i| {
-                let (rank, caveats) = markings[i % markings.len()];
-                let mut vector = query.clone();
-                if rank == 0 && caveats.is_empty() || rank == 1 {
-                    vector[1 + i % 7] = 0.3;
-                }
-                VectorPoint {
-                    passage_id: format!("d{i}#0"),
-                    doc_id: format!("d{i}"),
-                    marking_rank: rank,
-                    caveats: caveats.iter().map(|c| c.to_string()).collect(),
-                    publication: None,
-                    vector,
-                }
-            })
-            .collect();
-        store.upsert(&points).unwrap();
-        let scheme = doctrina_types::MarkingScheme::default();
-        let tokens: Vec<String> = ["NOFORN", "ORCON", "REL TO FRA, USA", "REL TO GBR, USA"]
-            .map(String::from)
-            .to_vec();
-        let clearances: [(&str, &[&str]); 5] = [
-            ("UNCLASSIFIED", &[]),
-            ("SECRET", &["REL TO GBR"]),
-            ("SECRET", &["REL TO USA"]),
-            ("TOP SECRET", &["NOFORN"]),
-            ("TOP SECRET", &["ORCON", "NOFORN"]),
-        ];
-        for (level, held) in clearances {
-            let clearance = doctrina_types::Clearance {
-                level: level.into(),
-                caveats: held.iter().map(|c| c.to_string()).collect(),
-            };
-            let filter = AccessFilter::for_tests(PassageFilter {
-                max_marking_rank: scheme.rank(level),
-                exclude_caveats: tokens
-                    .iter()
-                    .filter(|t| !scheme.permits_caveat(&clearance, t))
-                    .cloned()
-                    .collect(),
-                ..PassageFilter::default()
-            });
-            let hits = store.search(&query, 8, &filter).unwrap();
-            assert_eq!(hits.len(), 8, "{level} {held:?}: k hits despite the filter");
-            for (id, _) in &hits {
-                let i: usize = id[1..id.len() - 2].parse().unwrap();
-                let (rank, caveats) = markings[i % markings.len()];
-                let marking = doctrina_types::Marking {
-                    level: scheme.levels[rank as usize].clone(),
-                    caveats: caveats.iter().map(|c| c.to_string()).collect(),
-                };
-                assert!(
-                    scheme.permits(&clearance, &marking),
-                    "{level} {held:?} got {id}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn upsert_search_filter_delete_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
-            let points: Vec<VectorPoint> = (0..4)
-                .map(|i| VectorPoint {
-                    passage_id: format!("d{}#{i}", i % 2),
-                    doc_id: format!("d{}", i % 2),
-                    marking_rank: i as u32,
-                    caveats: vec![],
-                    publication: Some("ATP 4-0.6".into()),
-                    vector: unit(i),
-                })
-                .collect();
-            store.upsert(&points).unwrap();
-            let hits = store.search(&unit(2), 2, &unfiltered()).unwrap();
-            assert_eq!(hits[0].0, "d0#2");
-            assert!((hits[0].1 - 1.0).abs() < 1e-5);
-            let low = AccessFilter::for_tests(PassageFilter {
-                max_marking_rank: Some(1),
-                ..PassageFilter::default()
-            });
-            let hits = store.search(&unit(2), 4, &low).unwrap();
-            assert!(
-                hits.iter().all(|(id, _)| id == "d0#0" || id == "d1#1"),
-                "{hits:?}"
-            );
-            assert_eq!(store.count_doc("d1").unwrap(), 2);
-            let v = store.vectors(&["d1#3".to_string()]).unwrap();
-            assert_eq!(v["d1#3"], unit(3));
-            store.delete_doc("d1").unwrap();
-            store.flush().unwrap();
-        }
-        let store = EdgeVectorStore::open(dir.path(), 8).unwrap();
-        assert_eq!(store.count().unwrap(), 2);
-        store.retain_docs(&[]).unwrap();
-        assert_eq!(store.count().unwrap(), 0);
+    fn describe(&self) -> String {
+        "embedded Qdrant Edge".to_string()
     }
 }

@@ -1,0 +1,477 @@
+//! The [`VectorStore`] on a Qdrant server or cluster, reached with `qdrant-client` over
+//! gRPC: the backend for a corpus that has outgrown one machine's memory, or that several
+//! app servers share.
+//!
+//! It stores exactly what the embedded store does (the same point ids, payload and payload
+//! indexes) and filters inside the query the same way, so the conformance suite holds both
+//! to one contract. Every write waits until the server has applied it (`wait=true`) before
+//! returning, so the catalog commits only after the vectors are durable in the cluster, as
+//! with Qdrant Edge.
+//!
+//! The seam is synchronous (indexing and search call it from blocking code); the client is
+//! async. Each call runs on the store's own small runtime and the caller waits on a channel,
+//! which is safe from any thread, inside or outside another runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use doctrina_types::caveat_token;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FacetCountsBuilder, FieldType, Filter, GetPointsBuilder,
+    PointId, PointStruct, Query, QueryPointsBuilder, Range, UpsertPointsBuilder, Value,
+    VectorParamsBuilder, facet_value, point_id, value, vector_output, vectors_config,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use tonic::Code;
+
+use crate::access::AccessFilter;
+use crate::error::{IndexError, Result};
+use crate::keyword::normalise_publication;
+use crate::vector::{VectorPoint, VectorStore, point_id as passage_point_id};
+
+/// Where the collection lives and how it is laid out across the cluster.
+#[derive(Clone)]
+pub struct QdrantSettings {
+    /// gRPC endpoint, e.g. `http://127.0.0.1:6334`.
+    pub url: String,
+    /// Sent with every request; never logged or shown.
+    pub api_key: Option<String>,
+    pub collection: String,
+    /// Shards of a new collection (spread across the cluster's nodes).
+    pub shard_number: u32,
+    /// Copies of each shard; 2 or more survives the loss of a node.
+    pub replication_factor: u32,
+    /// Replicas that must acknowledge a write. Keep it below `replication_factor`, or
+    /// writes stop while a node is down.
+    pub write_consistency: u32,
+    /// Per-request deadline (also bounds a dead node's connection attempt).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for QdrantSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QdrantSettings")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("collection", &self.collection)
+            .field("shard_number", &self.shard_number)
+            .field("replication_factor", &self.replication_factor)
+            .field("write_consistency", &self.write_consistency)
+            .finish()
+    }
+}
+
+/// Points are written in batches of this many (one gRPC message stays well under the
+/// server's 32 MiB limit at 384 dimensions).
+const UPSERT_BATCH: usize = 512;
+/// Largest number of documents one facet request lists.
+const FACET_LIMIT: u64 = 10_000_000;
+
+const KEYWORD_FIELDS: [&str; 4] = ["doc_id", "passage_id", "publication", "caveats"];
+
+pub struct QdrantVectorStore {
+    client: Qdrant,
+    settings: QdrantSettings,
+    /// Runs the client's futures; shut down in the background on drop (dropping a runtime
+    /// from async code would otherwise panic).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for QdrantVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QdrantVectorStore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for QdrantVectorStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl QdrantVectorStore {
+    /// Connects to the server, creating the collection (cosine, `dimension`) and its payload
+    /// indexes if it does not exist. An existing collection of another dimension is refused:
+    /// vectors of two models never share one collection.
+    pub fn open(settings: QdrantSettings, dimension: usize) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("doctrina-qdrant")
+            .enable_all()
+            .build()
+            .map_err(|e| IndexError::Vector(format!("cannot start the Qdrant client: {e}")))?;
+        let client = Qdrant::from_url(&settings.url)
+            .api_key(settings.api_key.clone())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .skip_compatibility_check()
+            .build()
+            .map_err(|e| IndexError::Vector(format!("Qdrant server {}: {e}", settings.url)))?;
+        let store = Self {
+            client,
+            settings,
+            runtime: Some(runtime),
+        };
+        store.ensure_collection(dimension)?;
+        Ok(store)
+    }
+
+    /// Runs `call` on the store's runtime and waits for it from any thread.
+    fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Qdrant) -> Fut,
+        Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
+    {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        let future = call(self.client.clone());
+        runtime.spawn(async move {
+            let _ = send.send(future.await);
+        });
+        match receive.recv() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.error(what, error)),
+            Err(_) => Err(IndexError::Vector(format!(
+                "Qdrant server {}: {what} was cancelled",
+                self.settings.url
+            ))),
+        }
+    }
+
+    /// An error naming the server and collection (never the API key).
+    fn error(&self, what: &str, error: QdrantError) -> IndexError {
+        let detail = match &error {
+            QdrantError::ResponseError { status } => match status.code() {
+                Code::Unavailable => format!("unreachable ({})", status.message()),
+                Code::DeadlineExceeded => "did not answer in time".to_string(),
+                Code::Unauthenticated | Code::PermissionDenied => {
+                    "refused the API key (check vector.api_key)".to_string()
+                }
+                _ => status.message().to_string(),
+            },
+            other => other.to_string(),
+        };
+        IndexError::Vector(format!(
+            "Qdrant server {} (collection {}): {what} failed: {detail}",
+            self.settings.url, self.settings.collection
+        ))
+    }
+
+    fn ensure_collection(&self, dimension: usize) -> Result<()> {
+        let name = self.settings.collection.clone();
+        let exists = self.run("checking the collection", |c| {
+            let name = name.clone();
+            async move { c.collection_exists(name).await }
+        })?;
+        if exists {
+            let info = self.run("reading the collection", |c| {
+                let name = name.clone();
+                async move { c.collection_info(name).await }
+            })?;
+            let size = info
+                .result
+                .and_then(|i| i.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.vectors_config)
+                .and_then(|v| v.config)
+                .and_then(|c| match c {
+                    vectors_config::Config::Params(p) => Some(p.size),
+                    vectors_config::Config::ParamsMap(_) => None,
+                });
+            if size != Some(dimension as u64) {
+                return Err(IndexError::Vector(format!(
+                    "Qdrant server {} (collection {name}): holds vectors of {} dimensions, this \
+                     embedder makes {dimension}; use another vector.collection",
+                    self.settings.url,
+                    size.map_or("unnamed or several".to_string(), |s| s.to_string()),
+                )));
+            }
+        } else {
+            let create = CreateCollectionBuilder::new(name.clone())
+                .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine))
+                .shard_number(self.settings.shard_number.max(1))
+                .replication_factor(self.settings.replication_factor.max(1))
+                .write_consistency_factor(self.settings.write_consistency.max(1));
+            match self.run("creating the collection", |c| async move {
+                c.create_collection(create).await
+            }) {
+                Ok(_) => {}
+                // Another app server created it meanwhile.
+                Err(e) if e.to_string().contains("already exists") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Idempotent: creating an existing index is a no-op on the server.
+        for (field, kind) in KEYWORD_FIELDS
+            .iter()
+            .map(|f| (*f, FieldType::Keyword))
+            .chain([("marking_rank", FieldType::Integer)])
+        {
+            let request =
+                CreateFieldIndexCollectionBuilder::new(name.clone(), field, kind).wait(true);
+            self.run("creating payload indexes", |c| async move {
+                c.create_field_index(request).await
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole collection (the conformance suite's clean-up; an operator's
+    /// decision otherwise).
+    pub fn delete_collection(&self) -> Result<()> {
+        let name = self.settings.collection.clone();
+        self.run("deleting the collection", |c| async move {
+            c.delete_collection(name).await
+        })?;
+        Ok(())
+    }
+
+    fn doc_condition(doc_id: &str) -> Condition {
+        Condition::matches("doc_id", doc_id.to_string())
+    }
+
+    /// The same conditions the embedded store puts inside its query.
+    fn filter(filter: &AccessFilter) -> Option<Filter> {
+        let filter = filter.filter();
+        let mut must = Vec::new();
+        if !filter.doc_ids.is_empty() {
+            must.push(Condition::matches("doc_id", filter.doc_ids.clone()));
+        }
+        if !filter.publications.is_empty() {
+            let publications: Vec<String> = filter
+                .publications
+                .iter()
+                .map(|p| normalise_publication(p))
+                .collect();
+            must.push(Condition::matches("publication", publications));
+        }
+        if let Some(max) = filter.max_marking_rank {
+            must.push(Condition::range(
+                "marking_rank",
+                Range {
+                    lte: Some(f64::from(max)),
+                    ..Range::default()
+                },
+            ));
+        }
+        let mut must_not = Vec::new();
+        if !filter.exclude_doc_ids.is_empty() {
+            must_not.push(Condition::matches("doc_id", filter.exclude_doc_ids.clone()));
+        }
+        if !filter.exclude_caveats.is_empty() {
+            let denied: Vec<String> = filter
+                .exclude_caveats
+                .iter()
+                .map(|c| caveat_token(c))
+                .collect();
+            must_not.push(Condition::matches("caveats", denied));
+        }
+        (!must.is_empty() || !must_not.is_empty()).then(|| Filter {
+            must,
+            must_not,
+            ..Filter::default()
+        })
+    }
+
+    fn delete_where(&self, what: &str, filter: Filter) -> Result<()> {
+        let request = DeletePointsBuilder::new(self.settings.collection.clone())
+            .points(filter)
+            .wait(true);
+        self.run(what, |c| async move { c.delete_points(request).await })?;
+        Ok(())
+    }
+
+    fn count_where(&self, filter: Option<Filter>) -> Result<usize> {
+        let mut request = CountPointsBuilder::new(self.settings.collection.clone()).exact(true);
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        let response = self.run("counting points", |c| async move { c.count(request).await })?;
+        Ok(response.result.map_or(0, |r| r.count as usize))
+    }
+}
+
+fn string_value(value: &Value) -> Option<&str> {
+    match &value.kind {
+        Some(value::Kind::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn point_number(id: &PointId) -> Option<u64> {
+    match id.point_id_options {
+        Some(point_id::PointIdOptions::Num(n)) => Some(n),
+        _ => None,
+    }
+}
+
+impl VectorStore for QdrantVectorStore {
+    fn upsert(&self, points: &[VectorPoint]) -> Result<()> {
+        for batch in points.chunks(UPSERT_BATCH) {
+            let structs: Vec<PointStruct> = batch
+                .iter()
+                .map(|p| {
+                    let caveats: Vec<Value> = p
+                        .caveats
+                        .iter()
+                        .map(|c| Value::from(caveat_token(c)))
+                        .collect();
+                    let mut payload = HashMap::from([
+                        ("passage_id".to_string(), Value::from(p.passage_id.clone())),
+                        ("doc_id".to_string(), Value::from(p.doc_id.clone())),
+                        (
+                            "marking_rank".to_string(),
+                            Value::from(i64::from(p.marking_rank)),
+                        ),
+                        ("caveats".to_string(), Value::from(caveats)),
+                    ]);
+                    if let Some(publication) = &p.publication {
+                        payload.insert(
+                            "publication".to_string(),
+                            Value::from(normalise_publication(publication)),
+                        );
+                    }
+                    PointStruct::new(
+                        passage_point_id(&p.passage_id),
+                        p.vector.clone(),
+                        Payload::from(payload),
+                    )
+                })
+                .collect();
+            let request =
+                UpsertPointsBuilder::new(self.settings.collection.clone(), structs).wait(true);
+            self.run("writing vectors", |c| async move {
+                c.upsert_points(request).await
+            })?;
+        }
+        Ok(())
+    }
+
+    fn delete_doc(&self, doc_id: &str) -> Result<()> {
+        self.delete_where(
+            "deleting a document's vectors",
+            Filter::must([Self::doc_condition(doc_id)]),
+        )
+    }
+
+    fn retain_docs(&self, keep: &[String]) -> Result<()> {
+        let filter = if keep.is_empty() {
+            Filter::default()
+        } else {
+            Filter::must_not([Condition::matches("doc_id", keep.to_vec())])
+        };
+        self.delete_where("removing orphaned vectors", filter)
+    }
+
+    fn search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &AccessFilter,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut request = QueryPointsBuilder::new(self.settings.collection.clone())
+            .query(Query::new_nearest(vector.to_vec()))
+            .limit(limit as u64)
+            .with_payload(true);
+        if let Some(filter) = Self::filter(filter) {
+            request = request.filter(filter);
+        }
+        let response = self.run("searching", |c| async move { c.query(request).await })?;
+        Ok(response
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let id = string_value(p.payload.get("passage_id")?)?.to_string();
+                Some((id, p.score))
+            })
+            .collect())
+    }
+
+    fn count(&self) -> Result<usize> {
+        self.count_where(None)
+    }
+
+    fn count_doc(&self, doc_id: &str) -> Result<usize> {
+        self.count_where(Some(Filter::must([Self::doc_condition(doc_id)])))
+    }
+
+    fn doc_counts(&self) -> Result<BTreeMap<String, usize>> {
+        let request = FacetCountsBuilder::new(self.settings.collection.clone(), "doc_id")
+            .limit(FACET_LIMIT)
+            .exact(true);
+        let response = self.run("counting points per document", |c| async move {
+            c.facet(request).await
+        })?;
+        Ok(response
+            .hits
+            .into_iter()
+            // The server's payload index may still list a deleted document, with no points.
+            .filter(|hit| hit.count > 0)
+            .filter_map(|hit| match hit.value?.variant? {
+                facet_value::Variant::StringValue(id) => Some((id, hit.count as usize)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn vectors(&self, passage_ids: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for batch in passage_ids.chunks(UPSERT_BATCH) {
+            let wanted: HashMap<u64, &String> =
+                batch.iter().map(|p| (passage_point_id(p), p)).collect();
+            let ids: Vec<PointId> = wanted.keys().map(|n| PointId::from(*n)).collect();
+            let request = GetPointsBuilder::new(self.settings.collection.clone(), ids)
+                .with_payload(true)
+                .with_vectors(true);
+            let response =
+                self.run(
+                    "reading vectors",
+                    |c| async move { c.get_points(request).await },
+                )?;
+            for point in response.result {
+                let Some(id) = point.payload.get("passage_id").and_then(string_value) else {
+                    continue;
+                };
+                // A point id collision would hand one passage another's vector.
+                if point
+                    .id
+                    .as_ref()
+                    .and_then(point_number)
+                    .and_then(|n| wanted.get(&n))
+                    .is_none_or(|p| p.as_str() != id)
+                {
+                    continue;
+                }
+                if let Some(vector_output::Vector::Dense(dense)) =
+                    point.vectors.and_then(|v| v.get_vector())
+                {
+                    out.insert(id.to_string(), dense.data);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<()> {
+        // Every write already waited until the server applied it (and wrote its WAL); the
+        // server optimises its own segments.
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Qdrant server {} (collection {})",
+            self.settings.url, self.settings.collection
+        )
+    }
+}
