@@ -7,6 +7,8 @@
 //! shared embedder, a fault-injecting inference server, already-open indexes) through
 //! [`AppBuilder`].
 
+pub mod migrate;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +18,9 @@ use doctrina_draft::Drafter;
 use doctrina_draft::inference::{ChatModel, OpenAiChat};
 use doctrina_embed::{Embedder, FastEmbedder};
 use doctrina_eval::service::Evaluations;
-use doctrina_index::{EdgeVectorStore, HealthReport, Indexes, VectorStore};
+use doctrina_index::{
+    EdgeVectorStore, HealthReport, Indexes, QdrantSettings, QdrantVectorStore, VectorStore,
+};
 use doctrina_ingest::{Ingestor, Sandbox};
 use doctrina_library::Library;
 use doctrina_plan::{PlanStore, Workspace};
@@ -336,21 +340,51 @@ fn ensure_embedding_model(
     Ok(())
 }
 
+/// The vector store `config.vector` names, for the data directory `data_dir`.
+pub fn open_vector_store(
+    config: &Config,
+    data_dir: &Path,
+    dimension: usize,
+) -> doctrina_index::Result<Box<dyn VectorStore>> {
+    let vector = &config.vector;
+    Ok(match vector.backend.as_str() {
+        "edge" => Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?),
+        "qdrant" => {
+            let url = vector.url.clone().ok_or_else(|| {
+                doctrina_index::IndexError::Vector(
+                    "vector.backend = \"qdrant\" needs vector.url (the server's gRPC \
+                     endpoint, e.g. http://127.0.0.1:6334)"
+                        .to_string(),
+                )
+            })?;
+            Box::new(QdrantVectorStore::open(
+                QdrantSettings {
+                    url,
+                    api_key: vector.api_key.clone(),
+                    collection: vector.collection.clone(),
+                    shard_number: vector.shard_number,
+                    replication_factor: vector.replication_factor,
+                    write_consistency: vector.write_consistency,
+                    timeout: std::time::Duration::from_millis(vector.timeout_ms.max(1)),
+                },
+                dimension,
+            )?)
+        }
+        other => {
+            return Err(doctrina_index::IndexError::Vector(format!(
+                "vector.backend '{other}' is unknown; use 'edge' (embedded Qdrant Edge) or \
+                 'qdrant' (a Qdrant server at vector.url)"
+            )));
+        }
+    })
+}
+
 /// The indexes of `config.data_dir` with the configured vector backend.
 fn open_indexes(config: &Config, dimension: usize) -> doctrina_index::Result<Indexes> {
     // Korean analysis first: the indexes record which one wrote them.
     doctrina_korean::configure(&config.korean.mecab_dir);
-    let backend = config.vector.backend.as_str();
     Indexes::open_with(&config.data_dir, config.markings.clone(), |data_dir| {
-        let store: Box<dyn VectorStore> = match backend {
-            "edge" => Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?),
-            other => {
-                return Err(doctrina_index::IndexError::Vector(format!(
-                    "vector.backend '{other}' is not available in this build; use 'edge' (embedded Qdrant Edge)"
-                )));
-            }
-        };
-        Ok(store)
+        open_vector_store(config, data_dir, dimension)
     })
 }
 

@@ -144,6 +144,9 @@ enum Command {
     /// The bilingual glossary that expands keyword queries across Korean and English.
     #[command(subcommand)]
     Glossary(GlossaryCommand),
+    /// The vector store: move its vectors to another backend.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
     /// The audit trail: verify its hash chain, or list entries.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -205,6 +208,28 @@ enum GlossaryCommand {
     },
     /// What the glossary adds to a keyword query.
     Expand { query: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum VectorsCommand {
+    /// Copy the stored vectors to another backend without embedding again, with progress;
+    /// a killed copy resumes when run again. Then set `vector.backend` (and `vector.url`)
+    /// to use them.
+    Migrate {
+        #[arg(long, value_parser = ["qdrant", "edge"])]
+        to: String,
+        /// The Qdrant server's gRPC endpoint (default: `vector.url`).
+        #[arg(long)]
+        url: Option<String>,
+        /// The server collection (default: `vector.collection`).
+        #[arg(long)]
+        collection: Option<String>,
+        /// Empty a target that already holds vectors first.
+        #[arg(long)]
+        overwrite: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -781,6 +806,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Glossary(command) => run_glossary(&cli, command),
+        Command::Vectors(command) => run_vectors(&cli, command),
         Command::Sections { json } => {
             let library = doctrina_draft::sections::SectionLibrary::bundled()?;
             if *json {
@@ -851,6 +877,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..PassageFilter::default()
             };
             let (hits, plan, _) = retriever.search_explained(query, *mode, *k, &filter)?;
+            if let Some(failure) = &plan.degraded {
+                eprintln!("doctrina: keyword results only: {failure}");
+            }
             if *json {
                 outln!(
                     "{}",
@@ -896,11 +925,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {
                 outln!(
-                    "{} documents · passages: catalog {} · keyword {} · vectors {} · {}",
+                    "{} documents · passages: catalog {} · keyword {} · vectors {} ({}) · {}",
                     report.documents,
                     report.catalog_passages,
                     report.keyword_passages,
                     report.vector_passages,
+                    report.vector_store,
                     if report.consistent {
                         "consistent"
                     } else {
@@ -1361,6 +1391,77 @@ fn cli_actor() -> String {
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".to_string())
     )
+}
+
+fn run_vectors(cli: &Cli, command: &VectorsCommand) -> Result<ExitCode> {
+    let VectorsCommand::Migrate {
+        to,
+        url,
+        collection,
+        overwrite,
+        json,
+    } = command;
+    let config = load_config(cli)?;
+    let target = doctrina_types::config::VectorConfig {
+        backend: to.clone(),
+        url: url.clone().or_else(|| config.vector.url.clone()),
+        collection: collection
+            .clone()
+            .unwrap_or_else(|| config.vector.collection.clone()),
+        ..config.vector.clone()
+    };
+    // Opened as the server opens it, so interrupted writes are repaired before copying.
+    let app = App::builder(config.clone()).chat(None).open()?;
+    let bar = (!*json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} vectors",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: usize, total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    };
+    let report = doctrina_app::migrate::migrate_vectors(
+        &config,
+        &app.indexes,
+        &target,
+        App::dimension(),
+        *overwrite,
+        &progress,
+    )?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if *json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        outln!(
+            "{} documents: {} copied ({} vectors), {} already there{} · {} now holds {} vectors",
+            report.copy.documents,
+            report.copy.copied,
+            report.copy.vectors,
+            report.copy.skipped,
+            if report.resumed { " (resumed)" } else { "" },
+            report.to,
+            report.copy.target_vectors,
+        );
+        match to.as_str() {
+            "qdrant" => outln!(
+                "To use them, set in doctrina.toml:\n  [vector]\n  backend = \"qdrant\"\n  url = \"{}\"\n  collection = \"{}\"",
+                target.url.as_deref().unwrap_or_default(),
+                target.collection
+            ),
+            _ => outln!("To use them, set vector.backend = \"edge\" in doctrina.toml."),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {

@@ -912,3 +912,197 @@ fn a_closed_stdout_ends_quietly() {
         assert!(stderr.is_empty(), "{args:?}: nothing on stderr: {stderr}");
     }
 }
+
+/// `doctrina` with the environment a test gives (backend settings, failpoints).
+fn doctrina_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_doctrina"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("DOCTRINA_FAILPOINT");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("doctrina runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `vectors migrate` refuses what it cannot do and names the server that is down; with a
+/// Qdrant server (`DOCTRINA_TEST_QDRANT_URL`) it copies every vector without embedding,
+/// resumes after a kill, and the app then runs on the server with the same results.
+#[test]
+fn vectors_migrate_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    for name in [
+        "atp-4-0-6.md",
+        "opord-24-07.md",
+        "tc-3-09-9.md",
+        "atp-3-57-9.md",
+    ] {
+        std::fs::copy(corpus().join(name), docs.path().join(name)).unwrap();
+    }
+    let out = doctrina(
+        data.path(),
+        &["index", docs.path().to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let total = json(&out)["total_chunks"].as_u64().unwrap();
+
+    let same = doctrina(data.path(), &["vectors", "migrate", "--to", "edge"]);
+    assert!(!same.status.success());
+    assert!(
+        stderr(&same).contains("already in embedded Qdrant Edge"),
+        "{}",
+        stderr(&same)
+    );
+    let no_url = doctrina_env(
+        data.path(),
+        &["vectors", "migrate", "--to", "qdrant"],
+        &[("DOCTRINA__VECTOR__URL", "")],
+    );
+    assert!(!no_url.status.success());
+    let dead = doctrina(
+        data.path(),
+        &[
+            "vectors",
+            "migrate",
+            "--to",
+            "qdrant",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert!(!dead.status.success());
+    assert!(
+        stderr(&dead).contains("Qdrant server http://127.0.0.1:9"),
+        "the error names the server: {}",
+        stderr(&dead)
+    );
+    // An app configured for a server that is down says which, and changes nothing.
+    let down = [
+        ("DOCTRINA__VECTOR__BACKEND", "qdrant"),
+        ("DOCTRINA__VECTOR__URL", "http://127.0.0.1:9"),
+    ];
+    let check = doctrina_env(data.path(), &["check"], &down);
+    assert!(!check.status.success());
+    assert!(
+        stderr(&check).contains("Qdrant server http://127.0.0.1:9"),
+        "{}",
+        stderr(&check)
+    );
+    let check = doctrina(data.path(), &["check", "--json"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert_eq!(json(&check)["vector_passages"].as_u64(), Some(total));
+
+    let Ok(url) = std::env::var("DOCTRINA_TEST_QDRANT_URL") else {
+        eprintln!("DOCTRINA_TEST_QDRANT_URL is not set: the copy to a Qdrant server is not run");
+        return;
+    };
+    let collection = format!("doctrina-cli-{}", std::process::id());
+    let migrate = [
+        "vectors",
+        "migrate",
+        "--to",
+        "qdrant",
+        "--url",
+        &url,
+        "--collection",
+        &collection,
+        "--json",
+    ];
+    let killed = doctrina_env(
+        data.path(),
+        &migrate,
+        &[("DOCTRINA_FAILPOINT", "after-vector-copy")],
+    );
+    assert!(!killed.status.success(), "the failpoint kills the copy");
+    let resumed = doctrina(data.path(), &migrate);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let report = json(&resumed);
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(report["skipped"], 1, "{report}");
+    assert_eq!(report["copied"], 3, "{report}");
+    assert_eq!(report["target_vectors"].as_u64(), Some(total), "{report}");
+
+    let server = [
+        ("DOCTRINA__VECTOR__BACKEND", "qdrant"),
+        ("DOCTRINA__VECTOR__URL", url.as_str()),
+        ("DOCTRINA__VECTOR__COLLECTION", collection.as_str()),
+    ];
+    let check = doctrina_env(data.path(), &["check", "--json"], &server);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let health = json(&check);
+    assert_eq!(health["consistent"], true, "{health}");
+    assert!(
+        health["vector_store"]
+            .as_str()
+            .unwrap()
+            .contains(&collection)
+    );
+    let query = [
+        "search",
+        "convoy trail party",
+        "--mode",
+        "dense",
+        "-k",
+        "5",
+        "--json",
+    ];
+    let ids = |out: &Output| -> Vec<String> {
+        json(out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["passage_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let on_edge = doctrina(data.path(), &query);
+    let on_server = doctrina_env(data.path(), &query, &server);
+    assert_eq!(
+        ids(&on_edge),
+        ids(&on_server),
+        "the same vectors give the same ranking"
+    );
+
+    // Back to the embedded store, which still holds the old copy: replaced only when asked.
+    let back = doctrina_env(
+        data.path(),
+        &["vectors", "migrate", "--to", "edge"],
+        &server,
+    );
+    assert!(stderr(&back).contains("--overwrite"), "{}", stderr(&back));
+    let back = doctrina_env(
+        data.path(),
+        &[
+            "vectors",
+            "migrate",
+            "--to",
+            "edge",
+            "--overwrite",
+            "--json",
+        ],
+        &server,
+    );
+    assert!(back.status.success(), "{}", stderr(&back));
+    assert_eq!(json(&back)["target_vectors"].as_u64(), Some(total));
+
+    let store = doctrina_index::QdrantVectorStore::open(
+        doctrina_index::QdrantSettings {
+            url,
+            api_key: None,
+            collection,
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency: 1,
+            timeout: std::time::Duration::from_secs(10),
+        },
+        384,
+    )
+    .unwrap();
+    store.delete_collection().unwrap();
+}

@@ -478,7 +478,7 @@ fn the_indexes_repair_after_a_crash() {
             })
             .unwrap()
             .unwrap();
-        let hits = indexes.vectors.search(&vec![1.0; DIM], 10, &low).unwrap();
+        let hits = indexes.vectors.search(&[1.0; DIM], 10, &low).unwrap();
         assert_eq!(hit_docs(&hits), set(&["a"]), "{name}");
     }
 }

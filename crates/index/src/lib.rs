@@ -20,6 +20,7 @@ pub use indexer::{IndexReport, Indexer, Progress};
 pub use keyword::KeywordIndex;
 pub use qdrant::{QdrantSettings, QdrantVectorStore};
 pub use store::{
-    CaveatTokens, DocumentLanguage, HealthReport, Indexes, PreparedDocument, caveat_tokens_of,
+    CaveatTokens, CopyReport, DocumentLanguage, HealthReport, Indexes, PreparedDocument,
+    caveat_tokens_of,
 };
 pub use vector::{EdgeVectorStore, VectorPoint, VectorStore};

@@ -36,7 +36,8 @@ use crate::vector::{EdgeVectorStore, VectorPoint, VectorStore};
 
 /// Fault injection for crash tests: `DOCTRINA_FAILPOINT=<name>` aborts the process at the
 /// named point, exactly as a kill would. Points: `after-index-write` (both indexes written
-/// and committed, catalog not yet).
+/// and committed, catalog not yet); `after-vector-copy` (one document's vectors copied to
+/// another backend, the rest not).
 fn failpoint(name: &str) {
     if std::env::var_os("DOCTRINA_FAILPOINT").is_some_and(|v| v == name) {
         eprintln!("doctrina: failpoint {name} reached, aborting");
@@ -106,6 +107,8 @@ pub struct PreparedDocument {
 /// What a consistency check found and did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HealthReport {
+    /// Which vector store was checked (`embedded Qdrant Edge`, or the server and collection).
+    pub vector_store: String,
     pub documents: usize,
     pub catalog_passages: usize,
     pub keyword_passages: usize,
@@ -121,6 +124,21 @@ pub struct HealthReport {
     /// Documents whose index counts disagree with the catalog (left as found: no repair).
     pub mismatched: Vec<String>,
     pub consistent: bool,
+}
+
+/// What [`Indexes::copy_vectors`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CopyReport {
+    /// Documents in the catalog.
+    pub documents: usize,
+    /// Documents whose vectors were written to the target.
+    pub copied: usize,
+    /// Documents the target already held in full (an earlier, interrupted copy).
+    pub skipped: usize,
+    /// Vectors written.
+    pub vectors: usize,
+    /// Vectors the target holds at the end (equal to the catalog's passages).
+    pub target_vectors: usize,
 }
 
 /// One indexed document's language, marking and passage count: what retrieval weighs the
@@ -545,7 +563,22 @@ impl Indexes {
             })
             .collect();
         self.keyword.add(&docs)?;
-        let points: Vec<VectorPoint> = passages
+        self.vectors
+            .upsert(&self.points_of(record, passages, vectors.to_vec()))
+    }
+
+    /// The vector store's points for passages of `record` and their vectors: the payload
+    /// every backend filters on, ranked under the current scheme.
+    fn points_of(
+        &self,
+        record: &DocumentRecord,
+        passages: &[StoredPassage],
+        vectors: Vec<Vec<f32>>,
+    ) -> Vec<VectorPoint> {
+        let meta = &record.meta;
+        let marking_rank = self.marking_rank(&meta.marking.level);
+        let caveats = caveat_tokens_of(&meta.marking);
+        passages
             .iter()
             .zip(vectors)
             .map(|(sp, vector)| VectorPoint {
@@ -554,10 +587,81 @@ impl Indexes {
                 marking_rank,
                 caveats: caveats.clone(),
                 publication: meta.publication.clone(),
-                vector: vector.clone(),
+                vector,
             })
-            .collect();
-        self.vectors.upsert(&points)
+            .collect()
+    }
+
+    /// Copies every document's stored vectors into `target`, another vector store, without
+    /// embedding anything: the catalog says which passages exist, this store holds their
+    /// vectors. A document `target` already holds in full is skipped, so a copy that was
+    /// killed resumes where it stopped; a partly copied one is written again. Documents the
+    /// catalog no longer has are removed from `target`. `progress(done, total)` counts
+    /// passages. Fails, naming the document, if this store lacks any of its vectors (`check
+    /// --repair` re-embeds them first).
+    pub fn copy_vectors(
+        &self,
+        target: &dyn VectorStore,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<CopyReport> {
+        let documents = self.catalog().documents()?;
+        let total = self.catalog().passage_count()?;
+        let held = target.doc_counts()?;
+        let mut report = CopyReport {
+            documents: documents.len(),
+            ..CopyReport::default()
+        };
+        let mut done = 0;
+        for d in &documents {
+            let id = &d.meta.id;
+            if matches!(
+                d.status,
+                DocumentStatus::Indexing | DocumentStatus::Deleting
+            ) {
+                return Err(IndexError::Corrupt(format!(
+                    "document {id} has an interrupted write; run `doctrina check --repair` first"
+                )));
+            }
+            if held.get(id) == Some(&d.chunk_count) {
+                report.skipped += 1;
+                done += d.chunk_count;
+                progress(done, total);
+                continue;
+            }
+            let passages = self.catalog().passages_of(id)?;
+            let ids: Vec<String> = passages.iter().map(|p| p.passage.id.clone()).collect();
+            let mut stored = self.vectors.vectors(&ids)?;
+            let vectors: Vec<Vec<f32>> = ids
+                .iter()
+                .map(|p| stored.remove(p))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    IndexError::Corrupt(format!(
+                        "document {id} lacks some of its vectors in {}; run `doctrina check \
+                         --repair` first",
+                        self.vectors.describe()
+                    ))
+                })?;
+            target.delete_doc(id)?;
+            target.upsert(&self.points_of(d, &passages, vectors))?;
+            report.copied += 1;
+            report.vectors += passages.len();
+            failpoint("after-vector-copy");
+            done += d.chunk_count;
+            progress(done, total);
+        }
+        let keep: Vec<String> = documents.iter().map(|d| d.meta.id.clone()).collect();
+        target.retain_docs(&keep)?;
+        target.flush()?;
+        let count = target.count()?;
+        if count != total {
+            return Err(IndexError::Corrupt(format!(
+                "{} holds {count} vectors after the copy, the catalog {total} passages",
+                target.describe()
+            )));
+        }
+        report.target_vectors = count;
+        Ok(report)
     }
 
     /// Replaces every stored vector with one from `embedder` (the index was written by
@@ -575,30 +679,20 @@ impl Indexes {
         let mut done = 0;
         for d in &documents {
             let passages = self.catalog().passages_of(&d.meta.id)?;
-            let marking_rank = self.marking_rank(&d.meta.marking.level);
-            let caveats = caveat_tokens_of(&d.meta.marking);
             let texts: Vec<String> = passages
                 .iter()
                 .map(|p| embedding_text(&d.meta, &p.passage))
                 .collect();
-            let mut points = Vec::with_capacity(passages.len());
-            for (chunk, texts) in passages.chunks(128).zip(texts.chunks(128)) {
+            let mut vectors = Vec::with_capacity(passages.len());
+            for texts in texts.chunks(128) {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                for (p, vector) in chunk.iter().zip(embedder.embed_passages(&refs)?) {
-                    points.push(VectorPoint {
-                        passage_id: p.passage.id.clone(),
-                        doc_id: d.meta.id.clone(),
-                        marking_rank,
-                        caveats: caveats.clone(),
-                        publication: d.meta.publication.clone(),
-                        vector,
-                    });
-                }
-                done += chunk.len();
+                vectors.extend(embedder.embed_passages(&refs)?);
+                done += texts.len();
                 progress(done, total);
             }
             self.vectors.delete_doc(&d.meta.id)?;
-            self.vectors.upsert(&points)?;
+            self.vectors
+                .upsert(&self.points_of(d, &passages, vectors))?;
         }
         self.vectors.flush()?;
         Ok(done)
@@ -819,11 +913,13 @@ impl Indexes {
         let mut keyword = self.keyword.count();
         let mut vectors = self.vectors.count()?;
         if keyword != expected || vectors != expected || (!interrupted.is_empty() && !repair) {
-            // Find out which documents disagree.
+            // Find out which documents disagree (one per-document count of the vector store,
+            // which may be a remote collection, rather than a request per document).
+            let vector_counts = self.vectors.doc_counts()?;
             let mut mismatched = Vec::new();
             for d in &documents {
                 let k = self.keyword.count_doc(&d.meta.id)?;
-                let v = self.vectors.count_doc(&d.meta.id)?;
+                let v = vector_counts.get(&d.meta.id).copied().unwrap_or(0);
                 if k != d.chunk_count || v != d.chunk_count {
                     mismatched.push(d.meta.id.clone());
                 }
@@ -832,7 +928,10 @@ impl Indexes {
                 .keyword
                 .doc_ids()?
                 .into_iter()
+                .chain(vector_counts.into_keys())
                 .filter(|id| !known.contains(id))
+                .collect::<BTreeSet<String>>()
+                .into_iter()
                 .collect();
             if repair {
                 for id in &orphans {
@@ -852,6 +951,7 @@ impl Indexes {
             }
             report.orphans = orphans;
         }
+        report.vector_store = self.vectors.describe();
         report.documents = documents.len();
         report.catalog_passages = self.catalog().passage_count()?;
         report.keyword_passages = keyword;

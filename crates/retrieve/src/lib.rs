@@ -328,6 +328,8 @@ impl Retriever {
             .map(|(hits, _)| hits)
     }
 
+    /// A search and where its time went. Fails if either index fails: drafts, evaluation
+    /// runs and the benchmark never run on half the retrieval without saying so.
     pub fn search_timed(
         &self,
         query: &str,
@@ -335,11 +337,13 @@ impl Retriever {
         k: usize,
         filter: &PassageFilter,
     ) -> Result<(Vec<SearchHit>, SearchTimings)> {
-        self.search_explained(query, mode, k, filter)
+        self.run(query, mode, k, filter, false)
             .map(|(hits, _, timings)| (hits, timings))
     }
 
-    /// A search with its [`QueryPlan`] (what was searched, with which weights, and why).
+    /// A search with its [`QueryPlan`] (what was searched, with which weights, and why),
+    /// for a person reading the results: a hybrid search whose vector store cannot be
+    /// reached returns the keyword results, with [`QueryPlan::degraded`] saying so.
     pub fn search_explained(
         &self,
         query: &str,
@@ -347,12 +351,23 @@ impl Retriever {
         k: usize,
         filter: &PassageFilter,
     ) -> Result<(Vec<SearchHit>, QueryPlan, SearchTimings)> {
+        self.run(query, mode, k, filter, true)
+    }
+
+    fn run(
+        &self,
+        query: &str,
+        mode: SearchMode,
+        k: usize,
+        filter: &PassageFilter,
+        may_degrade: bool,
+    ) -> Result<(Vec<SearchHit>, QueryPlan, SearchTimings)> {
         let query = query.trim();
         if query.is_empty() {
             return Err(RetrieveError::EmptyQuery);
         }
         let mut timings = SearchTimings::default();
-        let plan = self.plan(query, mode, filter.clearance.as_ref())?;
+        let mut plan = self.plan(query, mode, filter.clearance.as_ref())?;
         if k == 0 {
             return Ok((Vec::new(), plan, timings));
         }
@@ -406,13 +421,26 @@ impl Retriever {
             let vector = vectors.pop().unwrap_or_default();
             timings.embed = start.elapsed();
             let start = Instant::now();
-            let hits = self.dense_candidates(
+            let hits = match self.dense_candidates(
                 &vector,
                 other_vector.as_deref().unwrap_or(&vector),
                 candidates,
                 filter,
                 &plan,
-            )?;
+            ) {
+                Err(RetrieveError::Index(e @ doctrina_index::IndexError::Vector(_)))
+                    if may_degrade && mode == SearchMode::Hybrid =>
+                {
+                    tracing::warn!(error = %e, "vector search failed; keyword results only");
+                    plan.degraded = Some(e.to_string());
+                    plan.dense_weight = 0.0;
+                    plan.reasons.push(
+                        "keyword results only: the vector store could not be reached".to_string(),
+                    );
+                    Vec::new()
+                }
+                other => other?,
+            };
             timings.dense = start.elapsed();
             hits
         } else {

@@ -262,13 +262,26 @@ impl Default for RetrievalConfig {
 }
 
 /// Which vector store backs dense retrieval.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VectorConfig {
-    /// `edge` (embedded Qdrant Edge, the default) or `qdrant` (a server, at `url`).
+    /// `edge` (embedded Qdrant Edge, the default) or `qdrant` (a server or cluster, at `url`).
     pub backend: String,
+    /// The Qdrant server's gRPC endpoint, e.g. `http://127.0.0.1:6334`.
     pub url: Option<String>,
+    /// Sent to the Qdrant server with every request. Never logged or printed.
+    pub api_key: Option<String>,
+    /// The server collection; app servers sharing one corpus use the same name.
     pub collection: String,
+    /// Shards of a new collection, spread over the cluster's nodes.
+    pub shard_number: u32,
+    /// Copies of each shard; 2 survives the loss of one node.
+    pub replication_factor: u32,
+    /// Replicas that must acknowledge a write (below `replication_factor`, or writes stop
+    /// while a node is down).
+    pub write_consistency: u32,
+    /// Deadline of one request to the server.
+    pub timeout_ms: u64,
 }
 
 impl Default for VectorConfig {
@@ -276,8 +289,28 @@ impl Default for VectorConfig {
         Self {
             backend: "edge".to_string(),
             url: None,
+            api_key: None,
             collection: "doctrina".to_string(),
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency: 1,
+            timeout_ms: 10_000,
         }
+    }
+}
+
+impl std::fmt::Debug for VectorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorConfig")
+            .field("backend", &self.backend)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("collection", &self.collection)
+            .field("shard_number", &self.shard_number)
+            .field("replication_factor", &self.replication_factor)
+            .field("write_consistency", &self.write_consistency)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
     }
 }
 
@@ -416,6 +449,11 @@ mod tests {
             ..InferenceConfig::default()
         };
         assert!(!format!("{config:?}").contains("s3cr3t"));
+        let vector = VectorConfig {
+            api_key: Some("s3cr3t".into()),
+            ..VectorConfig::default()
+        };
+        assert!(!format!("{vector:?}").contains("s3cr3t"));
     }
 
     #[test]

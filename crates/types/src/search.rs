@@ -109,6 +109,10 @@ pub struct QueryPlan {
     pub dense_weight: f32,
     /// Why the weights are what they are, one line each.
     pub reasons: Vec<String>,
+    /// Set when a hybrid search ran on keywords alone because the vector store could not
+    /// be reached: what failed, for the notice shown with the results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// One ranked search result, as printed by `doctrina search --json`.

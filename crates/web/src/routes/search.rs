@@ -3,7 +3,7 @@ use axum::extract::{Query, State};
 
 use super::ApiQuery;
 use axum::Json;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use doctrina_types::{PassageFilter, QueryPlan, SearchHit, SearchMode};
 use serde::Deserialize;
 
@@ -69,16 +69,6 @@ impl SearchParams {
     }
 }
 
-async fn run_search(
-    state: &AppState,
-    params: &SearchParams,
-    me: &Me,
-) -> Result<Vec<SearchHit>, AppError> {
-    run_search_explained(state, params, me)
-        .await
-        .map(|(hits, _)| hits)
-}
-
 /// A search with how it was run (language, glossary terms, weights).
 async fn run_search_explained(
     state: &AppState,
@@ -108,18 +98,29 @@ async fn run_search_explained(
         "passages": result.as_ref().ok().map(|(hits, _): &(Vec<SearchHit>, QueryPlan)| {
             hits.iter().map(|h| h.passage_id.as_str()).collect::<Vec<_>>()
         }),
+        "degraded": result.as_ref().ok().and_then(|(_, plan)| plan.degraded.as_deref()),
     });
     let query: String = params.q.chars().take(500).collect();
     state.record_result(actor, "search", &query, detail, result)
 }
 
 /// `GET /api/search?q=...&k=...&mode=...`: the same objects as `doctrina search --json`.
+/// Keyword-only results (the vector store is unreachable) carry the header
+/// `X-Doctrina-Degraded: keyword-only`.
 async fn search_api(
     State(state): State<AppState>,
     me: Me,
     ApiQuery(params): ApiQuery<SearchParams>,
-) -> Result<Json<Vec<SearchHit>>, AppError> {
-    Ok(Json(run_search(&state, &params, &me).await?))
+) -> Result<Response, AppError> {
+    let (hits, plan) = run_search_explained(&state, &params, &me).await?;
+    let mut response = Json(hits).into_response();
+    if plan.degraded.is_some() {
+        response.headers_mut().insert(
+            "x-doctrina-degraded",
+            axum::http::HeaderValue::from_static("keyword-only"),
+        );
+    }
+    Ok(response)
 }
 
 struct HitView {
@@ -157,6 +158,8 @@ struct PlanView {
     dense_weight: f32,
     /// Why, in English (shown as the line's tooltip).
     reasons: String,
+    /// What failed when the results are keyword results only.
+    degraded: Option<String>,
 }
 
 impl PlanView {
@@ -178,6 +181,7 @@ impl PlanView {
             bm25_weight: plan.bm25_weight,
             dense_weight: plan.dense_weight,
             reasons: plan.reasons.join(" "),
+            degraded: plan.degraded.clone(),
         }
     }
 }
