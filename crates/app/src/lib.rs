@@ -350,16 +350,26 @@ pub fn open_vector_store(
     Ok(match vector.backend.as_str() {
         "edge" => Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?),
         "qdrant" => {
-            let url = vector.url.clone().ok_or_else(|| {
-                doctrina_index::IndexError::Vector(
+            // One node's gRPC endpoint, or several separated by commas (tried in turn).
+            let urls: Vec<String> = vector
+                .url
+                .iter()
+                .flat_map(|u| u.split(','))
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect();
+            if urls.is_empty() {
+                return Err(doctrina_index::IndexError::Vector(
                     "vector.backend = \"qdrant\" needs vector.url (the server's gRPC \
-                     endpoint, e.g. http://127.0.0.1:6334)"
+                     endpoint, e.g. http://127.0.0.1:6334; a cluster's nodes separated by \
+                     commas)"
                         .to_string(),
-                )
-            })?;
+                ));
+            }
             Box::new(QdrantVectorStore::open(
                 QdrantSettings {
-                    url,
+                    urls,
                     api_key: vector.api_key.clone(),
                     collection: vector.collection.clone(),
                     shard_number: vector.shard_number,

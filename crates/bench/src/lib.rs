@@ -42,6 +42,10 @@ pub struct BenchOptions {
     /// Where the corpus and data directories go (a temporary directory by default).
     pub work_dir: Option<PathBuf>,
     pub seed: u64,
+    /// A Qdrant server to measure the scale indexes on as well, beside the embedded
+    /// store (`backend = "qdrant"`, its URL; each scale gets a collection of its own,
+    /// deleted afterwards).
+    pub qdrant: Option<doctrina_types::config::VectorConfig>,
 }
 
 impl Default for BenchOptions {
@@ -55,6 +59,7 @@ impl Default for BenchOptions {
             reindex_chunks: 10_000,
             load_users: 50,
             load_seconds: 30,
+            qdrant: None,
             work_dir: None,
             seed: 42,
         }
@@ -179,6 +184,8 @@ pub struct BatchingFigures {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleFigures {
+    /// `edge` (embedded, in this process) or `qdrant` (a server).
+    pub backend: String,
     pub chunks: usize,
     pub build: Rate,
     pub disk_bytes: u64,
@@ -318,14 +325,21 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     // Parsing in this process: the parse rate of the parsers themselves. Indexing below
     // goes through the app, which parses each file in a child process as in production.
     let ingestor = Ingestor::new(config.ingest.clone(), config.markings.clone());
-    let app_at = |dir: &Path, embedder: Arc<dyn Embedder>| -> anyhow::Result<doctrina_app::App> {
+    let app_with = |dir: &Path,
+                    embedder: Arc<dyn Embedder>,
+                    vector: &doctrina_types::config::VectorConfig|
+     -> anyhow::Result<doctrina_app::App> {
         let mut config = config.clone();
         config.data_dir = dir.to_path_buf();
+        config.vector = vector.clone();
         Ok(doctrina_app::App::builder(config)
             .embedder(embedder)
             .chat(None)
             .open()?)
     };
+    // Everything but the scale indexes on the embedded store.
+    let edge = doctrina_types::config::VectorConfig::default();
+    let app_at = |dir: &Path, embedder: Arc<dyn Embedder>| app_with(dir, embedder, &edge);
 
     // The corpus: generated (sized to the requested chunk count) or given.
     let corpus_dir = match &options.corpus {
@@ -495,23 +509,37 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
     let mut scales = Vec::new();
     let mut load = None;
     let largest = options.scales.iter().copied().max();
-    for &scale in &options.scales {
+    let mut backends = vec![("edge", edge.clone())];
+    if let Some(qdrant) = &options.qdrant {
+        backends.push(("qdrant", qdrant.clone()));
+    }
+    for (&scale, (backend, vector)) in options
+        .scales
+        .iter()
+        .flat_map(|scale| backends.iter().map(move |b| (scale, b)))
+    {
         say(&format!(
-            "building a {scale}-chunk index from stored vectors"
+            "building a {scale}-chunk index from stored vectors ({backend})"
         ));
-        let dir = work.path().join(format!("scale-{scale}"));
-        let app = app_at(&dir, embedder.clone())?;
+        let dir = work.path().join(format!("scale-{scale}-{backend}"));
+        let mut vector = vector.clone();
+        if *backend == "qdrant" {
+            vector.collection = format!("doctrina-bench-{scale}-{}", std::process::id());
+        }
+        let app = app_with(&dir, embedder.clone(), &vector)?;
         let build = build_scaled(&app.indexes, scale, &base_vectors, options.seed)?;
         let disk = dir_size(&dir);
         let retriever = app.retriever.clone();
-        say(&format!("querying the {scale}-chunk index"));
+        say(&format!("querying the {scale}-chunk index ({backend})"));
         let figures = query_latencies(&retriever, options.queries, options.seed)?;
+        let rss_after = rss_mb("VmRSS:");
         scales.push(ScaleFigures {
+            backend: backend.to_string(),
             chunks: scale,
             build,
             disk_bytes: disk,
             disk_mb_per_10k_chunks: mb_per_10k(disk, scale),
-            rss_mb_after: rss_mb("VmRSS:"),
+            rss_mb_after: rss_after,
             query_embedding: figures.0,
             bm25: figures.1,
             dense_excluding_embedding: figures.2,
@@ -521,8 +549,14 @@ pub fn run(options: &BenchOptions, config: &Config) -> anyhow::Result<BenchRepor
         });
         stage_done(
             &mut stages,
-            &format!("{scale}-chunk index: build and queries"),
+            &format!("{scale}-chunk index ({backend}): build and queries"),
         );
+        if *backend == "qdrant" {
+            drop(retriever);
+            drop(app);
+            delete_collection(&vector)?;
+            continue;
+        }
         if Some(scale) == largest && options.load_seconds > 0 && options.load_users > 0 {
             say(&format!(
                 "{} users searching through the HTTP API for {} s",
@@ -671,6 +705,30 @@ impl Embedder for MemoEmbedder {
 
 /// Writes `count` generated passages, 100 per document, with vectors taken from
 /// `base` (real embeddings) plus small deterministic noise.
+/// Deletes a scale index's collection from the Qdrant server once it is measured.
+fn delete_collection(vector: &doctrina_types::config::VectorConfig) -> anyhow::Result<()> {
+    let store = doctrina_index::QdrantVectorStore::open(
+        doctrina_index::QdrantSettings {
+            urls: vector
+                .url
+                .iter()
+                .flat_map(|u| u.split(','))
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            api_key: vector.api_key.clone(),
+            collection: vector.collection.clone(),
+            shard_number: vector.shard_number,
+            replication_factor: vector.replication_factor,
+            write_consistency: vector.write_consistency,
+            timeout: std::time::Duration::from_millis(vector.timeout_ms.max(1)),
+        },
+        doctrina_types::EMBEDDING_DIM,
+    )?;
+    store.delete_collection()?;
+    Ok(())
+}
+
 fn build_scaled(
     indexes: &Indexes,
     count: usize,
@@ -1077,14 +1135,14 @@ pub fn render(report: &BenchReport) -> String {
     for s in &report.scales {
         let p = |x: &Percentiles| format!("{}/{}/{}", x.p50, x.p95, x.p99);
         row(
-            &format!("{} chunks: build", s.chunks),
+            &format!("{} chunks ({}): build", s.chunks, s.backend),
             format!(
                 "{} chunks/s, {} MB per 10k chunks, RSS after {} MB",
                 s.build.per_second, s.disk_mb_per_10k_chunks, s.rss_mb_after
             ),
         );
         row(
-            &format!("{} chunks: p50/p95/p99 ms", s.chunks),
+            &format!("{} chunks ({}): p50/p95/p99 ms", s.chunks, s.backend),
             format!(
                 "query embedding {} · bm25 {} · dense {} · hybrid {} (excl. embedding) · hybrid total {} · hybrid total with a clearance {}",
                 p(&s.query_embedding),

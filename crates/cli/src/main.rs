@@ -181,6 +181,13 @@ enum Command {
         /// Where the corpus and indexes are built (a temporary directory inside it).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// `qdrant`: measure the scale indexes on a Qdrant server too, beside the
+        /// embedded store (`--url`, default `vector.url`).
+        #[arg(long, default_value = "edge", value_parser = ["edge", "qdrant"])]
+        backend: String,
+        /// The Qdrant server's gRPC endpoint for `--backend qdrant`.
+        #[arg(long)]
+        url: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -375,10 +382,24 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): nothing more to say to anyone.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each once: a cause some error already prints in its own
+/// message is not repeated.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }
 
 /// Opens the stack from the configuration (the composition root), repairing what an
@@ -581,10 +602,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             users,
             load_seconds,
             work_dir,
+            backend,
+            url,
             json,
         } => {
             let config = load_config(&cli)?;
+            let qdrant = (backend == "qdrant")
+                .then(|| -> Result<doctrina_types::config::VectorConfig> {
+                    let url = url.clone().or_else(|| config.vector.url.clone()).context(
+                        "--backend qdrant needs --url (the server's gRPC endpoint) or vector.url",
+                    )?;
+                    Ok(doctrina_types::config::VectorConfig {
+                        backend: "qdrant".to_string(),
+                        url: Some(url),
+                        ..config.vector.clone()
+                    })
+                })
+                .transpose()?;
             let options = doctrina_bench::BenchOptions {
+                qdrant,
                 chunks: *chunks,
                 corpus: corpus.clone(),
                 scales: scales.clone(),

@@ -1093,7 +1093,7 @@ fn vectors_migrate_contract() {
 
     let store = doctrina_index::QdrantVectorStore::open(
         doctrina_index::QdrantSettings {
-            url,
+            urls: vec![url],
             api_key: None,
             collection,
             shard_number: 1,

@@ -69,7 +69,7 @@ impl Drop for Backend {
 
 fn settings(url: &str, collection: &str) -> QdrantSettings {
     QdrantSettings {
-        url: url.to_string(),
+        urls: vec![url.to_string()],
         api_key: std::env::var("DOCTRINA_TEST_QDRANT_API_KEY").ok(),
         collection: collection.to_string(),
         shard_number: 2,

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use doctrina_types::caveat_token;
@@ -34,8 +35,9 @@ use crate::vector::{VectorPoint, VectorStore, point_id as passage_point_id};
 /// Where the collection lives and how it is laid out across the cluster.
 #[derive(Clone)]
 pub struct QdrantSettings {
-    /// gRPC endpoint, e.g. `http://127.0.0.1:6334`.
-    pub url: String,
+    /// gRPC endpoints of the cluster's nodes (one is enough; more are tried in turn when
+    /// a node cannot be reached), e.g. `http://127.0.0.1:6334`.
+    pub urls: Vec<String>,
     /// Sent with every request; never logged or shown.
     pub api_key: Option<String>,
     pub collection: String,
@@ -53,7 +55,7 @@ pub struct QdrantSettings {
 impl std::fmt::Debug for QdrantSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QdrantSettings")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("collection", &self.collection)
             .field("shard_number", &self.shard_number)
@@ -72,7 +74,10 @@ const FACET_LIMIT: u64 = 10_000_000;
 const KEYWORD_FIELDS: [&str; 4] = ["doc_id", "passage_id", "publication", "caveats"];
 
 pub struct QdrantVectorStore {
-    client: Qdrant,
+    /// One client per node, with its URL.
+    clients: Vec<(String, Qdrant)>,
+    /// The node that answered last, tried first.
+    preferred: AtomicUsize,
     settings: QdrantSettings,
     /// Runs the client's futures; shut down in the background on drop (dropping a runtime
     /// from async code would otherwise panic).
@@ -106,15 +111,28 @@ impl QdrantVectorStore {
             .enable_all()
             .build()
             .map_err(|e| IndexError::Vector(format!("cannot start the Qdrant client: {e}")))?;
-        let client = Qdrant::from_url(&settings.url)
-            .api_key(settings.api_key.clone())
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-            .skip_compatibility_check()
-            .build()
-            .map_err(|e| IndexError::Vector(format!("Qdrant server {}: {e}", settings.url)))?;
+        if settings.urls.is_empty() {
+            return Err(IndexError::Vector(
+                "no Qdrant server named (vector.url)".to_string(),
+            ));
+        }
+        let clients = settings
+            .urls
+            .iter()
+            .map(|url| {
+                Qdrant::from_url(url)
+                    .api_key(settings.api_key.clone())
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+                    .skip_compatibility_check()
+                    .build()
+                    .map(|client| (url.clone(), client))
+                    .map_err(|e| IndexError::Vector(format!("Qdrant server {url}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let store = Self {
-            client,
+            clients,
+            preferred: AtomicUsize::new(0),
             settings,
             runtime: Some(runtime),
         };
@@ -122,59 +140,77 @@ impl QdrantVectorStore {
         Ok(store)
     }
 
-    /// Runs `call` on the store's runtime and waits for it from any thread.
-    fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    /// Runs `call(client, request)` on the store's runtime and waits for it from any
+    /// thread. A server that cannot be reached is skipped for the next one in `urls`
+    /// (every request is idempotent: upserts by point id, deletes by filter), starting
+    /// with the one that last answered.
+    fn run<R, T, F, Fut>(&self, what: &str, request: R, call: F) -> Result<T>
     where
+        R: Clone + Send + 'static,
         T: Send + 'static,
-        F: FnOnce(Qdrant) -> Fut,
+        F: Fn(Qdrant, R) -> Fut,
         Fut: Future<Output = std::result::Result<T, QdrantError>> + Send + 'static,
     {
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-        let (send, receive) = std::sync::mpsc::sync_channel(1);
-        let future = call(self.client.clone());
-        runtime.spawn(async move {
-            let _ = send.send(future.await);
-        });
-        match receive.recv() {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.error(what, error)),
-            Err(_) => Err(IndexError::Vector(format!(
-                "Qdrant server {}: {what} was cancelled",
-                self.settings.url
-            ))),
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut unreachable = Vec::new();
+        for n in 0..self.clients.len() {
+            let i = (first + n) % self.clients.len();
+            let (url, client) = &self.clients[i];
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            let future = call(client.clone(), request.clone());
+            runtime.spawn(async move {
+                let _ = send.send(future.await);
+            });
+            match receive.recv() {
+                Ok(Ok(value)) => {
+                    if n > 0 {
+                        tracing::warn!(server = %url, skipped = ?unreachable, "Qdrant: failed over to another node");
+                    }
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Ok(Err(error)) if unreachable_error(&error) => {
+                    unreachable.push(format!("{url}: {}", describe_error(&error)));
+                }
+                Ok(Err(error)) => return Err(self.error(url, what, &describe_error(&error))),
+                Err(_) => return Err(self.error(url, what, "the request was cancelled")),
+            }
         }
+        Err(IndexError::Vector(format!(
+            "Qdrant server{} {} (collection {}): {what} failed: unreachable ({})",
+            if self.clients.len() > 1 { "s" } else { "" },
+            self.urls(),
+            self.settings.collection,
+            unreachable.join("; ")
+        )))
+    }
+
+    fn urls(&self) -> String {
+        self.settings.urls.join(", ")
     }
 
     /// An error naming the server and collection (never the API key).
-    fn error(&self, what: &str, error: QdrantError) -> IndexError {
-        let detail = match &error {
-            QdrantError::ResponseError { status } => match status.code() {
-                Code::Unavailable => format!("unreachable ({})", status.message()),
-                Code::DeadlineExceeded => "did not answer in time".to_string(),
-                Code::Unauthenticated | Code::PermissionDenied => {
-                    "refused the API key (check vector.api_key)".to_string()
-                }
-                _ => status.message().to_string(),
-            },
-            other => other.to_string(),
-        };
+    fn error(&self, url: &str, what: &str, detail: &str) -> IndexError {
         IndexError::Vector(format!(
-            "Qdrant server {} (collection {}): {what} failed: {detail}",
-            self.settings.url, self.settings.collection
+            "Qdrant server {url} (collection {}): {what} failed: {detail}",
+            self.settings.collection
         ))
     }
 
     fn ensure_collection(&self, dimension: usize) -> Result<()> {
         let name = self.settings.collection.clone();
-        let exists = self.run("checking the collection", |c| {
-            let name = name.clone();
-            async move { c.collection_exists(name).await }
-        })?;
+        let exists = self.run(
+            "checking the collection",
+            name.clone(),
+            |c, name| async move { c.collection_exists(name).await },
+        )?;
         if exists {
-            let info = self.run("reading the collection", |c| {
-                let name = name.clone();
-                async move { c.collection_info(name).await }
-            })?;
+            let info = self.run(
+                "reading the collection",
+                name.clone(),
+                |c, name| async move { c.collection_info(name).await },
+            )?;
             let size = info
                 .result
                 .and_then(|i| i.config)
@@ -189,7 +225,7 @@ impl QdrantVectorStore {
                 return Err(IndexError::Vector(format!(
                     "Qdrant server {} (collection {name}): holds vectors of {} dimensions, this \
                      embedder makes {dimension}; use another vector.collection",
-                    self.settings.url,
+                    self.urls(),
                     size.map_or("unnamed or several".to_string(), |s| s.to_string()),
                 )));
             }
@@ -199,9 +235,11 @@ impl QdrantVectorStore {
                 .shard_number(self.settings.shard_number.max(1))
                 .replication_factor(self.settings.replication_factor.max(1))
                 .write_consistency_factor(self.settings.write_consistency.max(1));
-            match self.run("creating the collection", |c| async move {
-                c.create_collection(create).await
-            }) {
+            match self.run(
+                "creating the collection",
+                create.build(),
+                |c, r| async move { c.create_collection(r).await },
+            ) {
                 Ok(_) => {}
                 // Another app server created it meanwhile.
                 Err(e) if e.to_string().contains("already exists") => {}
@@ -216,9 +254,11 @@ impl QdrantVectorStore {
         {
             let request =
                 CreateFieldIndexCollectionBuilder::new(name.clone(), field, kind).wait(true);
-            self.run("creating payload indexes", |c| async move {
-                c.create_field_index(request).await
-            })?;
+            self.run(
+                "creating payload indexes",
+                request.build(),
+                |c, r| async move { c.create_field_index(r).await },
+            )?;
         }
         Ok(())
     }
@@ -227,7 +267,7 @@ impl QdrantVectorStore {
     /// decision otherwise).
     pub fn delete_collection(&self) -> Result<()> {
         let name = self.settings.collection.clone();
-        self.run("deleting the collection", |c| async move {
+        self.run("deleting the collection", name, |c, name| async move {
             c.delete_collection(name).await
         })?;
         Ok(())
@@ -284,7 +324,9 @@ impl QdrantVectorStore {
         let request = DeletePointsBuilder::new(self.settings.collection.clone())
             .points(filter)
             .wait(true);
-        self.run(what, |c| async move { c.delete_points(request).await })?;
+        self.run(what, request.build(), |c, r| async move {
+            c.delete_points(r).await
+        })?;
         Ok(())
     }
 
@@ -293,8 +335,52 @@ impl QdrantVectorStore {
         if let Some(filter) = filter {
             request = request.filter(filter);
         }
-        let response = self.run("counting points", |c| async move { c.count(request).await })?;
+        let response = self.run("counting points", request.build(), |c, r| async move {
+            c.count(r).await
+        })?;
         Ok(response.result.map_or(0, |r| r.count as usize))
+    }
+}
+
+/// Whether the node could not be reached or did not answer (another node may), as opposed
+/// to refusing the request (which every node would).
+fn unreachable_error(error: &QdrantError) -> bool {
+    match error {
+        QdrantError::ResponseError { status } => {
+            matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+                || connect_failure(status)
+        }
+        _ => false,
+    }
+}
+
+/// The client reports a connection it could not open as an internal error.
+fn connect_failure(status: &tonic::Status) -> bool {
+    status.code() == Code::Internal && status.message().starts_with("Failed to connect to")
+}
+
+fn describe_error(error: &QdrantError) -> String {
+    match error {
+        QdrantError::ResponseError { status } if connect_failure(status) => {
+            let message = status.message();
+            let reason = if message.contains("Connection refused") {
+                "connection refused"
+            } else if message.contains("timed out") || message.contains("Timeout") {
+                "connection timed out"
+            } else {
+                "cannot connect"
+            };
+            format!("unreachable ({reason})")
+        }
+        QdrantError::ResponseError { status } => match status.code() {
+            Code::Unavailable => format!("unreachable ({})", status.message()),
+            Code::DeadlineExceeded => "did not answer in time".to_string(),
+            Code::Unauthenticated | Code::PermissionDenied => {
+                "refused the API key (check vector.api_key)".to_string()
+            }
+            _ => status.message().to_string(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -347,8 +433,8 @@ impl VectorStore for QdrantVectorStore {
                 .collect();
             let request =
                 UpsertPointsBuilder::new(self.settings.collection.clone(), structs).wait(true);
-            self.run("writing vectors", |c| async move {
-                c.upsert_points(request).await
+            self.run("writing vectors", request.build(), |c, r| async move {
+                c.upsert_points(r).await
             })?;
         }
         Ok(())
@@ -386,7 +472,9 @@ impl VectorStore for QdrantVectorStore {
         if let Some(filter) = Self::filter(filter) {
             request = request.filter(filter);
         }
-        let response = self.run("searching", |c| async move { c.query(request).await })?;
+        let response = self.run("searching", request.build(), |c, r| async move {
+            c.query(r).await
+        })?;
         Ok(response
             .result
             .into_iter()
@@ -409,9 +497,11 @@ impl VectorStore for QdrantVectorStore {
         let request = FacetCountsBuilder::new(self.settings.collection.clone(), "doc_id")
             .limit(FACET_LIMIT)
             .exact(true);
-        let response = self.run("counting points per document", |c| async move {
-            c.facet(request).await
-        })?;
+        let response = self.run(
+            "counting points per document",
+            request.build(),
+            |c, r| async move { c.facet(r).await },
+        )?;
         Ok(response
             .hits
             .into_iter()
@@ -433,11 +523,9 @@ impl VectorStore for QdrantVectorStore {
             let request = GetPointsBuilder::new(self.settings.collection.clone(), ids)
                 .with_payload(true)
                 .with_vectors(true);
-            let response =
-                self.run(
-                    "reading vectors",
-                    |c| async move { c.get_points(request).await },
-                )?;
+            let response = self.run("reading vectors", request.build(), |c, r| async move {
+                c.get_points(r).await
+            })?;
             for point in response.result {
                 let Some(id) = point.payload.get("passage_id").and_then(string_value) else {
                     continue;
@@ -471,7 +559,8 @@ impl VectorStore for QdrantVectorStore {
     fn describe(&self) -> String {
         format!(
             "Qdrant server {} (collection {})",
-            self.settings.url, self.settings.collection
+            self.urls(),
+            self.settings.collection
         )
     }
 }

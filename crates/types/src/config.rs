@@ -267,7 +267,8 @@ impl Default for RetrievalConfig {
 pub struct VectorConfig {
     /// `edge` (embedded Qdrant Edge, the default) or `qdrant` (a server or cluster, at `url`).
     pub backend: String,
-    /// The Qdrant server's gRPC endpoint, e.g. `http://127.0.0.1:6334`.
+    /// The Qdrant server's gRPC endpoint, e.g. `http://127.0.0.1:6334`, or a cluster's
+    /// nodes separated by commas (the next is tried when one cannot be reached).
     pub url: Option<String>,
     /// Sent to the Qdrant server with every request. Never logged or printed.
     pub api_key: Option<String>,
