@@ -460,7 +460,10 @@ fn bench_smoke_prints_every_figure() {
     assert!(r["batching"]["speedup"].as_f64().unwrap() > 0.0);
     let scale = &r["scales"][0];
     assert_eq!(scale["chunks"], 500);
-    assert_eq!(scale["backend"], "edge", "the embedded store unless --backend qdrant");
+    assert_eq!(
+        scale["backend"], "edge",
+        "the embedded store unless --backend qdrant"
+    );
     for key in [
         "query_embedding",
         "bm25",

@@ -171,19 +171,24 @@ impl QdrantVectorStore {
                     return Ok(value);
                 }
                 Ok(Err(error)) if unreachable_error(&error) => {
-                    unreachable.push(format!("{url}: {}", describe_error(&error)));
+                    unreachable.push((url, describe_error(&error)));
                 }
                 Ok(Err(error)) => return Err(self.error(url, what, &describe_error(&error))),
                 Err(_) => return Err(self.error(url, what, "the request was cancelled")),
             }
         }
-        Err(IndexError::Vector(format!(
-            "Qdrant server{} {} (collection {}): {what} failed: unreachable ({})",
-            if self.clients.len() > 1 { "s" } else { "" },
-            self.urls(),
-            self.settings.collection,
-            unreachable.join("; ")
-        )))
+        Err(match unreachable.as_slice() {
+            [(url, detail)] => self.error(url, what, detail),
+            all => IndexError::Vector(format!(
+                "Qdrant servers {} (collection {}): {what} failed: no node answered ({})",
+                self.urls(),
+                self.settings.collection,
+                all.iter()
+                    .map(|(url, detail)| format!("{url} {detail}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        })
     }
 
     fn urls(&self) -> String {
