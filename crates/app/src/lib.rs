@@ -333,9 +333,7 @@ fn ensure_embedding_model(
             dimension: embedder.dimension(),
         };
         let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
-        let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes).map_err(io)?;
-        std::fs::rename(&temporary, &path).map_err(io)?;
+        doctrina_types::write_atomically(&path, &bytes).map_err(io)?;
     }
     Ok(())
 }

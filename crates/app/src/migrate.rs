@@ -117,11 +117,9 @@ fn read_marker(path: &Path) -> Result<Option<Marker>, MigrateError> {
 }
 
 fn write_marker(path: &Path, marker: &Marker) -> Result<(), MigrateError> {
-    let io = |source| MigrateError::Io {
+    let bytes = serde_json::to_vec(marker).unwrap_or_default();
+    doctrina_types::write_atomically(path, &bytes).map_err(|source| MigrateError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, serde_json::to_vec(marker).unwrap_or_default()).map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)
+    })
 }

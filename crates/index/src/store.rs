@@ -71,17 +71,10 @@ impl IndexFormat {
 
     fn write(&self, data_dir: &Path) -> Result<()> {
         let path = data_dir.join(INDEX_FORMAT_FILE);
-        let temporary = data_dir.join(format!("{INDEX_FORMAT_FILE}.tmp"));
-        let io = |source| IndexError::Io {
-            path: path.clone(),
-            source,
-        };
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| IndexError::Corrupt(format!("index format: {e}")))?;
-        let mut file = File::create(&temporary).map_err(io)?;
-        std::io::Write::write_all(&mut file, &json).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temporary, &path).map_err(io)
+        doctrina_types::write_atomically(&path, &json)
+            .map_err(|source| IndexError::Io { path, source })
     }
 }
 

@@ -73,7 +73,7 @@ impl GlossaryStore {
             source,
         };
         if !path.exists() {
-            write_atomically(path, STARTER).map_err(io)?;
+            doctrina_types::write_atomically(path, STARTER.as_bytes()).map_err(io)?;
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let (glossary, problems) = Glossary::parse_lenient(&text);
@@ -135,7 +135,7 @@ impl GlossaryStore {
             let previous = previous_path(&self.path);
             std::fs::copy(&self.path, &previous).map_err(io)?;
         }
-        write_atomically(&self.path, text).map_err(io)?;
+        doctrina_types::write_atomically(&self.path, text.as_bytes()).map_err(io)?;
         let entries = glossary.len();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(glossary);
         self.problems
@@ -150,22 +150,6 @@ fn previous_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".previous");
     path.with_file_name(name)
-}
-
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let temporary = path.with_file_name(name);
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

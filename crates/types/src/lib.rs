@@ -49,6 +49,25 @@ pub fn utc_timestamp(t: std::time::SystemTime, millis: bool) -> String {
     )
 }
 
+/// Replaces the file at `path` with `bytes` so a reader (or a crash) sees the old content or
+/// the new, never a mix: written to `<name>.tmp` beside it, synced, then renamed over it.
+/// Creates the parent directory if needed.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
 /// Lowercase hex sha256 of `bytes`; used for content hashes of files and passage texts.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
