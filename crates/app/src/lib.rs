@@ -348,16 +348,8 @@ pub fn open_vector_store(
     Ok(match vector.backend.as_str() {
         "edge" => Box::new(EdgeVectorStore::open(&data_dir.join("vectors"), dimension)?),
         "qdrant" => {
-            // One node's gRPC endpoint, or several separated by commas (tried in turn).
-            let urls: Vec<String> = vector
-                .url
-                .iter()
-                .flat_map(|u| u.split(','))
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
-                .collect();
-            if urls.is_empty() {
+            let settings = QdrantSettings::from(vector);
+            if settings.urls.is_empty() {
                 return Err(doctrina_index::IndexError::Vector(
                     "vector.backend = \"qdrant\" needs vector.url (the server's gRPC \
                      endpoint, e.g. http://127.0.0.1:6334; a cluster's nodes separated by \
@@ -365,18 +357,7 @@ pub fn open_vector_store(
                         .to_string(),
                 ));
             }
-            Box::new(QdrantVectorStore::open(
-                QdrantSettings {
-                    urls,
-                    api_key: vector.api_key.clone(),
-                    collection: vector.collection.clone(),
-                    shard_number: vector.shard_number,
-                    replication_factor: vector.replication_factor,
-                    write_consistency: vector.write_consistency,
-                    timeout: std::time::Duration::from_millis(vector.timeout_ms.max(1)),
-                },
-                dimension,
-            )?)
+            Box::new(QdrantVectorStore::open(settings, dimension)?)
         }
         other => {
             return Err(doctrina_index::IndexError::Vector(format!(

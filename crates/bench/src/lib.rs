@@ -708,21 +708,7 @@ impl Embedder for MemoEmbedder {
 /// Deletes a scale index's collection from the Qdrant server once it is measured.
 fn delete_collection(vector: &doctrina_types::config::VectorConfig) -> anyhow::Result<()> {
     let store = doctrina_index::QdrantVectorStore::open(
-        doctrina_index::QdrantSettings {
-            urls: vector
-                .url
-                .iter()
-                .flat_map(|u| u.split(','))
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty())
-                .collect(),
-            api_key: vector.api_key.clone(),
-            collection: vector.collection.clone(),
-            shard_number: vector.shard_number,
-            replication_factor: vector.replication_factor,
-            write_consistency: vector.write_consistency,
-            timeout: std::time::Duration::from_millis(vector.timeout_ms.max(1)),
-        },
+        doctrina_index::QdrantSettings::from(vector),
         doctrina_types::EMBEDDING_DIM,
     )?;
     store.delete_collection()?;

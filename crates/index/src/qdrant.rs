@@ -52,6 +52,29 @@ pub struct QdrantSettings {
     pub timeout: Duration,
 }
 
+impl From<&doctrina_types::config::VectorConfig> for QdrantSettings {
+    /// The `[vector]` settings: `url` is one node's gRPC endpoint or several separated by
+    /// commas (an empty list is refused by [`QdrantVectorStore::open`]).
+    fn from(vector: &doctrina_types::config::VectorConfig) -> Self {
+        Self {
+            urls: vector
+                .url
+                .iter()
+                .flat_map(|u| u.split(','))
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+            api_key: vector.api_key.clone(),
+            collection: vector.collection.clone(),
+            shard_number: vector.shard_number,
+            replication_factor: vector.replication_factor,
+            write_consistency: vector.write_consistency,
+            timeout: Duration::from_millis(vector.timeout_ms.max(1)),
+        }
+    }
+}
+
 impl std::fmt::Debug for QdrantSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QdrantSettings")
