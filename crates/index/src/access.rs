@@ -37,6 +37,26 @@ impl AccessFilter {
         &self.filter
     }
 
+    /// The publications to match, as every index stores them (normalised).
+    pub fn publication_keys(&self) -> Vec<String> {
+        self.filter
+            .publications
+            .iter()
+            .map(|p| crate::keyword::normalise_publication(p))
+            .collect()
+    }
+
+    /// The caveats to exclude, as every index stores them ([`caveat_token`] form).
+    ///
+    /// [`caveat_token`]: doctrina_types::caveat_token
+    pub fn denied_caveat_tokens(&self) -> Vec<String> {
+        self.filter
+            .exclude_caveats
+            .iter()
+            .map(|c| doctrina_types::caveat_token(c))
+            .collect()
+    }
+
     pub fn sees_everything(&self) -> bool {
         self.sees_everything
     }

@@ -386,8 +386,8 @@ impl KeywordIndex {
         Ok(out)
     }
 
-    fn filter_query(&self, filter: &AccessFilter) -> Result<Option<Box<dyn Query>>> {
-        let filter = filter.filter();
+    fn filter_query(&self, access: &AccessFilter) -> Result<Option<Box<dyn Query>>> {
+        let filter = access.filter();
         let f = self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !filter.doc_ids.is_empty() {
@@ -404,9 +404,12 @@ impl KeywordIndex {
         if !filter.publications.is_empty() {
             must.push((
                 Occur::Must,
-                Box::new(TermSetQuery::new(filter.publications.iter().map(|p| {
-                    Term::from_field_text(f.publication, &normalise_publication(p))
-                }))),
+                Box::new(TermSetQuery::new(
+                    access
+                        .publication_keys()
+                        .iter()
+                        .map(|p| Term::from_field_text(f.publication, p)),
+                )),
             ));
         }
         if let Some(max) = filter.max_marking_rank {
@@ -434,10 +437,10 @@ impl KeywordIndex {
             must_not.push((
                 Occur::MustNot,
                 Box::new(TermSetQuery::new(
-                    filter
-                        .exclude_caveats
+                    access
+                        .denied_caveat_tokens()
                         .iter()
-                        .map(|c| Term::from_field_text(f.caveat, &caveat_token(c))),
+                        .map(|c| Term::from_field_text(f.caveat, c)),
                 )),
             ));
         }

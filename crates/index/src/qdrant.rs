@@ -306,19 +306,14 @@ impl QdrantVectorStore {
     }
 
     /// The same conditions the embedded store puts inside its query.
-    fn filter(filter: &AccessFilter) -> Option<Filter> {
-        let filter = filter.filter();
+    fn filter(access: &AccessFilter) -> Option<Filter> {
+        let filter = access.filter();
         let mut must = Vec::new();
         if !filter.doc_ids.is_empty() {
             must.push(Condition::matches("doc_id", filter.doc_ids.clone()));
         }
         if !filter.publications.is_empty() {
-            let publications: Vec<String> = filter
-                .publications
-                .iter()
-                .map(|p| normalise_publication(p))
-                .collect();
-            must.push(Condition::matches("publication", publications));
+            must.push(Condition::matches("publication", access.publication_keys()));
         }
         if let Some(max) = filter.max_marking_rank {
             must.push(Condition::range(
@@ -334,12 +329,7 @@ impl QdrantVectorStore {
             must_not.push(Condition::matches("doc_id", filter.exclude_doc_ids.clone()));
         }
         if !filter.exclude_caveats.is_empty() {
-            let denied: Vec<String> = filter
-                .exclude_caveats
-                .iter()
-                .map(|c| caveat_token(c))
-                .collect();
-            must_not.push(Condition::matches("caveats", denied));
+            must_not.push(Condition::matches("caveats", access.denied_caveat_tokens()));
         }
         (!must.is_empty() || !must_not.is_empty()).then(|| Filter {
             must,

@@ -131,8 +131,8 @@ impl EdgeVectorStore {
         Ok(store)
     }
 
-    fn filter(filter: &AccessFilter) -> Result<Option<Filter>> {
-        let filter = filter.filter();
+    fn filter(access: &AccessFilter) -> Result<Option<Filter>> {
+        let filter = access.filter();
         let mut must = Vec::new();
         if !filter.doc_ids.is_empty() {
             must.push(Condition::Field(FieldCondition::new_match(
@@ -141,14 +141,9 @@ impl EdgeVectorStore {
             )));
         }
         if !filter.publications.is_empty() {
-            let publications: Vec<String> = filter
-                .publications
-                .iter()
-                .map(|p| normalise_publication(p))
-                .collect();
             must.push(Condition::Field(FieldCondition::new_match(
                 key("publication"),
-                Match::from(publications),
+                Match::from(access.publication_keys()),
             )));
         }
         if let Some(max) = filter.max_marking_rank {
@@ -171,14 +166,9 @@ impl EdgeVectorStore {
         }
         if !filter.exclude_caveats.is_empty() {
             // `caveats` is an array: a point matches when any of its caveats is denied.
-            let denied: Vec<String> = filter
-                .exclude_caveats
-                .iter()
-                .map(|c| caveat_token(c))
-                .collect();
             must_not.push(Condition::Field(FieldCondition::new_match(
                 key("caveats"),
-                Match::from(denied),
+                Match::from(access.denied_caveat_tokens()),
             )));
         }
         Ok((!must.is_empty() || !must_not.is_empty()).then(|| Filter {
