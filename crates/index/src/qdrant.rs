@@ -233,12 +233,17 @@ impl QdrantVectorStore {
             name.clone(),
             |c, name| async move { c.collection_exists(name).await },
         )?;
+        // Payload indexes the collection already has (a reopen asks for none).
+        let mut indexed = std::collections::HashSet::new();
         if exists {
             let info = self.run(
                 "reading the collection",
                 name.clone(),
                 |c, name| async move { c.collection_info(name).await },
             )?;
+            if let Some(info) = &info.result {
+                indexed.extend(info.payload_schema.keys().cloned());
+            }
             let size = info
                 .result
                 .and_then(|i| i.config)
@@ -274,11 +279,13 @@ impl QdrantVectorStore {
                 Err(e) => return Err(e),
             }
         }
-        // Idempotent: creating an existing index is a no-op on the server.
+        // Those missing (a new collection, or an open that stopped half way; creating an
+        // existing index would be a no-op, but a round trip each).
         for (field, kind) in KEYWORD_FIELDS
             .iter()
             .map(|f| (*f, FieldType::Keyword))
             .chain([("marking_rank", FieldType::Integer)])
+            .filter(|(field, _)| !indexed.contains(*field))
         {
             let request =
                 CreateFieldIndexCollectionBuilder::new(name.clone(), field, kind).wait(true);
