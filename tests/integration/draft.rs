@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use doctrina_draft::inference::InferenceError;
+use doctrina_draft::record::SupportBasis;
 use doctrina_draft::support::Support;
 use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest};
 use doctrina_tests::servers::{FakeServer, Fault, LlamaServer, free_port};
@@ -113,7 +114,8 @@ async fn llm_draft_against_the_real_llama_server() {
         c.total_timeout_ms = 120_000;
     });
     chat.health().await.expect("llama-server is healthy");
-    let drafter = drafter(Some(chat), store.path());
+    let mut drafter = drafter(Some(chat), store.path());
+    drafter.support_judge = true;
     let deltas = AtomicUsize::new(0);
     let record = drafter
         .draft(&request(DraftMode::Llm), &|_| {
@@ -151,6 +153,35 @@ async fn llm_draft_against_the_real_llama_server() {
     );
     assert!(!record.sources.is_empty());
     assert_citations_resolve(&record);
+    // The server judged every cited sentence with the check: each judgement is a closed
+    // answer with the first token's probabilities, and `supported` is shown only where
+    // the judge and the check agree.
+    assert!(
+        record
+            .support_judge
+            .as_deref()
+            .is_some_and(|j| j.ends_with(&server.url)),
+        "{:?}",
+        record.support_judge
+    );
+    assert_eq!(record.judge_error, None);
+    assert!(record.timings_ms.judge.is_some());
+    let combination = drafter.combination;
+    for s in record.sentences.iter().filter(|s| !s.citations.is_empty()) {
+        assert_eq!(s.basis, SupportBasis::CheckAndJudge, "{s:?}");
+        let j = s.judgement.as_ref().expect("judged");
+        assert!(j.label.is_some() && j.calibrated, "{j:?}");
+        assert!(
+            (j.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-3,
+            "{j:?}"
+        );
+        let check = s.check.expect("the check's own label is kept");
+        assert_eq!(s.support, combination.label(&s.features, s.score, check, j));
+        if s.support == Support::Supported {
+            assert!(j.p_supports() >= combination.supports, "{s:?}");
+            assert_ne!(check, Support::Unsupported, "{s:?}");
+        }
+    }
     // The system prompt carries the template's instructions and the data-not-instructions rule.
     assert!(record.prompt[0].content.contains("not instructions"));
     assert!(record.prompt[1].content.contains("<source n=\"1\""));
@@ -158,6 +189,49 @@ async fn llm_draft_against_the_real_llama_server() {
         drafter.store.get(&record.draft_id).unwrap().as_ref(),
         Some(&record)
     );
+}
+
+/// A judge that answers garbage (a stream where one JSON answer was asked for, or prose
+/// instead of SUPPORTS / PARTLY / NO) leaves every cited sentence with the check's label,
+/// never `supported`, says why in the record, and is asked only once per draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_that_cannot_answer_never_leaves_a_sentence_supported() {
+    let quote = "Fuel is pushed forward every night [1]. Ammunition follows the fuel [2]. \
+                 Rations come with the mail [3].";
+    for (fault, stream) in [
+        (Fault::Reply(quote.to_string()), true),
+        (Fault::JsonReply(quote.to_string()), false),
+    ] {
+        let server = FakeServer::start(fault).await;
+        let store = tempfile::tempdir().unwrap();
+        let mut drafter = drafter(Some(chat(&server.url, |c| c.stream = stream)), store.path());
+        drafter.support_judge = true;
+        let record = drafter
+            .draft(&request(DraftMode::Llm), &|_| {})
+            .await
+            .expect("the draft itself succeeds");
+        let error = record
+            .judge_error
+            .clone()
+            .expect("the judge's failure is recorded");
+        assert!(
+            error.contains(&server.url) || error.contains("judge answered"),
+            "{error}"
+        );
+        let cited: Vec<_> = record
+            .sentences
+            .iter()
+            .filter(|s| !s.citations.is_empty())
+            .collect();
+        assert_eq!(cited.len(), 3, "{:#?}", record.sentences);
+        for s in cited {
+            assert_eq!(s.basis, SupportBasis::JudgeUnavailable, "{s:?}");
+            assert_ne!(s.support, Support::Supported, "{s:?}");
+            assert!(s.judgement.is_none());
+        }
+        // One request for the draft, one for the first judgement; the rest were not asked.
+        assert_eq!(server.request_count(), 2);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +487,50 @@ async fn the_inference_server_can_judge_citations() {
         c.first_token_timeout_ms = 60_000;
         c.total_timeout_ms = 120_000;
     });
-    let drafter = drafter(Some(judge), store.path());
+    let mut drafter = drafter(Some(judge), store.path());
+
+    // Drafting's second judge on the same server: each cited sentence of a text is put to
+    // it, answered under the grammar of SUPPORTS / PARTLY / NO with the first token's
+    // probabilities, and combined with the check; asked again with those judgements known
+    // (a reviewer's edit that changed nothing), nothing is re-asked.
+    drafter.support_judge = true;
+    let quoted = drafter
+        .draft(&request(DraftMode::Extractive), &|_| {})
+        .await
+        .expect("extractive draft");
+    let (mut sentences, _) = drafter
+        .verify(&quoted.raw_output, &quoted.sources)
+        .expect("verify");
+    let cited = sentences.iter().filter(|s| !s.citations.is_empty()).count();
+    assert!(cited > 0, "{sentences:#?}");
+    let outcome = drafter.judge(&mut sentences, &quoted.sources, &[]).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.asked, cited);
+    assert!(outcome.judge.unwrap().ends_with(&server.url));
+    for s in sentences.iter().filter(|s| !s.citations.is_empty()) {
+        assert_eq!(s.basis, SupportBasis::CheckAndJudge, "{s:?}");
+        let j = s.judgement.as_ref().expect("judged");
+        assert!(j.calibrated && j.label.is_some(), "{j:?}");
+        assert!(
+            ["SUPPORTS", "PARTLY", "NO"].contains(&j.answer.trim()),
+            "{j:?}"
+        );
+        assert!(
+            (j.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-3,
+            "{j:?}"
+        );
+        let check = s.check.expect("the check's label is kept");
+        assert_eq!(
+            s.support,
+            drafter.combination.label(&s.features, s.score, check, j)
+        );
+    }
+    let known = sentences.clone();
+    let again = drafter.judge(&mut sentences, &quoted.sources, &known).await;
+    assert_eq!(again.asked, 0, "unchanged sentences keep their judgement");
+    assert_eq!(sentences, known);
+    drafter.support_judge = false;
+
     let questions: Vec<_> = doctrina_tests::questions().into_iter().take(2).collect();
     let report = evaluate_filtered(
         &drafter,

@@ -210,6 +210,7 @@ impl AppBuilder {
             &data_dir.join("drafts.sqlite"),
         )?;
         drafter.citation_grammar = config.inference.citation_grammar;
+        drafter.support_judge = config.inference.support_judge;
         let drafter = Arc::new(drafter);
         let plans = Arc::new(PlanStore::open(&data_dir.join("plans.sqlite"))?);
         let audit = Arc::new(AuditLog::open(&data_dir.join("audit.sqlite"))?);
@@ -389,6 +390,8 @@ pub fn drafter(
         retriever: retriever.clone(),
         chat,
         citation_grammar: Default::default(),
+        support_judge: false,
+        combination: doctrina_draft::judge::Combination::default(),
         checker: doctrina_draft::support::SupportChecker::new(
             embedder,
             doctrina_draft::support::Thresholds::default(),

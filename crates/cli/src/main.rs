@@ -346,9 +346,10 @@ enum EvalCommand {
         /// Pair files (repeatable).
         #[arg(long, required = true)]
         pairs: Vec<PathBuf>,
-        /// `support-check` (the local check drafts use) or `llm` (the inference server).
+        /// `support-check` (the local check), `llm` (the inference server) or `check+llm`
+        /// (both, combined as drafts combine them).
         #[arg(long, default_value = "support-check")]
-        judge: doctrina_eval::drafts::Judge,
+        judge: doctrina_eval::support::Judge,
         #[arg(long)]
         json: bool,
     },
@@ -685,20 +686,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let paths: Vec<&std::path::Path> = pairs.iter().map(PathBuf::as_path).collect();
             let pairs = doctrina_eval::support::load_pairs(&paths)?;
             let app = open(&cli)?;
-            let report = match judge {
-                doctrina_eval::drafts::Judge::SupportCheck => {
-                    doctrina_eval::support::with_support_check(&app.drafter.checker, &pairs)?
-                }
-                doctrina_eval::drafts::Judge::Llm => {
-                    let chat = app
-                        .drafter
-                        .chat
-                        .clone()
-                        .context("no inference server is configured (inference.base_url)")?;
-                    tokio::runtime::Runtime::new()?
-                        .block_on(doctrina_eval::support::with_llm(chat.as_ref(), &pairs))
-                }
-            };
+            let report =
+                match judge {
+                    doctrina_eval::support::Judge::SupportCheck => {
+                        doctrina_eval::support::with_support_check(&app.drafter.checker, &pairs)?
+                    }
+                    doctrina_eval::support::Judge::Llm => {
+                        let chat =
+                            app.drafter.chat.clone().context(
+                                "no inference server is configured (inference.base_url)",
+                            )?;
+                        tokio::runtime::Runtime::new()?
+                            .block_on(doctrina_eval::support::with_llm(chat.as_ref(), &pairs))
+                    }
+                    doctrina_eval::support::Judge::CheckAndLlm => {
+                        let chat =
+                            app.drafter.chat.clone().context(
+                                "no inference server is configured (inference.base_url)",
+                            )?;
+                        tokio::runtime::Runtime::new()?.block_on(
+                            doctrina_eval::support::with_check_and_llm(
+                                &app.drafter.checker,
+                                chat.as_ref(),
+                                app.drafter.combination,
+                                &pairs,
+                            ),
+                        )?
+                    }
+                };
             if *json {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {
@@ -1397,6 +1412,14 @@ fn print_support(report: &doctrina_eval::support::SupportReport) -> Result<()> {
         )
     };
     outln!("judge: {}", report.judge);
+    if report.judge_errors > 0 {
+        let first = report.per_pair.iter().find_map(|p| p.error.as_deref());
+        outln!(
+            "judge errors: {} (counted as unsupported; first: {})",
+            report.judge_errors,
+            first.unwrap_or_default()
+        );
+    }
     outln!(
         "{:<28} {:>4}  {:>5}  {:>11}  {:>11}  {:>11}  {:>4}",
         "",

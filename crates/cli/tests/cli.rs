@@ -637,6 +637,90 @@ fn eval_drafts_contract() {
     );
 }
 
+/// `eval support`: the report shape on a small labelled file (the gold label
+/// `partial` read as `weak`), by the local check; `--judge check+llm` with the server down
+/// counts each pair as a judge error instead of failing the run.
+#[test]
+fn eval_support_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let pairs = data.path().join("pairs.jsonl");
+    let lines = [
+        serde_json::json!({"id": "a", "sentence": "Resupply is pushed forward every night.", "passage": "Resupply is pushed forward every night by the forward support company.", "label": "supported"}),
+        serde_json::json!({"id": "b", "sentence": "Resupply is pushed forward every 48 hours.", "passage": "Resupply is pushed forward every 24 hours.", "label": "unsupported"}),
+        serde_json::json!({"id": "c", "sentence": "Resupply and medical evacuation are pushed forward nightly.", "passage": "Resupply is pushed forward every night.", "label": "partial"}),
+    ];
+    std::fs::write(
+        &pairs,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let args = [
+        "eval",
+        "support",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--json",
+    ];
+    let out = doctrina(data.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["pairs"], 3);
+    assert_eq!(r["judge"], "support-check");
+    assert!(r["accuracy"].is_f64(), "{r}");
+    for label in ["supported", "weak", "unsupported"] {
+        assert!(r["labels"][label]["precision"].is_f64(), "{label}: {r}");
+        assert!(r["labels"][label]["recall"].is_f64(), "{label}: {r}");
+        assert!(r["confusion"][label]["supported"].is_u64(), "{label}: {r}");
+    }
+    let per_pair = r["per_pair"].as_array().unwrap();
+    assert_eq!(per_pair.len(), 3);
+    assert_eq!(per_pair[2]["gold"], "weak", "partial is weak");
+    assert_eq!(
+        per_pair[1]["predicted"], "unsupported",
+        "a changed number: {r}"
+    );
+    for p in per_pair {
+        assert!(p["id"].is_string() && p["evidence"].is_string(), "{p}");
+    }
+    // The confusion matrix counts every pair once.
+    let counted: u64 = ["supported", "weak", "unsupported"]
+        .iter()
+        .flat_map(|g| {
+            let row = &r["confusion"][*g];
+            ["supported", "weak", "unsupported"].map(|p| row[p].as_u64().unwrap())
+        })
+        .sum();
+    assert_eq!(counted, 3);
+
+    // The combined judge with its server down: every pair is a judge error, and the check's
+    // label stands capped at weak.
+    let out = Command::new(env!("CARGO_BIN_EXE_doctrina"))
+        .args(args)
+        .args(["--judge", "check+llm"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("DOCTRINA__INFERENCE__BASE_URL", "http://127.0.0.1:9")
+        .env("DOCTRINA__INFERENCE__RETRIES", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["judge"], "check+llm");
+    assert_eq!(r["judge_errors"], 3, "{r}");
+    for p in r["per_pair"].as_array().unwrap() {
+        assert_ne!(p["predicted"], "supported", "{p}");
+        assert!(p["error"].as_str().unwrap().contains("127.0.0.1:9"), "{p}");
+    }
+}
+
 /// `index` is recorded in the audit trail; `audit verify` passes on the intact chain and
 /// finds an entry edited behind the log's back.
 #[test]

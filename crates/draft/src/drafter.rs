@@ -12,10 +12,13 @@ use doctrina_types::{PassageFilter, SearchHit, SearchMode};
 use crate::cite;
 use crate::context::{self, Source};
 use crate::inference::{ChatModel, InferenceError, estimate_tokens};
+use crate::judge::Combination;
 use crate::record::{
-    DraftMode, DraftRecord, DraftStore, EvidenceSpan, SentenceRecord, StoreError, Timings,
+    DraftMode, DraftRecord, DraftStore, EvidenceSpan, SentenceRecord, StoreError, SupportBasis,
+    Timings,
 };
 use crate::sections::SectionLibrary;
+use crate::support::Support;
 use crate::support::{SupportChecker, SupportError};
 
 /// Headroom kept free in the context window beyond the completion's `max_tokens`.
@@ -85,6 +88,18 @@ impl doctrina_types::Faulted for DraftError {
     }
 }
 
+/// What [`Drafter::judge`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JudgeOutcome {
+    /// `model@server` of the judge, when it was to be asked.
+    pub judge: Option<String>,
+    /// Questions put to the server (earlier judgements reused are not counted).
+    pub asked: usize,
+    /// Why the server could not judge (the first error).
+    pub error: Option<String>,
+    pub ms: Option<u64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DraftRequest {
     pub section: String,
@@ -104,6 +119,10 @@ pub struct Drafter {
     /// Whether LLM drafts are generated under a citation grammar.
     pub citation_grammar: doctrina_types::config::CitationGrammar,
     pub checker: SupportChecker,
+    /// Whether the inference server judges each cited sentence with the check
+    /// (`inference.support_judge`), combined by [`Drafter::combination`].
+    pub support_judge: bool,
+    pub combination: Combination,
     pub sections: SectionLibrary,
     pub store: DraftStore,
 }
@@ -189,9 +208,95 @@ impl Drafter {
                 features: verdict.features,
                 evidence,
                 cited_spans,
+                basis: SupportBasis::Check,
+                check: None,
+                judgement: None,
             });
         }
         Ok((sentences, invalid))
+    }
+
+    /// Puts each cited sentence to the inference server as a second judge and combines its
+    /// answer with the check's ([`Combination::label`]), when the judge is on and a server
+    /// is configured. A sentence of `known` with the same text and citations keeps its
+    /// judgement (a reviewer's edit re-asks only what changed). When the server cannot
+    /// answer, it is not asked again for this text: the remaining sentences keep the
+    /// check's label, capped at `weak`, and the error is returned.
+    pub async fn judge(
+        &self,
+        sentences: &mut [SentenceRecord],
+        sources: &[Source],
+        known: &[SentenceRecord],
+    ) -> JudgeOutcome {
+        let Some(chat) = self.chat.as_ref().filter(|_| self.support_judge) else {
+            return JudgeOutcome::default();
+        };
+        let started = Instant::now();
+        let mut outcome = JudgeOutcome {
+            judge: Some(format!("{}@{}", chat.model(), chat.server())),
+            ..JudgeOutcome::default()
+        };
+        for sentence in sentences.iter_mut() {
+            if sentence.citations.is_empty() || sentence.support == Support::Uncited {
+                continue;
+            }
+            // The check's own label (kept from an earlier judgement, so judging is
+            // idempotent).
+            let check = sentence.check.unwrap_or(sentence.support);
+            sentence.check = Some(check);
+            let earlier = known
+                .iter()
+                .find(|k| k.text == sentence.text && k.citations == sentence.citations)
+                .and_then(|k| k.judgement.clone());
+            let judgement = match earlier {
+                Some(j) => Ok(j),
+                None if outcome.error.is_some() => Err(()),
+                None => {
+                    let cited: Vec<&str> = sentence
+                        .citations
+                        .iter()
+                        .filter_map(|n| sources.get(n - 1))
+                        .map(|s| s.hit.text.as_str())
+                        .collect();
+                    match crate::judge::judge(chat.as_ref(), &sentence.text, &cited).await {
+                        Ok(j) if j.label.is_some() => {
+                            outcome.asked += 1;
+                            Ok(j)
+                        }
+                        Ok(j) => {
+                            let shown: String = j.answer.trim().chars().take(60).collect();
+                            outcome.error.get_or_insert(format!(
+                                "the judge answered {shown:?}, not SUPPORTS, PARTLY or NO"
+                            ));
+                            Err(())
+                        }
+                        Err(e) => {
+                            outcome.error.get_or_insert(e.to_string());
+                            Err(())
+                        }
+                    }
+                }
+            };
+            match judgement {
+                Ok(j) => {
+                    sentence.support =
+                        self.combination
+                            .label(&sentence.features, sentence.score, check, &j);
+                    sentence.basis = SupportBasis::CheckAndJudge;
+                    sentence.judgement = Some(j);
+                }
+                Err(()) => {
+                    sentence.support = crate::judge::without_judge(check);
+                    sentence.basis = SupportBasis::JudgeUnavailable;
+                    sentence.judgement = None;
+                }
+            }
+        }
+        if let Some(error) = &outcome.error {
+            tracing::warn!(%error, "support judge unavailable; labels capped at weak");
+        }
+        outcome.ms = Some(started.elapsed().as_millis() as u64);
+        outcome
     }
 
     /// Produces, verifies and stores a draft. `on_delta` sees streamed text as it arrives.
@@ -302,6 +407,8 @@ impl Drafter {
             flagged_sources: flagged,
             sentences: Vec::new(),
             invalid_citations: Vec::new(),
+            support_judge: None,
+            judge_error: None,
             incomplete: false,
             error: None,
             timings_ms: Timings {
@@ -355,7 +462,14 @@ impl Drafter {
             }
         };
         record.text = cite::render(&record.raw_output, sources.len());
-        let (sentences, invalid) = self.verify(&record.raw_output, &sources)?;
+        let (mut sentences, invalid) = self.verify(&record.raw_output, &sources)?;
+        // Extractive drafts are quotes of their sources: the check alone labels them.
+        if request.mode == DraftMode::Llm {
+            let judged = self.judge(&mut sentences, &sources, &[]).await;
+            record.support_judge = judged.judge;
+            record.judge_error = judged.error;
+            record.timings_ms.judge = judged.ms;
+        }
         record.sentences = sentences;
         record.invalid_citations = invalid;
         record.sources = sources;

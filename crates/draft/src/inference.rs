@@ -120,6 +120,62 @@ impl InferenceError {
     }
 }
 
+/// The answer to a closed question ([`ChatModel::choose`]): which of the offered words the
+/// model answered, and how likely it found each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// Index into the offered choices; `None` when the answer is none of them.
+    pub index: Option<usize>,
+    /// The answer as the server sent it.
+    pub answer: String,
+    /// Probability of each choice as the first token of the answer, normalised over the
+    /// choices (`None` when the server gives no log-probabilities).
+    pub probabilities: Option<Vec<f32>>,
+}
+
+/// The choice an answer names: the first choice its first word begins (case and
+/// punctuation ignored), so `Supports.` names `SUPPORTS`.
+pub fn choice_of(answer: &str, choices: &[&str]) -> Option<usize> {
+    let word: String = answer
+        .split_whitespace()
+        .next()?
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_uppercase();
+    if word.is_empty() {
+        return None;
+    }
+    choices
+        .iter()
+        .position(|c| c.to_uppercase() == word)
+        .or_else(|| {
+            choices
+                .iter()
+                .position(|c| c.to_uppercase().starts_with(&word) && word.len() >= 2)
+        })
+}
+
+/// The probability of each choice from the first token's top log-probabilities: a token
+/// counts for the choice it begins (`SUP` for `SUPPORTS`, `NO` for `NO`), tokens that begin
+/// none are left out, and the masses are normalised over the choices. `None` when no token
+/// begins a choice.
+pub fn choice_probabilities(top: &[(String, f64)], choices: &[&str]) -> Option<Vec<f32>> {
+    let upper: Vec<String> = choices.iter().map(|c| c.to_uppercase()).collect();
+    let mut mass = vec![0f64; choices.len()];
+    for (token, logprob) in top {
+        let token = token.trim().to_uppercase();
+        if token.is_empty() {
+            continue;
+        }
+        if let Some(i) = upper.iter().position(|c| c.starts_with(&token)) {
+            mass[i] += logprob.exp();
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    (total > 0.0).then(|| mass.iter().map(|m| (m / total) as f32).collect())
+}
+
 /// A chat model behind a server. `on_delta` sees each streamed piece of text.
 pub trait ChatModel: Send + Sync {
     fn server(&self) -> &str;
@@ -144,6 +200,23 @@ pub trait ChatModel: Send + Sync {
         let _ = grammar;
         self.complete(messages, on_delta)
     }
+    /// A closed question: the model answers with one of `choices` (under a grammar where the
+    /// server takes one, at temperature 0), with each choice's probability where the server
+    /// gives log-probabilities. By default, a plain completion whose first word is read.
+    fn choose<'a>(
+        &'a self,
+        messages: &'a [Message],
+        choices: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Choice, InferenceError>> {
+        Box::pin(async move {
+            let completion = self.complete(messages, &|_| {}).await?;
+            Ok(Choice {
+                index: choice_of(&completion.text, choices),
+                answer: completion.text,
+                probabilities: None,
+            })
+        })
+    }
     /// Tokens the server counts for `text`, if it can tell (llama.cpp's `/tokenize`).
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<usize>>;
     fn health(&self) -> BoxFuture<'_, Result<(), InferenceError>>;
@@ -158,6 +231,8 @@ pub struct OpenAiChat {
     config: InferenceConfig,
     base: String,
     http: reqwest::Client,
+    /// Whether the server takes a GBNF grammar, asked once.
+    grammar: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for OpenAiChat {
@@ -179,7 +254,12 @@ impl OpenAiChat {
                 server: base.clone(),
                 cause: e.to_string(),
             })?;
-        Ok(Self { config, base, http })
+        Ok(Self {
+            config,
+            base,
+            http,
+            grammar: tokio::sync::OnceCell::new(),
+        })
     }
 
     fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -482,6 +562,94 @@ impl OpenAiChat {
     }
 }
 
+impl OpenAiChat {
+    /// Whether the server takes a grammar: llama-server answers `/props` with its default
+    /// generation settings.
+    async fn ask_grammar(&self) -> bool {
+        let request = self
+            .authorised(self.http.get(format!("{}/props", self.base)))
+            .timeout(Duration::from_millis(
+                self.config.connect_timeout_ms.max(1_000),
+            ));
+        match request.send().await {
+            Ok(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .is_ok_and(|props| props.get("default_generation_settings").is_some()),
+            _ => false,
+        }
+    }
+
+    /// [`ChatModel::choose`]: one short answer at temperature 0, under a grammar of the
+    /// choices where the server takes one, with the first token's top log-probabilities.
+    async fn closed_question(
+        &self,
+        messages: &[Message],
+        choices: &[&str],
+    ) -> Result<Choice, InferenceError> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.config.total_timeout_ms);
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "stream": false,
+            "max_tokens": 4,
+            "temperature": 0.0,
+            "logprobs": true,
+            "top_logprobs": 10,
+        });
+        if self.supports_grammar().await {
+            let alternatives: Vec<String> = choices
+                .iter()
+                .map(|c| serde_json::to_string(c).expect("a string serialises"))
+                .collect();
+            body["grammar"] = json!(format!("root ::= {}", alternatives.join(" | ")));
+        }
+        if self.config.cache_prompt {
+            body["cache_prompt"] = json!(true);
+        }
+        let response = self.send(&body, deadline).await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let answer: Value = tokio::time::timeout(remaining, response.json())
+            .await
+            .map_err(|_| InferenceError::TotalTimeout {
+                server: self.base.clone(),
+                timeout_ms: self.config.total_timeout_ms,
+                partial: String::new(),
+            })?
+            .map_err(|e| InferenceError::InvalidResponse {
+                server: self.base.clone(),
+                cause: format!("bad JSON: {e}"),
+                partial: String::new(),
+            })?;
+        let choice = &answer["choices"][0];
+        let text = choice["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if text.trim().is_empty() {
+            return Err(InferenceError::Empty {
+                server: self.base.clone(),
+            });
+        }
+        let top: Vec<(String, f64)> = choice["logprobs"]["content"][0]["top_logprobs"]
+            .as_array()
+            .map(|top| {
+                top.iter()
+                    .filter_map(|t| {
+                        Some((t["token"].as_str()?.to_string(), t["logprob"].as_f64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Choice {
+            index: choice_of(&text, choices),
+            answer: text,
+            probabilities: choice_probabilities(&top, choices),
+        })
+    }
+}
+
 impl ChatModel for OpenAiChat {
     fn server(&self) -> &str {
         &self.base
@@ -500,20 +668,15 @@ impl ChatModel for OpenAiChat {
     }
 
     fn supports_grammar(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async move {
-            let request = self
-                .authorised(self.http.get(format!("{}/props", self.base)))
-                .timeout(Duration::from_millis(
-                    self.config.connect_timeout_ms.max(1_000),
-                ));
-            match request.send().await {
-                Ok(r) if r.status().is_success() => r
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|props| props.get("default_generation_settings").is_some()),
-                _ => false,
-            }
-        })
+        Box::pin(async move { *self.grammar.get_or_init(|| self.ask_grammar()).await })
+    }
+
+    fn choose<'a>(
+        &'a self,
+        messages: &'a [Message],
+        choices: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Choice, InferenceError>> {
+        Box::pin(self.closed_question(messages, choices))
     }
 
     fn complete_constrained<'a>(
@@ -590,6 +753,34 @@ pub fn estimate_tokens(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choices_are_read_from_the_answer_and_the_first_token_probabilities() {
+        let choices = ["SUPPORTS", "PARTLY", "NO"];
+        assert_eq!(choice_of("Supports.", &choices), Some(0));
+        assert_eq!(choice_of("PART", &choices), Some(1));
+        assert_eq!(choice_of("no, because", &choices), Some(2));
+        assert_eq!(choice_of("<|im_start|>", &choices), None);
+        assert_eq!(choice_of("", &choices), None);
+        let top = vec![
+            ("NO".to_string(), -0.3),
+            ("PART".to_string(), -1.6),
+            ("YES".to_string(), -3.6),
+            ("Part".to_string(), -4.2),
+            ("SUP".to_string(), -5.0),
+        ];
+        let p = choice_probabilities(&top, &choices).expect("probabilities");
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(p[2] > p[1] && p[1] > p[0], "{p:?}");
+        // `YES` begins no choice and is left out; `Part` counts for PARTLY.
+        let partly = (-1.6f64).exp() + (-4.2f64).exp();
+        let total = partly + (-0.3f64).exp() + (-5.0f64).exp();
+        assert!((p[1] as f64 - partly / total).abs() < 1e-5);
+        assert_eq!(
+            choice_probabilities(&[("YES".into(), -0.1)], &choices),
+            None
+        );
+    }
 
     #[test]
     fn token_figures_come_from_usage_or_llama_timings() {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Source;
 use crate::inference::Message;
+use crate::judge::Judgement;
 use crate::support::{Features, Support};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,40 @@ pub struct SentenceRecord {
     /// sees highlighted when opening that citation).
     #[serde(default)]
     pub cited_spans: Vec<EvidenceSpan>,
+    /// Who decided [`SentenceRecord::support`].
+    #[serde(default)]
+    pub basis: SupportBasis,
+    /// The local check's own label, when the judge's answer was combined with it.
+    #[serde(default)]
+    pub check: Option<Support>,
+    /// The inference server's judgement, when it was asked.
+    #[serde(default)]
+    pub judgement: Option<Judgement>,
+}
+
+/// Who decided a sentence's support label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupportBasis {
+    /// The local check alone (the judge is off, or the draft is extractive: quotes).
+    #[default]
+    Check,
+    /// The check and the inference server as judge, combined
+    /// ([`crate::judge::Combination`]).
+    CheckAndJudge,
+    /// The judge was to be asked but could not answer: the check's label, never
+    /// `supported`.
+    JudgeUnavailable,
+}
+
+impl SupportBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::CheckAndJudge => "check-and-judge",
+            Self::JudgeUnavailable => "judge-unavailable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -61,6 +96,9 @@ pub struct Timings {
     pub retrieval: u64,
     pub first_token: Option<u64>,
     pub total: u64,
+    /// Time spent asking the inference server to judge the sentences' support.
+    #[serde(default)]
+    pub judge: Option<u64>,
     /// Tokens the model generated and how fast (after its first token), when the server
     /// says.
     #[serde(default)]
@@ -106,6 +144,14 @@ pub struct DraftRecord {
     pub flagged_sources: Vec<usize>,
     pub sentences: Vec<SentenceRecord>,
     pub invalid_citations: Vec<usize>,
+    /// The model that judged the sentences' support with the check (`model@server`), when
+    /// one did.
+    #[serde(default)]
+    pub support_judge: Option<String>,
+    /// Why the judge could not answer (its sentences keep the check's label, capped at
+    /// `weak`).
+    #[serde(default)]
+    pub judge_error: Option<String>,
     /// The output broke off (timeout, cut stream); `text` is what arrived.
     pub incomplete: bool,
     pub error: Option<String>,

@@ -41,7 +41,8 @@ impl Support {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "supported" => Some(Self::Supported),
-            "weak" => Some(Self::Weak),
+            // Evaluators' sets often say `partial` (ALCE) or `partly`.
+            "weak" | "partial" | "partly" => Some(Self::Weak),
             "unsupported" => Some(Self::Unsupported),
             "uncited" => Some(Self::Uncited),
             _ => None,

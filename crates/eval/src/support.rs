@@ -2,12 +2,15 @@
 //! (`corpus/eval/support_pairs*.jsonl`): `doctrina eval support`. Each pair is judged by the
 //! local support check (or the inference server) and compared with its label, overall, by
 //! calibration/test split, by language and by kind of alteration (changed number, negation,
-//! paraphrase, ...).
+//! paraphrase, ...). Three judges: the local check drafts use (`support-check`), the
+//! inference server alone (`llm`), and the two combined as drafts combine them
+//! (`check+llm`: [`doctrina_draft::judge::Combination`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use doctrina_draft::inference::{ChatModel, Message};
+use doctrina_draft::inference::ChatModel;
+use doctrina_draft::judge::{Combination, Judgement};
 use doctrina_draft::support::{
     Features, Support, SupportChecker, accuracy, label_slot, precision_recall,
 };
@@ -119,12 +122,57 @@ pub fn summarise(labels: &[(Support, Support)]) -> Summary {
     }
 }
 
+/// Who judges the pairs in `doctrina eval support`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Judge {
+    /// The local support check alone.
+    #[default]
+    SupportCheck,
+    /// The inference server alone.
+    Llm,
+    /// Both, combined as drafts combine them.
+    CheckAndLlm,
+}
+
+impl Judge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SupportCheck => "support-check",
+            Self::Llm => "llm",
+            Self::CheckAndLlm => "check+llm",
+        }
+    }
+}
+
+impl std::str::FromStr for Judge {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "support-check" => Ok(Self::SupportCheck),
+            "llm" => Ok(Self::Llm),
+            "check+llm" => Ok(Self::CheckAndLlm),
+            other => Err(format!(
+                "unknown judge '{other}' (expected support-check, llm or check+llm)"
+            )),
+        }
+    }
+}
+
 /// One pair's judgement.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairResult {
     pub id: String,
+    /// The label as the pair file gives it.
     pub label: String,
+    /// The label read as supported, weak or unsupported (`partial` is `weak`).
+    pub gold: String,
     pub predicted: String,
+    /// The span of the passage the check matched the sentence to (none for the LLM judge
+    /// alone).
+    pub evidence: Option<String>,
+    /// The inference server's answer and its probabilities (none for the check alone).
+    pub judgement: Option<Judgement>,
     pub kind: Option<String>,
     pub lang: Option<String>,
     pub split: Option<String>,
@@ -137,8 +185,18 @@ pub struct PairResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SupportReport {
+    /// `support-check`, `llm` or `check+llm`.
     pub judge: String,
     pub pairs: usize,
+    /// Over all pairs (as [`SupportReport::overall`]).
+    pub accuracy: f64,
+    /// Precision and recall per label over all pairs.
+    pub labels: BTreeMap<String, LabelFigures>,
+    /// `confusion[gold][predicted]`, by label name.
+    pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Pairs the LLM judge could not judge (no answer, or none of the three words): each
+    /// counted as `unsupported`.
+    pub judge_errors: usize,
     pub overall: Summary,
     /// By `split` (`calibration`, `test`; `-` for pairs without one).
     pub by_split: BTreeMap<String, Summary>,
@@ -154,8 +212,7 @@ fn group(
 ) -> BTreeMap<String, Summary> {
     let mut groups: BTreeMap<String, Vec<(Support, Support)>> = BTreeMap::new();
     for r in results {
-        let (Some(gold), Some(predicted)) =
-            (Support::parse(&r.label), Support::parse(&r.predicted))
+        let (Some(gold), Some(predicted)) = (Support::parse(&r.gold), Support::parse(&r.predicted))
         else {
             continue;
         };
@@ -173,16 +230,59 @@ fn group(
 fn report(judge: &str, results: Vec<PairResult>) -> SupportReport {
     let labels: Vec<(Support, Support)> = results
         .iter()
-        .filter_map(|r| Some((Support::parse(&r.label)?, Support::parse(&r.predicted)?)))
+        .filter_map(|r| Some((Support::parse(&r.gold)?, Support::parse(&r.predicted)?)))
         .collect();
+    let overall = summarise(&labels);
+    let names = ["supported", "weak", "unsupported"];
     SupportReport {
         judge: judge.to_string(),
         pairs: results.len(),
-        overall: summarise(&labels),
+        accuracy: overall.accuracy,
+        labels: BTreeMap::from([
+            (names[0].to_string(), overall.supported),
+            (names[1].to_string(), overall.weak),
+            (names[2].to_string(), overall.unsupported),
+        ]),
+        confusion: names
+            .iter()
+            .enumerate()
+            .map(|(g, gold)| {
+                let row = names
+                    .iter()
+                    .enumerate()
+                    .map(|(p, predicted)| (predicted.to_string(), overall.confusion[g][p]))
+                    .collect();
+                (gold.to_string(), row)
+            })
+            .collect(),
+        judge_errors: results.iter().filter(|r| r.error.is_some()).count(),
+        overall,
         by_split: group(&results, |r| r.split.clone()),
         by_lang: group(&results, |r| r.lang.clone()),
         by_kind: group(&results, |r| r.kind.clone()),
         per_pair: results,
+    }
+}
+
+/// The pair's label as supported, weak or unsupported (checked by [`load_pairs`]).
+fn gold(pair: &SupportPair) -> Support {
+    Support::parse(&pair.label).unwrap_or(Support::Unsupported)
+}
+
+fn result(pair: &SupportPair, predicted: Support) -> PairResult {
+    PairResult {
+        id: pair.id.clone(),
+        label: pair.label.clone(),
+        gold: gold(pair).as_str().to_string(),
+        predicted: predicted.as_str().to_string(),
+        evidence: None,
+        judgement: None,
+        kind: pair.kind.clone(),
+        lang: pair.lang.clone(),
+        split: pair.split.clone(),
+        features: None,
+        score: None,
+        error: None,
     }
 }
 
@@ -197,39 +297,26 @@ pub fn with_support_check(
             .check(&pair.sentence, &[pair.passage.as_str()])
             .map_err(|e| EvalError::Draft(e.into()))?;
         results.push(PairResult {
-            id: pair.id.clone(),
-            label: pair.label.clone(),
-            predicted: verdict.support.as_str().to_string(),
-            kind: pair.kind.clone(),
-            lang: pair.lang.clone(),
-            split: pair.split.clone(),
+            evidence: verdict.evidence.map(|e| e.text),
             features: Some(verdict.features),
             score: Some(verdict.score),
-            error: None,
+            ..result(pair, verdict.support)
         });
     }
-    Ok(report("support-check", results))
+    Ok(report(Judge::SupportCheck.as_str(), results))
 }
 
-const JUDGE_INSTRUCTIONS: &str = "You check one citation. Decide whether the passage supports \
-    the statement (the statement may be in Korean and the passage in English). Answer with one \
-    word: SUPPORTS if the passage states everything the statement claims, PARTLY if it states \
-    only part of it, NO if it contradicts it or does not say it.";
-
-/// The three-way label in a judge's answer (its first word).
-pub fn parse_label(answer: &str) -> Option<Support> {
-    let word: String = answer
-        .split_whitespace()
-        .next()?
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .collect::<String>()
-        .to_uppercase();
-    match word.as_str() {
-        "SUPPORTS" | "SUPPORTED" | "SUPPORT" | "YES" => Some(Support::Supported),
-        "PARTLY" | "PARTIALLY" | "PARTIAL" => Some(Support::Weak),
-        "NO" | "NOT" => Some(Support::Unsupported),
-        _ => None,
+/// The judge's label, or the error that leaves the pair `unsupported`.
+fn judged(
+    outcome: std::result::Result<Judgement, doctrina_draft::inference::InferenceError>,
+) -> (Option<Judgement>, Option<String>) {
+    match outcome {
+        Ok(j) if j.label.is_some() => (Some(j), None),
+        Ok(j) => {
+            let shown: String = j.answer.trim().chars().take(60).collect();
+            (Some(j), Some(format!("the judge answered {shown:?}")))
+        }
+        Err(e) => (None, Some(e.to_string())),
     }
 }
 
@@ -237,40 +324,55 @@ pub fn parse_label(answer: &str) -> Option<Support> {
 pub async fn with_llm(chat: &dyn ChatModel, pairs: &[SupportPair]) -> SupportReport {
     let mut results = Vec::with_capacity(pairs.len());
     for pair in pairs {
-        let messages = vec![
-            Message::system(JUDGE_INSTRUCTIONS),
-            Message::user(format!(
-                "Passage: {}\n\nStatement: {}\n\nAnswer SUPPORTS, PARTLY or NO.",
-                pair.passage.trim(),
-                pair.sentence.trim()
-            )),
-        ];
-        let (predicted, error) = match chat.complete(&messages, &|_| {}).await {
-            Ok(c) => match parse_label(&c.text) {
-                Some(label) => (label, None),
-                None => (
-                    Support::Unsupported,
-                    Some(format!(
-                        "the judge answered {:?}",
-                        c.text.trim().chars().take(60).collect::<String>()
-                    )),
-                ),
-            },
-            Err(e) => (Support::Unsupported, Some(e.to_string())),
+        let outcome =
+            doctrina_draft::judge::judge(chat, &pair.sentence, &[pair.passage.as_str()]).await;
+        let (judgement, error) = judged(outcome);
+        let predicted = match (&judgement, &error) {
+            (Some(j), None) => j.label.unwrap_or(Support::Unsupported),
+            _ => Support::Unsupported,
         };
         results.push(PairResult {
-            id: pair.id.clone(),
-            label: pair.label.clone(),
-            predicted: predicted.as_str().to_string(),
-            kind: pair.kind.clone(),
-            lang: pair.lang.clone(),
-            split: pair.split.clone(),
-            features: None,
-            score: None,
+            judgement,
             error,
+            ..result(pair, predicted)
         });
     }
-    report("llm", results)
+    report(Judge::Llm.as_str(), results)
+}
+
+/// Judges every pair with the check and the server combined by `combination`, as drafts
+/// are labelled. A pair the server could not judge keeps the check's label, capped at
+/// `weak` (drafts do the same).
+pub async fn with_check_and_llm(
+    checker: &SupportChecker,
+    chat: &dyn ChatModel,
+    combination: Combination,
+    pairs: &[SupportPair],
+) -> Result<SupportReport> {
+    let mut results = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let verdict = checker
+            .check(&pair.sentence, &[pair.passage.as_str()])
+            .map_err(|e| EvalError::Draft(e.into()))?;
+        let outcome =
+            doctrina_draft::judge::judge(chat, &pair.sentence, &[pair.passage.as_str()]).await;
+        let (judgement, error) = judged(outcome);
+        let predicted = match (&judgement, &error) {
+            (Some(j), None) => {
+                combination.label(&verdict.features, verdict.score, verdict.support, j)
+            }
+            _ => doctrina_draft::judge::without_judge(verdict.support),
+        };
+        results.push(PairResult {
+            evidence: verdict.evidence.map(|e| e.text),
+            features: Some(verdict.features),
+            score: Some(verdict.score),
+            judgement,
+            error,
+            ..result(pair, predicted)
+        });
+    }
+    Ok(report(Judge::CheckAndLlm.as_str(), results))
 }
 
 #[cfg(test)]
@@ -293,10 +395,10 @@ mod tests {
     }
 
     #[test]
-    fn judge_answers_map_to_three_labels() {
-        assert_eq!(parse_label("SUPPORTS."), Some(Support::Supported));
-        assert_eq!(parse_label("partly, because"), Some(Support::Weak));
-        assert_eq!(parse_label("No"), Some(Support::Unsupported));
-        assert_eq!(parse_label("<|im_start|>"), None);
+    fn judges_are_named_on_the_command_line() {
+        for judge in [Judge::SupportCheck, Judge::Llm, Judge::CheckAndLlm] {
+            assert_eq!(judge.as_str().parse::<Judge>(), Ok(judge));
+        }
+        assert!("nli".parse::<Judge>().is_err());
     }
 }

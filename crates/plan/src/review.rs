@@ -130,6 +130,9 @@ mod tests {
             features: Features::default(),
             evidence: None,
             cited_spans: Vec::new(),
+            basis: Default::default(),
+            check: None,
+            judgement: None,
         }
     }
 

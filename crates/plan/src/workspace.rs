@@ -456,10 +456,20 @@ impl Workspace {
         let drafter = self.drafter.clone();
         let owned = text.replace("\r\n", "\n");
         let checked = owned.clone();
-        let (sentences, invalid) =
-            tokio::task::spawn_blocking(move || drafter.verify(&checked, &sources))
+        let checked_sources = sources.clone();
+        let (mut sentences, invalid) =
+            tokio::task::spawn_blocking(move || drafter.verify(&checked, &checked_sources))
                 .await?
                 .map_err(WorkspaceError::from)?;
+        // An edited LLM draft is judged like the draft was; unchanged sentences keep their
+        // judgement.
+        if record.as_ref().is_some_and(|r| r.mode == DraftMode::Llm) {
+            let known = previous
+                .as_ref()
+                .map(|p| p.sentences.as_slice())
+                .unwrap_or_default();
+            self.drafter.judge(&mut sentences, &sources, known).await;
+        }
         let changes = previous
             .as_ref()
             .map(|p| track_changes(&p.sentences, &sentences))

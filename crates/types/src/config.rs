@@ -74,6 +74,10 @@ pub struct InferenceConfig {
     /// Bind citations at decoding time with a grammar: `auto` (when the server says it
     /// takes one: llama-server's `/props`), `on` or `off`.
     pub citation_grammar: CitationGrammar,
+    /// Ask the server, as a second judge, whether each cited sentence of an LLM draft (and
+    /// of a reviewer's edit) is supported, and show `supported` only when it and the local
+    /// check agree (README, "Citation support"). About one short request per sentence.
+    pub support_judge: bool,
 }
 
 /// Whether drafts are generated under a citation grammar (see `inference.citation_grammar`).
@@ -103,6 +107,7 @@ impl Default for InferenceConfig {
             context_tokens: 4096,
             cache_prompt: true,
             citation_grammar: CitationGrammar::Auto,
+            support_judge: true,
         }
     }
 }

@@ -63,6 +63,10 @@ struct SentenceView {
     text: String,
     label: &'static str,
     score: f32,
+    /// Who decided the label: `check`, `check-and-judge` or `judge-unavailable`.
+    basis: &'static str,
+    /// The judge's probability of SUPPORTS, when it judged.
+    p_supports: Option<f32>,
     cites: Vec<CiteView>,
 }
 
@@ -162,6 +166,8 @@ fn version_view(
             text: cite::strip_marks(&s.text),
             label: s.support.as_str(),
             score: s.score,
+            basis: s.basis.as_str(),
+            p_supports: s.judgement.as_ref().map(|j| j.p_supports()),
             cites: s
                 .citations
                 .iter()
