@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use doctrina_draft::cite::Ref;
 use doctrina_draft::inference::InferenceError;
 use doctrina_draft::record::SupportBasis;
 use doctrina_draft::support::Support;
@@ -116,6 +117,7 @@ async fn llm_draft_against_the_real_llama_server() {
     chat.health().await.expect("llama-server is healthy");
     let mut drafter = drafter(Some(chat), store.path());
     drafter.support_judge = true;
+    drafter.source_sentences = 3;
     let deltas = AtomicUsize::new(0);
     let record = drafter
         .draft(&request(DraftMode::Llm), &|_| {
@@ -182,12 +184,96 @@ async fn llm_draft_against_the_real_llama_server() {
             assert_ne!(check, Support::Unsupported, "{s:?}");
         }
     }
+    // Each source was given as its three best sentences, numbered `n.m`; under the grammar
+    // every citation names one of them, and its span is exactly that sentence.
+    for source in &record.sources {
+        assert!(
+            !source.given.is_empty() && source.given.len() <= 3,
+            "{source:?}"
+        );
+        for m in &source.given {
+            let line = format!("{}.{m} ", source.n);
+            assert!(record.prompt[1].content.contains(&line), "{line}");
+        }
+    }
+    for s in &record.sentences {
+        assert!(s.invalid_refs.is_empty(), "{s:?}");
+        for (r, span) in s.refs.iter().zip(&s.cited_spans) {
+            let m = r.m.expect("the grammar only lets sentences be cited");
+            let source = &record.sources[r.n - 1];
+            assert!(source.given.contains(&m), "{r:?}");
+            assert_eq!(span.text, source.sentence(m).unwrap().text);
+        }
+    }
     // The system prompt carries the template's instructions and the data-not-instructions rule.
     assert!(record.prompt[0].content.contains("not instructions"));
+    assert!(record.prompt[0].content.contains("[2.3]"));
     assert!(record.prompt[1].content.contains("<source n=\"1\""));
     assert_eq!(
         drafter.store.get(&record.draft_id).unwrap().as_ref(),
         Some(&record)
+    );
+}
+
+/// `[n.m]` cites sentence `m` of source `n`: the citation resolves to exactly that
+/// sentence of the passage (what the reviewer sees highlighted); a sentence the source was
+/// not given with is removed and reported, never shown as valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentence_citations_resolve_to_the_exact_sentence() {
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(None, store.path());
+    let quoted = drafter
+        .draft(&request(DraftMode::Extractive), &|_| {})
+        .await
+        .expect("extractive draft");
+    let mut sources = quoted.sources.clone();
+    for source in &mut sources {
+        source.given = source.sentences.iter().map(|s| s.m).take(2).collect();
+    }
+    let first = sources
+        .iter()
+        .find(|s| s.given.len() == 2)
+        .expect("a source with two sentences");
+    let cited = first.sentence(2).unwrap().clone();
+    let n = first.n;
+    let other = sources.iter().find(|s| s.n != n).unwrap().n;
+    let text = format!(
+        "{} [{n}.2]. Something else entirely [{n}.9][{other}.1].",
+        cited.text.trim_end_matches('.')
+    );
+    let (sentences, invalid) = drafter.verify(&text, &sources).expect("verify");
+    assert!(invalid.is_empty());
+    assert_eq!(sentences.len(), 2, "{sentences:#?}");
+    let s = &sentences[0];
+    assert_eq!(s.refs, vec![Ref { n, m: Some(2) }]);
+    assert_eq!(s.cited_spans.len(), 1);
+    let span = &s.cited_spans[0];
+    assert_eq!(span.text, cited.text);
+    let passage: String = first
+        .hit
+        .text
+        .chars()
+        .skip(span.char_start)
+        .take(span.char_end - span.char_start)
+        .collect();
+    assert_eq!(
+        passage, cited.text,
+        "the span is the sentence's exact place"
+    );
+    assert_eq!(s.support, Support::Supported, "the sentence itself: {s:?}");
+    let s = &sentences[1];
+    assert_eq!(s.invalid_refs, vec![Ref { n, m: Some(9) }]);
+    assert_eq!(
+        s.refs,
+        vec![Ref {
+            n: other,
+            m: Some(1)
+        }]
+    );
+    assert!(!s.text.contains(".9]"), "{}", s.text);
+    assert_eq!(
+        doctrina_draft::cite::render(&text, &doctrina_draft::context::citable(&sources)),
+        text.replace(&format!("[{n}.9]"), ""),
     );
 }
 

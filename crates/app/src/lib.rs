@@ -211,6 +211,7 @@ impl AppBuilder {
         )?;
         drafter.citation_grammar = config.inference.citation_grammar;
         drafter.support_judge = config.inference.support_judge;
+        drafter.source_sentences = config.inference.source_sentences;
         let drafter = Arc::new(drafter);
         let plans = Arc::new(PlanStore::open(&data_dir.join("plans.sqlite"))?);
         let audit = Arc::new(AuditLog::open(&data_dir.join("audit.sqlite"))?);
@@ -392,6 +393,7 @@ pub fn drafter(
         citation_grammar: Default::default(),
         support_judge: false,
         combination: doctrina_draft::judge::Combination::default(),
+        source_sentences: 0,
         checker: doctrina_draft::support::SupportChecker::new(
             embedder,
             doctrina_draft::support::Thresholds::default(),

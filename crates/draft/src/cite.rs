@@ -1,7 +1,10 @@
-//! Splitting model output into sentences and resolving their `[n]` citations.
+//! Splitting model output into sentences and resolving their citations: `[n]` names source
+//! `n`, `[n.m]` sentence `m` of source `n` (the sources are given to the model as numbered
+//! sentences, see [`crate::context`]).
 //!
-//! A citation is valid only if `n` names one of the sources the model was given (`1..=n`);
-//! invalid ones are removed from the rendered text and reported, never shown as valid.
+//! A citation is valid only if `n` names one of the sources the model was given (`1..=n`)
+//! and `m`, when given, one of that source's sentences; invalid ones are removed from the
+//! rendered text and reported, never shown as valid.
 
 use std::sync::LazyLock;
 
@@ -9,15 +12,87 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 static CITATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]").expect("valid regex")
+    Regex::new(r"\[\s*(\d{1,4}(?:\.\d{1,3})?(?:\s*[,;]\s*\d{1,4}(?:\.\d{1,3})?)*)\s*\]")
+        .expect("valid regex")
 });
 
-/// A GBNF grammar for a draft over `source_count` numbered sources, for servers that
-/// constrain decoding (llama-server): the text is the template's sub-headings, each on its
-/// own line, and paragraphs of sentences that each end with one or more citations naming
-/// a given source (`... [2].`, `... [1][3].`), or that say no source covers something
-/// (`No source covers ...`, `어떤 출처도 ...`). An invented citation cannot be generated.
-pub fn grammar(source_count: usize, title: &str, subheadings: &[String]) -> String {
+/// Citation marks at the start of a sentence (and a full stop after them).
+static LEADING_CITATIONS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\[\s*\d{1,4}(?:\.\d{1,3})?(?:\s*[,;]\s*\d{1,4}(?:\.\d{1,3})?)*\s*\]\s*)+\.?")
+        .expect("valid regex")
+});
+
+/// One citation: source `n`, and sentence `m` of it when the citation names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ref {
+    pub n: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<usize>,
+}
+
+impl std::fmt::Display for Ref {
+    /// `2` or `2.3`, as written inside the brackets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.m {
+            Some(m) => write!(f, "{}.{m}", self.n),
+            None => write!(f, "{}", self.n),
+        }
+    }
+}
+
+impl std::str::FromStr for Ref {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Ok(match s.split_once('.') {
+            Some((n, m)) => Self {
+                n: n.parse()?,
+                m: Some(m.parse()?),
+            },
+            None => Self {
+                n: s.parse()?,
+                m: None,
+            },
+        })
+    }
+}
+
+/// What a draft may cite: `sentences[i]` lists the sentence numbers of source `i + 1`
+/// that were given to the model (empty when the source was given whole, unnumbered).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Citable {
+    pub sentences: Vec<Vec<usize>>,
+}
+
+impl Citable {
+    /// `count` sources given whole: only `[n]` is citable.
+    pub fn whole(count: usize) -> Self {
+        Self {
+            sentences: vec![Vec::new(); count],
+        }
+    }
+
+    pub fn source_count(&self) -> usize {
+        self.sentences.len()
+    }
+
+    pub fn allows(&self, r: Ref) -> bool {
+        match (r.n.checked_sub(1).and_then(|i| self.sentences.get(i)), r.m) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(given), Some(m)) => given.contains(&m),
+        }
+    }
+}
+
+/// A GBNF grammar for a draft over the `citable` sources, for servers that constrain
+/// decoding (llama-server): the text is the template's sub-headings, each on its own line,
+/// and paragraphs of sentences that each end with one or more citations naming a given
+/// sentence of a given source (`... [2.3].`, `... [1.1][3.2].`; `[n]` for a source given
+/// whole), or that say no source covers something (`No source covers ...`,
+/// `어떤 출처도 ...`). An invented citation cannot be generated.
+pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String {
     let quote = |text: &str| {
         let mut out = String::from("\"");
         for c in text.chars() {
@@ -31,9 +106,23 @@ pub fn grammar(source_count: usize, title: &str, subheadings: &[String]) -> Stri
         out.push('"');
         out
     };
-    let numbers: Vec<String> = (1..=source_count.max(1))
-        .map(|n| quote(&n.to_string()))
+    let mut refs: Vec<String> = citable
+        .sentences
+        .iter()
+        .enumerate()
+        .map(|(i, given)| {
+            let n = i + 1;
+            if given.is_empty() {
+                quote(&n.to_string())
+            } else {
+                let ms: Vec<String> = given.iter().map(|m| quote(&m.to_string())).collect();
+                format!("{} ({})", quote(&format!("{n}.")), ms.join(" | "))
+            }
+        })
         .collect();
+    if refs.is_empty() {
+        refs.push(quote("1"));
+    }
     let mut rules = vec![
         "root ::= block+".to_string(),
         "block ::= heading | para | \"\\n\"".to_string(),
@@ -54,11 +143,13 @@ pub fn grammar(source_count: usize, title: &str, subheadings: &[String]) -> Stri
         // text a period only joins digits (`4-0.6`), so a sentence cannot run on uncited.
         "sentence ::= body \".\"? \" \"? cite+ \".\"? | uncovered".to_string(),
         "body ::= first (char | number)*".to_string(),
-        "first ::= [^\\n\\[\\]. #0-9] | number".to_string(),
+        // A sentence does not open with a number: a small model given `2.3 The FSC ...`
+        // would otherwise echo the sentence labels into its text.
+        "first ::= [^\\n\\[\\]. #0-9]".to_string(),
         "char ::= [^\\n\\[\\].0-9]".to_string(),
         "number ::= [0-9]{1,6} (\".\" [0-9]{1,4}){0,2}".to_string(),
         "cite ::= \"[\" source \"]\"".to_string(),
-        format!("source ::= {}", numbers.join(" | ")),
+        format!("source ::= {}", refs.join(" | ")),
         "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number)+ \".\""
             .to_string(),
     ]);
@@ -74,20 +165,25 @@ pub struct CitedSentence {
     pub claim: String,
     /// Valid source numbers, in order of appearance, without duplicates.
     pub citations: Vec<usize>,
+    /// The valid citations as written (`[2.3]` is source 2, sentence 3), in order, without
+    /// duplicates.
+    pub refs: Vec<Ref>,
     /// Numbers the model cited that name no given source.
     pub invalid: Vec<usize>,
+    /// Citations of a given source naming a sentence it was not given with (`[2.9]`).
+    pub invalid_refs: Vec<Ref>,
 }
 
-/// Rewrites every citation mark (`[3]`, `[1, 2]`, `[4;5]`) in `text`: `each` receives the
-/// numbers of one mark, in order, and returns what replaces it.
-pub fn replace_marks(text: &str, mut each: impl FnMut(&[usize]) -> String) -> String {
+/// Rewrites every citation mark (`[3]`, `[2.4]`, `[1, 2]`, `[4;5.1]`) in `text`: `each`
+/// receives the citations of one mark, in order, and returns what replaces it.
+pub fn replace_marks(text: &str, mut each: impl FnMut(&[Ref]) -> String) -> String {
     CITATION
         .replace_all(text, |caps: &regex::Captures<'_>| {
-            let numbers: Vec<usize> = caps[1]
+            let refs: Vec<Ref> = caps[1]
                 .split([',', ';'])
-                .filter_map(|n| n.trim().parse::<usize>().ok())
+                .filter_map(|r| r.parse::<Ref>().ok())
                 .collect();
-            each(&numbers)
+            each(&refs)
         })
         .into_owned()
 }
@@ -97,13 +193,12 @@ pub fn strip_marks(text: &str) -> String {
     tidy(&replace_marks(text, |_| String::new()))
 }
 
-/// The output as shown: invalid citation numbers removed, layout kept.
-pub fn render(output: &str, source_count: usize) -> String {
-    replace_marks(output, |numbers| {
-        numbers
-            .iter()
-            .filter(|n| (1..=source_count).contains(*n))
-            .map(|n| format!("[{n}]"))
+/// The output as shown: invalid citations removed, layout kept.
+pub fn render(output: &str, citable: &Citable) -> String {
+    replace_marks(output, |refs| {
+        refs.iter()
+            .filter(|r| citable.allows(**r))
+            .map(|r| format!("[{r}]"))
             .collect()
     })
 }
@@ -123,10 +218,11 @@ fn is_heading(line: &str) -> bool {
         && line.split_whitespace().count() <= 8
 }
 
-/// Splits `output` into sentences and checks each citation against `source_count`.
+/// Splits `output` into sentences and checks each citation against what was `citable`.
 /// Sub-heading lines are not sentences.
-/// Citations placed after a sentence's full stop (`... end. [2]`) belong to that sentence.
-pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
+/// Citations placed after a sentence's full stop (`... end. [2]`, or `... end. [2] Next
+/// sentence.` on one line, as the citation grammar allows) belong to that sentence.
+pub fn parse(output: &str, citable: &Citable) -> Vec<CitedSentence> {
     let mut raw: Vec<String> = Vec::new();
     for line in output.lines() {
         let markdown_heading = line.trim_start().starts_with('#');
@@ -134,10 +230,24 @@ pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
         if line.is_empty() || markdown_heading || is_heading(line) {
             continue;
         }
+        let line_start = raw.len();
         for (start, end) in doctrina_korean::sentences(line) {
-            let s = line[start..end].trim();
+            let mut s = line[start..end].trim();
             if s.is_empty() {
                 continue;
+            }
+            // Citations opening a sentence close the previous sentence of the line.
+            let leading = LEADING_CITATIONS.find(s).map_or(0, |m| m.end());
+            if leading > 0
+                && raw.len() > line_start
+                && let Some(prev) = raw.last_mut()
+            {
+                prev.push(' ');
+                prev.push_str(s[..leading].trim());
+                s = s[leading..].trim();
+                if s.is_empty() {
+                    continue;
+                }
             }
             // A sentence that is only citations attaches to the previous one.
             if CITATION.replace_all(s, "").trim().is_empty()
@@ -151,34 +261,45 @@ pub fn parse(output: &str, source_count: usize) -> Vec<CitedSentence> {
         }
     }
     raw.into_iter()
-        .map(|s| resolve(&s, source_count))
+        .map(|s| resolve(&s, citable))
         .filter(|c| !c.claim.is_empty())
         .collect()
 }
 
-fn resolve(sentence: &str, source_count: usize) -> CitedSentence {
+fn resolve(sentence: &str, citable: &Citable) -> CitedSentence {
     let mut citations = Vec::new();
+    let mut refs = Vec::new();
     let mut invalid = Vec::new();
-    let text = replace_marks(sentence, |numbers| {
+    let mut invalid_refs = Vec::new();
+    let text = replace_marks(sentence, |marks| {
         let mut kept = Vec::new();
-        for &n in numbers {
-            if (1..=source_count).contains(&n) {
-                if !citations.contains(&n) {
-                    citations.push(n);
+        for &r in marks {
+            if citable.allows(r) {
+                if !citations.contains(&r.n) {
+                    citations.push(r.n);
                 }
-                kept.push(n);
-            } else if !invalid.contains(&n) {
-                invalid.push(n);
+                if !refs.contains(&r) {
+                    refs.push(r);
+                }
+                kept.push(r);
+            } else if (1..=citable.source_count()).contains(&r.n) {
+                if !invalid_refs.contains(&r) {
+                    invalid_refs.push(r);
+                }
+            } else if !invalid.contains(&r.n) {
+                invalid.push(r.n);
             }
         }
-        kept.iter().map(|n| format!("[{n}]")).collect::<String>()
+        kept.iter().map(|r| format!("[{r}]")).collect::<String>()
     });
     let claim = CITATION.replace_all(&text, "");
     CitedSentence {
         text: tidy(&text),
         claim: tidy(&claim),
         citations,
+        refs,
         invalid,
+        invalid_refs,
     }
 }
 
@@ -199,7 +320,7 @@ mod tests {
     #[test]
     fn citations_resolve_and_invalid_ones_are_removed() {
         let out = "The BSB runs the BSA [1]. Fuel is forecast 72 hours out [2][7].\nResupply is nightly [3, 9]. [1]\nNo source covers signal.";
-        let s = parse(out, 3);
+        let s = parse(out, &Citable::whole(3));
         assert_eq!(s.len(), 4);
         assert_eq!(s[0].citations, vec![1]);
         assert_eq!(s[1].citations, vec![2]);
@@ -213,16 +334,70 @@ mod tests {
         );
         assert_eq!(s[2].invalid, vec![9]);
         assert!(s[3].citations.is_empty());
-        assert_eq!(parse("", 3), vec![]);
+        assert_eq!(parse("", &Citable::whole(3)), vec![]);
         let with_headings = "## a. Concept of operations\n- **The BSB** moves at night [2].";
-        let s = parse(with_headings, 2);
+        let s = parse(with_headings, &Citable::whole(2));
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].text, "The BSB moves at night [2].");
         assert_eq!(
-            render("Fuel [1][4], water [2, 5].", 2),
+            render("Fuel [1][4], water [2, 5].", &Citable::whole(2)),
             "Fuel [1], water [2]."
         );
-        assert_eq!(parse("Zero is never valid [0].", 3)[0].invalid, vec![0]);
+        assert_eq!(
+            parse("Zero is never valid [0].", &Citable::whole(3))[0].invalid,
+            vec![0]
+        );
+        // The grammar's `body. [n]` form with the next sentence on the same line: the
+        // citation closes the sentence before it, not the one after.
+        let s = parse(
+            "1. Fuel is forecast daily. [1] Water follows. [2][3] Ammunition last. [3]\n[2] Rations.",
+            &Citable::whole(3),
+        );
+        let cited: Vec<(&str, Vec<usize>)> = s
+            .iter()
+            .map(|c| (c.claim.as_str(), c.citations.clone()))
+            .collect();
+        assert_eq!(
+            cited,
+            vec![
+                ("1. Fuel is forecast daily.", vec![1]),
+                ("Water follows.", vec![2, 3]),
+                ("Ammunition last.", vec![3]),
+                ("Rations.", vec![2]),
+            ]
+        );
+    }
+
+    #[test]
+    fn sentence_citations_name_a_given_sentence_of_a_given_source() {
+        // Source 1 was given with its sentences 1, 2 and 4; source 2 with 3; source 3 whole.
+        let citable = Citable {
+            sentences: vec![vec![1, 2, 4], vec![3], vec![]],
+        };
+        let out = "Fuel moves at night [1.2][2.3]. Water follows [1.3][1.4]. \
+                   Ammunition is pushed [3]. Rations come later [2.1; 5.1].";
+        let s = parse(out, &citable);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].citations, vec![1, 2]);
+        assert_eq!(
+            s[0].refs,
+            vec![Ref { n: 1, m: Some(2) }, Ref { n: 2, m: Some(3) }]
+        );
+        assert_eq!(s[0].text, "Fuel moves at night [1.2][2.3].");
+        // Sentence 3 of source 1 was not given: removed and reported, the rest stands.
+        assert_eq!(s[1].invalid_refs, vec![Ref { n: 1, m: Some(3) }]);
+        assert_eq!(s[1].refs, vec![Ref { n: 1, m: Some(4) }]);
+        assert_eq!(s[1].text, "Water follows [1.4].");
+        assert_eq!(s[2].refs, vec![Ref { n: 3, m: None }]);
+        assert!(s[3].citations.is_empty());
+        assert_eq!(s[3].invalid, vec![5]);
+        assert_eq!(s[3].invalid_refs, vec![Ref { n: 2, m: Some(1) }]);
+        assert_eq!(
+            render("A [1.2][1.3], b [2.3; 9].", &citable),
+            "A [1.2], b [2.3]."
+        );
+        assert_eq!("2.3".parse::<Ref>(), Ok(Ref { n: 2, m: Some(3) }));
+        assert_eq!(Ref { n: 2, m: None }.to_string(), "2");
     }
 }
 
@@ -233,13 +408,24 @@ mod grammar_tests {
     #[test]
     fn the_grammar_names_only_given_sources_and_the_sub_headings() {
         let g = grammar(
-            3,
+            &Citable::whole(3),
             "4. Sustainment",
             &["a. Logistics".to_string(), "b. \"Q\"".to_string()],
         );
         eprintln!("{g}");
         assert!(g.contains(r#"source ::= "1" | "2" | "3""#), "{g}");
         assert!(!g.contains(r#""4""#));
+        let numbered = grammar(
+            &Citable {
+                sentences: vec![vec![1, 3], vec![2]],
+            },
+            "4. Sustainment",
+            &[],
+        );
+        assert!(
+            numbered.contains(r#"source ::= "1." ("1" | "3") | "2." ("2")"#),
+            "{numbered}"
+        );
         assert!(
             g.contains(r#"("a. Logistics" | "b. \"Q\"" | "4. Sustainment" | "Section: 4. Sustainment" | "항목: 4. Sustainment") "\n""#),
             "{g}"

@@ -123,6 +123,10 @@ pub struct Drafter {
     /// (`inference.support_judge`), combined by [`Drafter::combination`].
     pub support_judge: bool,
     pub combination: Combination,
+    /// How many of each source's sentences (the best for the task) an LLM draft is given,
+    /// numbered so that `[n.m]` cites one (`inference.source_sentences`); 0 gives whole
+    /// passages, cited `[n]`.
+    pub source_sentences: usize,
     pub sections: SectionLibrary,
     pub store: DraftStore,
 }
@@ -171,7 +175,7 @@ impl Drafter {
     ) -> Result<(Vec<SentenceRecord>, Vec<usize>), DraftError> {
         let mut invalid = Vec::new();
         let mut sentences = Vec::new();
-        for sentence in cite::parse(output, sources.len()) {
+        for sentence in cite::parse(output, &context::citable(sources)) {
             for n in &sentence.invalid {
                 if !invalid.contains(n) {
                     invalid.push(*n);
@@ -189,7 +193,9 @@ impl Drafter {
                 char_end: e.char_end,
                 text: e.text,
             });
-            let cited_spans = verdict
+            // Each citation's span: the sentence it names, or for `[n]` the source's
+            // sentence that best matches the claim.
+            let best: Vec<EvidenceSpan> = verdict
                 .spans
                 .into_iter()
                 .zip(&sentence.citations)
@@ -200,9 +206,24 @@ impl Drafter {
                     text: e.text,
                 })
                 .collect();
+            let cited_spans = sentence
+                .refs
+                .iter()
+                .filter_map(|r| match r.m {
+                    Some(m) => sources[r.n - 1].sentence(m).map(|s| EvidenceSpan {
+                        n: r.n,
+                        char_start: s.char_start,
+                        char_end: s.char_end,
+                        text: s.text.clone(),
+                    }),
+                    None => best.iter().find(|e| e.n == r.n).cloned(),
+                })
+                .collect();
             sentences.push(SentenceRecord {
                 text: sentence.text,
                 citations: sentence.citations,
+                refs: sentence.refs,
+                invalid_refs: sentence.invalid_refs,
                 support: verdict.support,
                 score: verdict.score,
                 features: verdict.features,
@@ -345,6 +366,9 @@ impl Drafter {
             .enumerate()
             .map(|(i, h)| Source::from_hit(i + 1, h))
             .collect();
+        if chat.is_some() && self.source_sentences > 0 {
+            self.give_best_sentences(&mut sources, task)?;
+        }
         let retrieval_ms = started.elapsed().as_millis() as u64;
 
         // Fit the prompt into the context window, dropping the lowest-ranked sources.
@@ -424,7 +448,13 @@ impl Drafter {
                 chat.supports_grammar().await.then_some(())
             }
         }
-        .map(|()| crate::cite::grammar(sources.len(), &template.title, &template.subheadings));
+        .map(|()| {
+            crate::cite::grammar(
+                &context::citable(&sources),
+                &template.title,
+                &template.subheadings,
+            )
+        });
         if grammar.is_some() {
             record.citation_path = "grammar".to_string();
         }
@@ -461,7 +491,7 @@ impl Drafter {
                 Some(error)
             }
         };
-        record.text = cite::render(&record.raw_output, sources.len());
+        record.text = cite::render(&record.raw_output, &context::citable(&sources));
         let (mut sentences, invalid) = self.verify(&record.raw_output, &sources)?;
         // Extractive drafts are quotes of their sources: the check alone labels them.
         if request.mode == DraftMode::Llm {
@@ -479,6 +509,35 @@ impl Drafter {
             None => Ok(record),
             Some(error) => Err(DraftError::Inference { draft_id, error }),
         }
+    }
+
+    /// Marks each source's [`Drafter::source_sentences`] sentences most similar to the task
+    /// as given (in passage order), so the prompt carries short, numbered sources.
+    fn give_best_sentences(&self, sources: &mut [Source], task: &str) -> Result<(), DraftError> {
+        let texts: Vec<&str> = sources
+            .iter()
+            .flat_map(|s| s.sentences.iter().map(|x| x.text.as_str()))
+            .collect();
+        let similarities = self.checker.similarities(task, &texts)?;
+        let mut offset = 0;
+        for source in sources.iter_mut() {
+            let count = source.sentences.len();
+            let mut ranked: Vec<(f32, usize)> = similarities[offset..offset + count]
+                .iter()
+                .zip(&source.sentences)
+                .map(|(sim, s)| (*sim, s.m))
+                .collect();
+            offset += count;
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut given: Vec<usize> = ranked
+                .into_iter()
+                .take(self.source_sentences)
+                .map(|(_, m)| m)
+                .collect();
+            given.sort_unstable();
+            source.given = given;
+        }
+        Ok(())
     }
 
     /// An extractive draft: the sentence of each top source that best matches the task,

@@ -47,12 +47,20 @@ pub struct EvidenceSpan {
 pub struct SentenceRecord {
     pub text: String,
     pub citations: Vec<usize>,
+    /// The citations as written: `[2.3]` is sentence 3 of source 2.
+    #[serde(default)]
+    pub refs: Vec<crate::cite::Ref>,
+    /// Citations of a given source naming a sentence it was not given with (removed from
+    /// the text).
+    #[serde(default)]
+    pub invalid_refs: Vec<crate::cite::Ref>,
     pub support: Support,
     pub score: f32,
     pub features: Features,
     pub evidence: Option<EvidenceSpan>,
-    /// The best-matching span of each cited source, in citation order (what a reviewer
-    /// sees highlighted when opening that citation).
+    /// The span of each citation, in citation order (what a reviewer sees highlighted when
+    /// opening it): the cited sentence for `[n.m]`, the best-matching sentence of the
+    /// source for `[n]`.
     #[serde(default)]
     pub cited_spans: Vec<EvidenceSpan>,
     /// Who decided [`SentenceRecord::support`].

@@ -341,8 +341,9 @@ fn novel_number(claim: &str, passages: &[&str]) -> bool {
     numbers(claim).iter().any(|n| !known.contains(n))
 }
 
-/// Sentences of `text` with their character offsets.
-fn sentences(text: &str) -> Vec<(usize, usize, &str)> {
+/// Sentences of `text` with their character offsets (runs of fewer than three letters or
+/// digits are not sentences).
+pub fn sentences(text: &str) -> Vec<(usize, usize, &str)> {
     let mut out = Vec::new();
     let mut chars_before = 0;
     let mut last_byte = 0;
@@ -494,6 +495,16 @@ impl SupportChecker {
         };
         let best = per_passage.get(best_passage).cloned();
         Ok((features, best, per_passage))
+    }
+
+    /// Cosine similarity of `query` to each of `texts` (the model's query embedding for
+    /// both, as the check compares claims and sentences).
+    pub fn similarities(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>, SupportError> {
+        let mut all = vec![query];
+        all.extend_from_slice(texts);
+        let vectors = self.embedder.embed_queries(&all)?;
+        let (query, rest) = vectors.split_first().expect("the query is embedded");
+        Ok(rest.iter().map(|v| cosine(query, v)).collect())
     }
 
     /// Labels a claim against the passages it cites (`uncited` when there are none).

@@ -242,7 +242,10 @@ fn judge_record(
         }
     };
     let mut out = Vec::new();
-    for sentence in cite::parse(&record.raw_output, record.sources.len()) {
+    for sentence in cite::parse(
+        &record.raw_output,
+        &doctrina_draft::context::citable(&record.sources),
+    ) {
         let (recall, precise) = judge_statement(
             &sentence.claim,
             &sentence.citations,

@@ -579,7 +579,10 @@ pub async fn run_drafts(
         };
         let mut sentences = Vec::new();
         if let Some(record) = &record {
-            let parsed = cite::parse(&record.raw_output, record.sources.len());
+            let parsed = cite::parse(
+                &record.raw_output,
+                &doctrina_draft::context::citable(&record.sources),
+            );
             for (si, statement) in q.statements.iter().enumerate() {
                 let claim = parsed
                     .get(si)

@@ -87,9 +87,11 @@ pub fn build(
             });
             continue;
         };
-        let text = doctrina_draft::cite::replace_marks(&version.text, |numbers| {
+        // A sentence citation (`[2.3]`) exports as its passage's reference: the reference
+        // list names passages.
+        let text = doctrina_draft::cite::replace_marks(&version.text, |refs| {
             let mut out = String::new();
-            for &n in numbers {
+            for n in refs.iter().map(|r| r.n) {
                 let Some(source) = input.sources.iter().find(|s| s.n == n) else {
                     // Not a valid citation: exported visibly unresolved, never as a reference.
                     out.push_str(&format!("[{n}: unresolved]"));

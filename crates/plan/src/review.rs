@@ -125,6 +125,8 @@ mod tests {
         SentenceRecord {
             text: text.to_string(),
             citations: citations.to_vec(),
+            refs: Vec::new(),
+            invalid_refs: Vec::new(),
             support: Support::Supported,
             score: 1.0,
             features: Features::default(),

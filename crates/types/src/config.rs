@@ -78,6 +78,10 @@ pub struct InferenceConfig {
     /// of a reviewer's edit) is supported, and show `supported` only when it and the local
     /// check agree (README, "Citation support"). About one short request per sentence.
     pub support_judge: bool,
+    /// How many sentences of each source an LLM draft is given: the ones most similar to
+    /// the task, numbered so that `[2.3]` cites sentence 3 of source 2. `0` gives whole
+    /// passages, cited `[n]`.
+    pub source_sentences: usize,
 }
 
 /// Whether drafts are generated under a citation grammar (see `inference.citation_grammar`).
@@ -108,6 +112,7 @@ impl Default for InferenceConfig {
             cache_prompt: true,
             citation_grammar: CitationGrammar::Auto,
             support_judge: true,
+            source_sentences: 4,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! is escaped by askama. Citation marks are linked only after sanitising, and only as
 //! digits we produce ourselves, so nothing a document or the model wrote becomes markup.
 
+use doctrina_draft::cite::Ref;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -98,26 +99,27 @@ pub fn markdown(text: &str) -> String {
     SANITIZER.clean(&raw).to_string()
 }
 
-/// Sanitised Markdown with each `[n]` turned into a link from `href(n)`; numbers that
-/// `valid` rejects are shown struck through and flagged, never as a working citation.
+/// Sanitised Markdown with each citation (`[n]`, `[n.m]`) turned into a link to source `n`
+/// from `href(n)`; citations that `valid` rejects are shown struck through and flagged,
+/// never as a working citation.
 pub fn markdown_with_citations(
     text: &str,
-    valid: &dyn Fn(usize) -> bool,
+    valid: &dyn Fn(Ref) -> bool,
     href: &dyn Fn(usize) -> String,
 ) -> String {
     let html = markdown(text);
-    doctrina_draft::cite::replace_marks(&html, |numbers| {
-        numbers
-            .iter()
-            .map(|&n| {
-                if valid(n) {
+    doctrina_draft::cite::replace_marks(&html, |refs| {
+        refs.iter()
+            .map(|&r| {
+                let n = r.n;
+                if valid(r) {
                     format!(
-                        "<a class=\"cite\" data-n=\"{n}\" href=\"{}\">[{n}]</a>",
+                        "<a class=\"cite\" data-n=\"{n}\" href=\"{}\">[{r}]</a>",
                         escape_attr(&href(n))
                     )
                 } else {
                     format!(
-                        "<span class=\"cite invalid\" title=\"source {n} does not exist: this citation is invalid\">[{n}?]</span>"
+                        "<span class=\"cite invalid\" title=\"source {r} does not exist: this citation is invalid\">[{r}?]</span>"
                     )
                 }
             })
@@ -227,13 +229,17 @@ mod tests {
     #[test]
     fn citations_link_only_valid_numbers() {
         let html = markdown_with_citations(
-            "Fuel moves nightly [1][9]. Both [1, 2].",
-            &|n| n <= 2,
+            "Fuel moves nightly [1][9]. Both [1, 2.3].",
+            &|r| r.n <= 2,
             &|n| format!("/s/x/sources/{n}?v=1"),
         );
         assert!(html.contains("href=\"/s/x/sources/1?v=1\""), "{html}");
         assert!(html.contains("cite invalid"), "{html}");
         assert!(html.contains("[9?]"), "{html}");
+        assert!(
+            html.contains(">[2.3]</a>"),
+            "a sentence citation links to its source: {html}"
+        );
         assert_eq!(html.matches("class=\"cite\"").count(), 3, "{html}");
     }
 

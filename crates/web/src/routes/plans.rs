@@ -266,7 +266,7 @@ fn export_page(export: Export, me: &Me) -> ExportPage {
                 (false, _, _) => labels.not_accepted_line(&s.status),
             },
             html: s.text.as_deref().map(|t| {
-                render::markdown_with_citations(t, &|n| n >= 1 && n <= refs, &|n| {
+                render::markdown_with_citations(t, &|r| r.n >= 1 && r.n <= refs, &|n| {
                     format!("#ref-{n}")
                 })
             }),

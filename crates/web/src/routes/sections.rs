@@ -53,6 +53,8 @@ pub fn routes() -> RouteTable {
 
 struct CiteView {
     n: usize,
+    /// As written: `2` or `2.3` (sentence 3 of source 2).
+    label: String,
     href: String,
 }
 
@@ -141,6 +143,7 @@ fn version_view(
     marking: &workspace::SectionMarking,
 ) -> VersionView {
     let count = sources.len();
+    let citable = doctrina_draft::context::citable(sources);
     let marking_of = |n: &usize| {
         sources
             .iter()
@@ -168,14 +171,21 @@ fn version_view(
             score: s.score,
             basis: s.basis.as_str(),
             p_supports: s.judgement.as_ref().map(|j| j.p_supports()),
-            cites: s
-                .citations
-                .iter()
-                .map(|&n| CiteView {
-                    n,
-                    href: section_href(&section.id, v.n, Some((n, Some(i)))),
-                })
-                .collect(),
+            cites: if s.refs.is_empty() {
+                s.citations
+                    .iter()
+                    .map(|&n| doctrina_draft::cite::Ref { n, m: None })
+                    .collect()
+            } else {
+                s.refs.clone()
+            }
+            .into_iter()
+            .map(|r| CiteView {
+                n: r.n,
+                label: r.to_string(),
+                href: section_href(&section.id, v.n, Some((r.n, Some(i)))),
+            })
+            .collect(),
         })
         .collect();
     let mut counts = Vec::new();
@@ -204,7 +214,7 @@ fn version_view(
             None => String::new(),
         },
         text: v.text.clone(),
-        html: render::markdown_with_citations(&v.text, &|n| n >= 1 && n <= count, &|n| {
+        html: render::markdown_with_citations(&v.text, &|r| citable.allows(r), &|n| {
             section_href(&section.id, v.n, Some((n, None)))
         }),
         sentences,
