@@ -88,8 +88,8 @@ impl Citable {
 
 /// A GBNF grammar for a draft over the `citable` sources, for servers that constrain
 /// decoding (llama-server): the text is the template's sub-headings, each on its own line,
-/// and paragraphs of sentences that each end with one or more citations naming a given
-/// sentence of a given source (`... [2.3].`, `... [1.1][3.2].`; `[n]` for a source given
+/// and paragraphs of sentences that each end with one or more citations, then a full stop,
+/// naming a given sentence of a given source (`... [2.3].`, `... [1.1][3.2].`; `[n]` for a source given
 /// whole), or that say no source covers something (`No source covers ...`,
 /// `어떤 출처도 ...`). An invented citation cannot be generated.
 pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String {
@@ -139,9 +139,10 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
     ));
     rules.extend([
         "para ::= sentence (\" \" sentence)* \"\\n\"".to_string(),
-        // A period may close the text before its citations or after them; inside the
-        // text a period only joins digits (`4-0.6`), so a sentence cannot run on uncited.
-        "sentence ::= body \".\"? \" \"? cite+ \".\"? | uncovered".to_string(),
+        // The citations sit before the sentence's full stop (`... the BSA [2.3].`), so
+        // none can be read as opening the next sentence; inside the text a period only
+        // joins digits (`4-0.6`), so a sentence cannot run on uncited.
+        "sentence ::= body \" \"? cite+ \".\" | uncovered".to_string(),
         "body ::= first (char | number)*".to_string(),
         // A sentence does not open with a number: a small model given `2.3 The FSC ...`
         // would otherwise echo the sentence labels into its text.

@@ -175,7 +175,8 @@ impl Combination {
     /// The label of a sentence with the check's `features` and `score` and the judge's
     /// `judgement`:
     /// * the check's rules first: a number, negation or modality the evidence does not share
-    ///   is `unsupported`, whatever the judge says;
+    ///   is `unsupported`, whatever the judge says; a whole source sentence quoted word for
+    ///   word is `supported`;
     /// * `supported` only when the judge gives SUPPORTS at least [`Combination::supports`],
     ///   the check's score clears its bar and the claim names nothing the sources do not;
     /// * `unsupported` when the judge's NO reaches [`Combination::no`], or the check found
@@ -190,6 +191,11 @@ impl Combination {
     ) -> Support {
         if features.novel_number || features.negation_mismatch || features.modality_mismatch {
             return Support::Unsupported;
+        }
+        // A whole source sentence quoted word for word says what its source says, whatever
+        // a small judge makes of a long passage.
+        if features.quoted {
+            return Support::Supported;
         }
         let bar = if features.cross_lingual {
             self.cross_check

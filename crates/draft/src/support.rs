@@ -99,12 +99,16 @@ impl Thresholds {
     /// * a number the cited text does not contain (`0600` where it says `0500`, three where
     ///   it says four), a negation or a `must`/`may` the evidence does not share: the claim
     ///   says something else than its source, `unsupported` whatever the similarity;
+    /// * a whole sentence of the source quoted word for word: `supported`;
     /// * an acronym or designator the source never names (`FSC` for a source about the
     ///   `BSB`): at most `weak`;
     /// * otherwise the score against the thresholds for the claim's language pairing.
     pub fn label(&self, features: Features) -> Support {
         if features.novel_number || features.negation_mismatch || features.modality_mismatch {
             return Support::Unsupported;
+        }
+        if features.quoted {
+            return Support::Supported;
         }
         let score = self.score(features);
         let (supported, weak) = if features.cross_lingual {
@@ -159,6 +163,12 @@ pub struct Features {
     /// English doctrine): term overlap says little, similarity carries the check.
     #[serde(default)]
     pub cross_lingual: bool,
+    /// The claim is a whole sentence of a cited passage, word for word (case and
+    /// punctuation aside; at least 90% of the sentence, so a dropped qualifier such as "For
+    /// offensive operations in rough terrain," does not count): a quote says what its
+    /// source says.
+    #[serde(default)]
+    pub quoted: bool,
 }
 
 /// The passage span that best matches a claim.
@@ -333,6 +343,29 @@ fn missing_names(claim: &str, passages: &[&str]) -> u32 {
         .count() as u32
 }
 
+/// The words of a text, lowercased, without punctuation.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether `claim` is, word for word, at least 90% of one sentence of a passage.
+fn quoted(claim: &str, passages: &[&str]) -> bool {
+    let claim = words(claim);
+    if claim.len() < 4 {
+        return false;
+    }
+    passages.iter().any(|p| {
+        sentences(p).iter().any(|(_, _, sentence)| {
+            let sentence = words(sentence);
+            claim.len() * 10 >= sentence.len() * 9
+                && sentence.windows(claim.len()).any(|w| w == claim.as_slice())
+        })
+    })
+}
+
 fn novel_number(claim: &str, passages: &[&str]) -> bool {
     let mut known = HashSet::new();
     for p in passages {
@@ -492,6 +525,7 @@ impl SupportChecker {
             cross_lingual: passages
                 .iter()
                 .any(|p| doctrina_korean::has_hangul(p) != claim_korean),
+            quoted: quoted(claim, passages),
         };
         let best = per_passage.get(best_passage).cloned();
         Ok((features, best, per_passage))
@@ -750,6 +784,28 @@ mod tests {
         ));
         assert_eq!(missing_names("The FSC refuels.", &["The BSB refuels."]), 1);
         assert_eq!(missing_names("BSB는 재급유한다.", &["The BSB refuels."]), 0);
+        let passage = "Maintenance planning uses a daily rate. For offensive operations in rough \
+                       terrain, planners can assume that 5 to 8 percent of vehicles require \
+                       field maintenance each day.";
+        assert!(quoted(
+            "Maintenance planning uses a daily rate.",
+            &[passage]
+        ));
+        assert!(
+            !quoted(
+                "Planners can assume that 5 to 8 percent of vehicles require field maintenance each day.",
+                &[passage]
+            ),
+            "the qualifier was dropped"
+        );
+        assert!(
+            !quoted("Maintenance planning uses", &[passage]),
+            "too short"
+        );
+        assert!(quoted(
+            "이 법은 2024년 7월 1일부터 시행한다",
+            &["이 법은 2024년 7월 1일부터 시행한다."]
+        ));
     }
 
     #[test]
