@@ -142,7 +142,8 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         // The citations sit before the sentence's full stop (`... the BSA [2.3].`), so
         // none can be read as opening the next sentence; inside the text a period only
         // joins digits (`4-0.6`), so a sentence cannot run on uncited.
-        "sentence ::= body \" \"? cite+ \".\" | uncovered".to_string(),
+        // At most three citations: an unbounded run lets a small model loop on `[6.9][6.9]`.
+        "sentence ::= body \" \"? cite{1,3} \".\" | uncovered".to_string(),
         "body ::= first (char | number)*".to_string(),
         // A sentence does not open with a number: a small model given `2.3 The FSC ...`
         // would otherwise echo the sentence labels into its text.
