@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use doctrina_draft::cite;
-use doctrina_draft::inference::{ChatModel, Message};
+use doctrina_draft::inference::ChatModel;
 use doctrina_draft::support::{Support, SupportChecker};
 use doctrina_draft::{DraftError, DraftMode, DraftRecord, DraftRequest, Drafter};
 use doctrina_types::PassageFilter;
@@ -94,58 +94,28 @@ impl std::str::FromStr for Judge {
     }
 }
 
-const JUDGE_INSTRUCTIONS: &str = "You check citations. Given numbered passages and a \
-    statement, decide whether the passages together support the statement. Answer with one \
-    word: SUPPORTS if every claim in the statement is stated in the passages, PARTLY if only \
-    some of it is, NO otherwise.";
-
-/// The question put to the inference server for one judgement.
-pub fn judge_messages(claim: &str, passages: &[String]) -> Vec<Message> {
-    let mut user = String::from("Passages:\n");
-    for (i, p) in passages.iter().enumerate() {
-        user.push_str(&format!("[{}] {}\n", i + 1, p.trim()));
-    }
-    user.push_str(&format!(
-        "\nStatement: {}\n\nAnswer SUPPORTS, PARTLY or NO.",
-        claim.trim()
-    ));
-    vec![Message::system(JUDGE_INSTRUCTIONS), Message::user(user)]
-}
-
-/// The verdict in a judge's answer: `Some(true)` for SUPPORTS, `Some(false)` for PARTLY or
-/// NO, `None` when the answer is neither (the first word decides, case and punctuation
-/// ignored).
-pub fn parse_verdict(answer: &str) -> Option<bool> {
-    let word: String = answer
-        .split_whitespace()
-        .next()?
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .collect::<String>()
-        .to_uppercase();
-    match word.as_str() {
-        "SUPPORTS" | "SUPPORTED" | "SUPPORT" | "YES" => Some(true),
-        "PARTLY" | "PARTIALLY" | "PARTIAL" | "NO" | "NOT" => Some(false),
-        _ => None,
-    }
-}
-
 /// Asks the inference server for one judgement (from inside the async evaluation, on a
-/// multi-threaded runtime).
+/// multi-threaded runtime): the closed question drafting asks
+/// ([`doctrina_draft::judge::judge`]); only SUPPORTS counts.
 fn ask_llm(
     chat: &dyn ChatModel,
     claim: &str,
     passages: &[String],
 ) -> Result<Result<bool, String>, String> {
-    let messages = judge_messages(claim, passages);
-    let completion = tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(chat.complete(&messages, &|_| {}))
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let judgement = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(doctrina_draft::judge::judge(chat, claim, &refs))
     })
     .map_err(|e| e.to_string())?;
-    Ok(parse_verdict(&completion.text).ok_or_else(|| {
-        let shown: String = completion.text.trim().chars().take(60).collect();
-        format!("the judge answered {shown:?}, not SUPPORTS, PARTLY or NO")
-    }))
+    Ok(match judgement.label {
+        Some(label) => Ok(label == Support::Supported),
+        None => {
+            let shown: String = judgement.answer.trim().chars().take(60).collect();
+            Err(format!(
+                "the judge answered {shown:?}, not SUPPORTS, PARTLY or NO"
+            ))
+        }
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -417,21 +387,9 @@ mod tests {
     }
 
     #[test]
-    fn judge_verdicts_are_parsed_from_the_first_word() {
-        assert_eq!(parse_verdict("SUPPORTS"), Some(true));
-        assert_eq!(
-            parse_verdict("  supports. The passage says so."),
-            Some(true)
-        );
-        assert_eq!(parse_verdict("**Partly**"), Some(false));
-        assert_eq!(parse_verdict("No."), Some(false));
-        assert_eq!(parse_verdict("The passages support it"), None);
-        assert_eq!(parse_verdict(""), None);
-        let m = judge_messages("Fuel moves at night.", &["[p] Fuel moves at night.".into()]);
-        assert_eq!(m.len(), 2);
-        assert!(m[1].content.contains("[1] [p] Fuel moves at night."));
-        assert!(m[1].content.contains("Statement: Fuel moves at night."));
+    fn judges_are_named_on_the_command_line() {
         assert_eq!("llm".parse::<Judge>(), Ok(Judge::Llm));
+        assert_eq!("support-check".parse::<Judge>(), Ok(Judge::SupportCheck));
         assert!("gpt".parse::<Judge>().is_err());
     }
 
