@@ -16,6 +16,12 @@ static CITATION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+/// A citation mark, a full stop and white space: the end of a sentence.
+static CITED_STOP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[\s*\d{1,4}(?:\.\d{1,3})?(?:\s*[,;]\s*\d{1,4}(?:\.\d{1,3})?)*\s*\]\.\s+")
+        .expect("valid regex")
+});
+
 /// Citation marks at the start of a sentence (and a full stop after them).
 static LEADING_CITATIONS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\[\s*\d{1,4}(?:\.\d{1,3})?(?:\s*[,;]\s*\d{1,4}(?:\.\d{1,3})?)*\s*\]\s*)+\.?")
@@ -233,8 +239,23 @@ pub fn parse(output: &str, citable: &Citable) -> Vec<CitedSentence> {
             continue;
         }
         let line_start = raw.len();
-        for (start, end) in doctrina_korean::sentences(line) {
-            let mut s = line[start..end].trim();
+        // A citation before a full stop (`... 담당한다 [2.6]. - 각 ...`) ends a sentence even
+        // where the sentence rules see none (a Korean ending is not next to its full stop,
+        // a list dash continues).
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for m in CITED_STOP.find_iter(line) {
+            pieces.push(&line[from..m.end()]);
+            from = m.end();
+        }
+        pieces.push(&line[from..]);
+        let bounds = pieces.into_iter().flat_map(|piece| {
+            doctrina_korean::sentences(piece)
+                .into_iter()
+                .map(move |(start, end)| &piece[start..end])
+        });
+        for s in bounds {
+            let mut s = s.trim();
             if s.is_empty() {
                 continue;
             }
@@ -359,6 +380,15 @@ mod tests {
             .iter()
             .map(|c| (c.claim.as_str(), c.citations.clone()))
             .collect();
+        let korean = parse(
+            "- 전방지원중대가 탄약 수송을 담당한다 [2.6]. - 각 기동대대에는 중대가 배정된다 [1.1].",
+            &Citable {
+                sentences: vec![vec![1], vec![6]],
+            },
+        );
+        assert_eq!(korean.len(), 2, "{korean:#?}");
+        assert_eq!(korean[0].claim, "전방지원중대가 탄약 수송을 담당한다.");
+        assert_eq!(korean[1].refs, vec![Ref { n: 1, m: Some(1) }]);
         assert_eq!(
             cited,
             vec![
