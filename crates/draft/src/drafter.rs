@@ -280,17 +280,16 @@ impl Drafter {
                         .map(|s| s.hit.text.as_str())
                         .collect();
                     match crate::judge::judge(chat.as_ref(), &sentence.text, &cited).await {
-                        Ok(j) if j.label.is_some() => {
-                            outcome.asked += 1;
-                            Ok(j)
-                        }
-                        Ok(j) => {
-                            let shown: String = j.answer.trim().chars().take(60).collect();
-                            outcome.error.get_or_insert(format!(
-                                "the judge answered {shown:?}, not SUPPORTS, PARTLY or NO"
-                            ));
-                            Err(())
-                        }
+                        Ok(j) => match j.verdict() {
+                            Ok(_) => {
+                                outcome.asked += 1;
+                                Ok(j)
+                            }
+                            Err(unreadable) => {
+                                outcome.error.get_or_insert(unreadable);
+                                Err(())
+                            }
+                        },
                         Err(e) => {
                             outcome.error.get_or_insert(e.to_string());
                             Err(())

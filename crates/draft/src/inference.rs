@@ -381,14 +381,12 @@ impl OpenAiChat {
         }
     }
 
-    /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
-    async fn whole(
+    /// The JSON body of a non-streamed answer, read before `deadline`.
+    async fn json_answer(
         &self,
-        messages: &[Message],
-        grammar: Option<&str>,
-        on_delta: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<Completion, InferenceError> {
-        let (started, deadline, response) = self.start(messages, false, grammar).await?;
+        response: reqwest::Response,
+        deadline: Instant,
+    ) -> Result<Value, InferenceError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let bytes = tokio::time::timeout(remaining, response.bytes())
             .await
@@ -402,13 +400,15 @@ impl OpenAiChat {
                 cause: e.to_string(),
                 partial: String::new(),
             })?;
-        let answer: Value =
-            serde_json::from_slice(&bytes).map_err(|e| InferenceError::InvalidResponse {
-                server: self.base.clone(),
-                cause: format!("bad JSON: {e}"),
-                partial: String::new(),
-            })?;
-        let choice = &answer["choices"][0];
+        serde_json::from_slice(&bytes).map_err(|e| InferenceError::InvalidResponse {
+            server: self.base.clone(),
+            cause: format!("bad JSON: {e}"),
+            partial: String::new(),
+        })
+    }
+
+    /// The message text of an answer's choice; empty text is an error.
+    fn message_text(&self, choice: &Value) -> Result<String, InferenceError> {
         let text = choice["message"]["content"]
             .as_str()
             .unwrap_or_default()
@@ -418,6 +418,20 @@ impl OpenAiChat {
                 server: self.base.clone(),
             });
         }
+        Ok(text)
+    }
+
+    /// One JSON answer (`"stream": false`), for servers or proxies that do not stream.
+    async fn whole(
+        &self,
+        messages: &[Message],
+        grammar: Option<&str>,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Completion, InferenceError> {
+        let (started, deadline, response) = self.start(messages, false, grammar).await?;
+        let answer = self.json_answer(response, deadline).await?;
+        let choice = &answer["choices"][0];
+        let text = self.message_text(choice)?;
         on_delta(&text);
         let total_ms = started.elapsed().as_millis() as u64;
         let (completion_tokens, tokens_per_second) = token_figures(&answer, None, total_ms);
@@ -609,29 +623,9 @@ impl OpenAiChat {
             body["cache_prompt"] = json!(true);
         }
         let response = self.send(&body, deadline).await?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let answer: Value = tokio::time::timeout(remaining, response.json())
-            .await
-            .map_err(|_| InferenceError::TotalTimeout {
-                server: self.base.clone(),
-                timeout_ms: self.config.total_timeout_ms,
-                partial: String::new(),
-            })?
-            .map_err(|e| InferenceError::InvalidResponse {
-                server: self.base.clone(),
-                cause: format!("bad JSON: {e}"),
-                partial: String::new(),
-            })?;
+        let answer = self.json_answer(response, deadline).await?;
         let choice = &answer["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if text.trim().is_empty() {
-            return Err(InferenceError::Empty {
-                server: self.base.clone(),
-            });
-        }
+        let text = self.message_text(choice)?;
         let top: Vec<(String, f64)> = choice["logprobs"]["content"][0]["top_logprobs"]
             .as_array()
             .map(|top| {

@@ -111,6 +111,14 @@ impl Judgement {
     pub fn p_no(&self) -> f32 {
         self.probabilities[2]
     }
+
+    /// The label the answer names, or why the answer cannot be read as one.
+    pub fn verdict(&self) -> Result<Support, String> {
+        self.label.ok_or_else(|| {
+            let shown: String = self.answer.trim().chars().take(60).collect();
+            format!("the judge answered {shown:?}, not SUPPORTS, PARTLY or NO")
+        })
+    }
 }
 
 /// Asks the server whether `passages` support `claim`.

@@ -107,15 +107,7 @@ fn ask_llm(
         tokio::runtime::Handle::current().block_on(doctrina_draft::judge::judge(chat, claim, &refs))
     })
     .map_err(|e| e.to_string())?;
-    Ok(match judgement.label {
-        Some(label) => Ok(label == Support::Supported),
-        None => {
-            let shown: String = judgement.answer.trim().chars().take(60).collect();
-            Err(format!(
-                "the judge answered {shown:?}, not SUPPORTS, PARTLY or NO"
-            ))
-        }
-    })
+    Ok(judgement.verdict().map(|label| label == Support::Supported))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -311,10 +311,9 @@ fn judged(
     outcome: std::result::Result<Judgement, doctrina_draft::inference::InferenceError>,
 ) -> (Option<Judgement>, Option<String>) {
     match outcome {
-        Ok(j) if j.label.is_some() => (Some(j), None),
         Ok(j) => {
-            let shown: String = j.answer.trim().chars().take(60).collect();
-            (Some(j), Some(format!("the judge answered {shown:?}")))
+            let error = j.verdict().err();
+            (Some(j), error)
         }
         Err(e) => (None, Some(e.to_string())),
     }
