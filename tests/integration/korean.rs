@@ -2,8 +2,14 @@
 //! Korean questions over English doctrine and the reverse (through the multilingual model
 //! and the glossary), the glossary page, and the interface in Korean.
 
-use doctrina_tests::{corpus_index, drafter, serve_app, signed_in};
-use doctrina_types::SearchMode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doctrina_draft::translate::LlmTranslator;
+use doctrina_retrieve::Retriever;
+use doctrina_tests::servers::{FakeServer, Fault};
+use doctrina_tests::{chat, corpus_index, drafter, serve_app, signed_in};
+use doctrina_types::{PassageFilter, SearchMode};
 
 fn paragraphs(hits: &[doctrina_types::SearchHit]) -> Vec<(String, Vec<String>)> {
     hits.iter()
@@ -128,6 +134,139 @@ fn questions_cross_languages_both_ways() {
     );
     assert!(!plan.reasons.is_empty());
     assert!(plan.bm25_weight > 0.0 && plan.dense_weight > 0.0);
+}
+
+/// The corpus's retriever with its glossary, translating through the server at `url`
+/// (answering in one JSON reply) within `timeout`.
+fn translating_retriever(url: &str, timeout: Duration) -> Retriever {
+    let index = corpus_index();
+    let base = index.retriever();
+    let translator = LlmTranslator::new(chat(url, |c| c.stream = false), timeout).unwrap();
+    Retriever::new(
+        base.indexes().clone(),
+        base.embedder().clone(),
+        doctrina_types::config::RetrievalConfig::default(),
+    )
+    .with_glossary(base.glossary().unwrap().clone())
+    .with_translator(Arc::new(translator))
+}
+
+fn ids(hits: &[doctrina_types::SearchHit]) -> Vec<String> {
+    hits.iter().map(|h| h.passage_id.clone()).collect()
+}
+
+const KOREAN_QUESTION: &str = "공격할 때 계산된 유류 소모량 외에 얼마나 더 계획해야 하나?";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_korean_question_over_english_doctrine_is_also_searched_in_english() {
+    // The server's answer is fixed (the fault server), so what is tested is what retrieval
+    // does with a translation; the translation's quality is measured with the default
+    // model in `eval retrieval` (README).
+    let english =
+        "How much fuel should be planned beyond the calculated consumption for an attack?";
+    let server = FakeServer::start(Fault::JsonReply(format!("Question: {english}\n"))).await;
+    let url = server.url.clone();
+    let (first, again, english_plan, keyword_plan) = tokio::task::spawn_blocking(move || {
+        let retriever = translating_retriever(&url, Duration::from_secs(10));
+        let filter = PassageFilter::default();
+        let first = retriever
+            .search_explained(KOREAN_QUESTION, SearchMode::Hybrid, 5, &filter)
+            .unwrap();
+        let again = retriever
+            .search_explained(KOREAN_QUESTION, SearchMode::Hybrid, 5, &filter)
+            .unwrap();
+        // English is most of the corpus: an English question is searched as written, and
+        // keyword mode searches what was typed.
+        let english_plan = retriever
+            .search_explained(english, SearchMode::Hybrid, 5, &filter)
+            .unwrap()
+            .1;
+        let keyword_plan = retriever
+            .search_explained(KOREAN_QUESTION, SearchMode::Bm25, 5, &filter)
+            .unwrap()
+            .1;
+        (first, again, english_plan, keyword_plan)
+    })
+    .await
+    .unwrap();
+    let (hits, plan, _) = first;
+    let translation = plan.translation.as_ref().expect("translated");
+    assert_eq!(translation.text, english, "the label is stripped");
+    assert_eq!(translation.language, "en");
+    assert!(!translation.cached);
+    assert!(
+        translation.terms.iter().any(|t| t.contains("유류")),
+        "the glossary's terms go with the question: {:?}",
+        translation.terms
+    );
+    assert!(plan.translation_weight > 0.0);
+    assert!(
+        plan.reasons
+            .iter()
+            .any(|r| r.contains("translated into English")),
+        "{:?}",
+        plan.reasons
+    );
+    // The English paragraph on the offensive fuel margin is found, and the translation's
+    // keyword list is part of the ranking.
+    assert!(
+        hits.iter().any(|h| h.doc_id.starts_with("atp-4-0-6")),
+        "{:?}",
+        paragraphs(&hits)
+    );
+    assert!(hits.iter().any(|h| h.scores.translation_rank.is_some()));
+    // The same question again comes from the cache: one request in all.
+    let (again_hits, again_plan, _) = again;
+    assert!(again_plan.translation.as_ref().unwrap().cached);
+    assert_eq!(ids(&again_hits), ids(&hits));
+    assert_eq!(server.request_count(), 1);
+    assert!(english_plan.translation.is_none() && english_plan.translation_error.is_none());
+    assert!(keyword_plan.translation.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_translation_that_fails_leaves_the_search_as_written() {
+    let echo = "공격 시에는 계산된 유류 소모량에 더해 여유분을 계획한다.".to_string();
+    for (fault, expected) in [
+        (Fault::ServerError, "500"),
+        (
+            Fault::SlowFirstToken(Duration::from_secs(30)),
+            "within 1000 ms",
+        ),
+        (Fault::JsonReply(echo), "not in English"),
+        (Fault::JsonReply("<|im_start|>user".into()), "template"),
+    ] {
+        let server = FakeServer::start(fault.clone()).await;
+        let url = server.url.clone();
+        let started = Instant::now();
+        let (untranslated, (hits, plan, _)) = tokio::task::spawn_blocking(move || {
+            let filter = PassageFilter::default();
+            let untranslated = corpus_index()
+                .retriever()
+                .search(KOREAN_QUESTION, SearchMode::Hybrid, 5, &filter)
+                .unwrap();
+            let translated = translating_retriever(&url, Duration::from_secs(1))
+                .search_explained(KOREAN_QUESTION, SearchMode::Hybrid, 5, &filter)
+                .unwrap();
+            (ids(&untranslated), translated)
+        })
+        .await
+        .unwrap();
+        let why = plan.translation_error.as_deref().unwrap_or_default();
+        assert!(why.contains(expected), "{fault:?}: {why}");
+        assert!(plan.translation.is_none());
+        assert!(
+            plan.reasons.iter().any(|r| r.starts_with("not translated")),
+            "{:?}",
+            plan.reasons
+        );
+        // The search is the one without a translator (the last place can swap between two
+        // near-tied passages while another test replaces the shared glossary), and it did
+        // not wait for the server.
+        assert_eq!(hits.len(), untranslated.len(), "{fault:?}");
+        assert_eq!(ids(&hits)[..4], untranslated[..4], "{fault:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{fault:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

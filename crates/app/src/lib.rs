@@ -11,11 +11,13 @@ pub mod migrate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use doctrina_audit::AuditLog;
 use doctrina_auth::AuthStore;
 use doctrina_draft::Drafter;
 use doctrina_draft::inference::{ChatModel, OpenAiChat};
+use doctrina_draft::translate::LlmTranslator;
 use doctrina_embed::{Embedder, FastEmbedder};
 use doctrina_eval::service::Evaluations;
 use doctrina_index::{
@@ -192,17 +194,32 @@ impl AppBuilder {
         let glossary = Arc::new(
             GlossaryStore::open(&glossary_path).map_err(|e| OpenError::Glossary(e.to_string()))?,
         );
-        let retriever = Arc::new(
-            Retriever::new(indexes.clone(), embedder.clone(), config.retrieval.clone())
-                .with_glossary(glossary),
-        );
-        let chat: Option<Arc<dyn ChatModel>> = match self.chat {
-            ChatChoice::Configured => Some(Arc::new(
-                OpenAiChat::new(config.inference.clone())
-                    .map_err(|e| OpenError::Draft(e.to_string()))?,
-            )),
-            ChatChoice::Given(chat) => chat,
+        // Drafting's client, and query translation's: the configured server, each with
+        // its own settings (a given client, in tests, serves both).
+        let (chat, translation_chat) = match self.chat {
+            ChatChoice::Configured => {
+                let client = |inference| -> Result<Option<Arc<dyn ChatModel>>> {
+                    let chat =
+                        OpenAiChat::new(inference).map_err(|e| OpenError::Draft(e.to_string()))?;
+                    Ok(Some(Arc::new(chat)))
+                };
+                (
+                    client(config.inference.clone())?,
+                    client(translation_inference(&config))?,
+                )
+            }
+            ChatChoice::Given(chat) => (chat.clone(), chat),
         };
+        let mut retriever =
+            Retriever::new(indexes.clone(), embedder.clone(), config.retrieval.clone())
+                .with_glossary(glossary);
+        if let Some(chat) = translation_chat.filter(|_| config.retrieval.translate_queries) {
+            let timeout = Duration::from_millis(config.retrieval.translation_timeout_ms);
+            let translator = LlmTranslator::new(chat, timeout)
+                .map_err(|e| OpenError::Draft(format!("starting the query translator: {e}")))?;
+            retriever = retriever.with_translator(Arc::new(translator));
+        }
+        let retriever = Arc::new(retriever);
         let mut drafter = drafter(
             &retriever,
             embedder.clone(),
@@ -497,5 +514,21 @@ impl App {
     pub fn open_draft_store(config: &Config) -> Result<doctrina_draft::DraftStore> {
         doctrina_draft::DraftStore::open(&config.data_dir.join("drafts.sqlite"))
             .map_err(|e| OpenError::Draft(e.to_string()))
+    }
+}
+
+/// The inference settings for query translation: the configured server, answering one
+/// short line deterministically within the translation's time budget, never retried (a
+/// search does not wait for a second attempt).
+fn translation_inference(config: &Config) -> doctrina_types::config::InferenceConfig {
+    let budget = config.retrieval.translation_timeout_ms;
+    doctrina_types::config::InferenceConfig {
+        max_tokens: 96,
+        temperature: 0.0,
+        stream: false,
+        retries: 0,
+        first_token_timeout_ms: budget,
+        total_timeout_ms: budget,
+        ..config.inference.clone()
     }
 }

@@ -74,10 +74,7 @@ pub fn messages(claim: &str, passages: &[&str]) -> Vec<Message> {
     let mut out = vec![Message::system(INSTRUCTIONS)];
     for (passage, statement, answer) in EXAMPLES {
         out.push(Message::user(question(passage, statement)));
-        out.push(Message {
-            role: "assistant".into(),
-            content: (*answer).into(),
-        });
+        out.push(Message::assistant(*answer));
     }
     let passage = passages
         .iter()

@@ -11,6 +11,7 @@ pub mod judge;
 pub mod record;
 pub mod sections;
 pub mod support;
+pub mod translate;
 
 pub use drafter::{DraftError, DraftRequest, Drafter};
 pub use record::{DraftMode, DraftRecord, DraftStore};

@@ -10,8 +10,11 @@
 //! adds the other language's terms to the keyword query; and when few of the passages the
 //! reader may see are in the query's language (a Korean question over English doctrine),
 //! the keyword list, which can then only match through those terms, weighs less than the
-//! multilingual semantic list. The plan's reasons say so, and each hit's score breakdown
-//! carries the weights used.
+//! multilingual semantic list. In that case the query is also translated into the other
+//! language (a [`QueryTranslator`]: the inference server, with the glossary's terms); the
+//! translation seeks the other language's passages semantically and, in hybrid mode, by
+//! keyword too. The plan's reasons say so, and each hit's score breakdown carries the
+//! weights used.
 
 pub mod glossary;
 
@@ -28,6 +31,26 @@ use doctrina_types::{
 };
 
 pub use glossary::{GlossaryStore, GlossaryStoreError};
+
+/// What a [`QueryTranslator`] is asked: `query`, in `from`, into `to`, using the glossary's
+/// pairs `(term in the query, its translation)` where they apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationRequest<'a> {
+    pub query: &'a str,
+    pub from: Language,
+    pub to: Language,
+    pub terms: &'a [(String, String)],
+}
+
+/// Translates queries for cross-lingual search (the inference server, in
+/// `doctrina_draft::translate`). Called from synchronous retrieval, on any thread; an
+/// implementation bounds its own time and says why it failed.
+pub trait QueryTranslator: Send + Sync {
+    fn translate(
+        &self,
+        request: &TranslationRequest<'_>,
+    ) -> std::result::Result<doctrina_types::QueryTranslation, String>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrieveError {
@@ -81,6 +104,7 @@ pub struct Retriever {
     embedder: Arc<dyn Embedder>,
     config: RetrievalConfig,
     glossary: Option<Arc<GlossaryStore>>,
+    translator: Option<Arc<dyn QueryTranslator>>,
 }
 
 impl std::fmt::Debug for Retriever {
@@ -132,18 +156,21 @@ fn rank_by_fused(fused: &mut [(String, ScoreBreakdown)]) {
 
 /// Adds the exact-reference list to a fused ranking (`weight / (k + rank)` per passage, as
 /// the other lists) and ranks again.
-fn add_references(
+/// Adds one more ranked list to a fused ranking (weighted RRF), `mark` recording each
+/// passage's rank in it on its breakdown.
+fn add_list(
     fused: &mut Vec<(String, ScoreBreakdown)>,
-    references: &[(String, f32)],
+    list: &[(String, f32)],
     k: f32,
     weight: f32,
+    mark: impl Fn(&mut ScoreBreakdown, usize),
 ) {
     let at: HashMap<String, usize> = fused
         .iter()
         .enumerate()
         .map(|(i, (id, _))| (id.clone(), i))
         .collect();
-    for (rank, (id, _)) in references.iter().enumerate() {
+    for (rank, (id, _)) in list.iter().enumerate() {
         let i = match at.get(id) {
             Some(&i) => i,
             None => {
@@ -152,7 +179,7 @@ fn add_references(
             }
         };
         let scores = &mut fused[i].1;
-        scores.reference_rank = Some(rank + 1);
+        mark(scores, rank + 1);
         scores.fused += weight / (k + rank as f32 + 1.0);
     }
     rank_by_fused(fused);
@@ -169,7 +196,15 @@ impl Retriever {
             embedder,
             config,
             glossary: None,
+            translator: None,
         }
+    }
+
+    /// Translates minority-language queries with `translator` (when
+    /// `retrieval.translate_queries` is on; see the module docs).
+    pub fn with_translator(mut self, translator: Arc<dyn QueryTranslator>) -> Self {
+        self.translator = Some(translator);
+        self
     }
 
     /// Expands keyword queries with this glossary.
@@ -195,6 +230,8 @@ impl Retriever {
             keyword_query: query.to_string(),
             ..QueryPlan::default()
         };
+        let share = self.same_language_share(language, clearance)?;
+        let minority = share.is_some_and(|share| share < self.config.cross_lingual_share);
         if mode != SearchMode::Dense
             && let Some(glossary) = &self.glossary
         {
@@ -207,9 +244,6 @@ impl Retriever {
                 // Added terms count fully where the query's own language is the minority
                 // of the reader's sources (they are its way in); elsewhere they help
                 // without outweighing what was asked.
-                let minority = self
-                    .same_language_share(language, clearance)?
-                    .is_some_and(|share| share < self.config.cross_lingual_share);
                 plan.expansion_weight = if minority {
                     1.0
                 } else {
@@ -228,8 +262,21 @@ impl Retriever {
             SearchMode::Bm25 => (1.0, 0.0),
             SearchMode::Dense => (0.0, 1.0),
         };
+        // Keyword mode searches what was typed (and the glossary's terms): a translation
+        // is for the semantic side and fusion.
+        if minority && mode != SearchMode::Bm25 {
+            self.translate(query, language, &mut plan);
+            if plan.translation.is_some() && mode == SearchMode::Hybrid {
+                plan.translation_weight = bm25 * self.config.translation_weight;
+                plan.reasons.push(format!(
+                    "the translation is searched by keyword too (weight {})",
+                    plan.translation_weight
+                ));
+            }
+        }
+        let translated = plan.translation.is_some();
         if mode == SearchMode::Hybrid {
-            plan.same_language_share = self.same_language_share(language, clearance)?;
+            plan.same_language_share = share;
             let identifier = doctrina_index::keyword::has_identifier(query);
             if identifier {
                 bm25 *= self.config.identifier_bm25_boost;
@@ -244,10 +291,15 @@ impl Retriever {
                     plan.reasons.push(format!(
                         "{:.0}% of the passages you can search are in {}: keyword weight ×{} \
                          (it matches other-language sources only through the glossary); \
-                         the multilingual semantic ranking carries the query",
+                         {} carries the query",
                         share * 100.0,
                         language_name(language),
-                        self.config.cross_lingual_bm25_weight
+                        self.config.cross_lingual_bm25_weight,
+                        if translated {
+                            "the translation, with the multilingual semantic ranking,"
+                        } else {
+                            "the multilingual semantic ranking"
+                        }
                     ));
                 }
                 Some(share) => plan.reasons.push(format!(
@@ -258,7 +310,13 @@ impl Retriever {
                 None => {}
             }
         }
-        if mode != SearchMode::Bm25
+        if mode != SearchMode::Bm25 && translated {
+            plan.reasons.push(
+                "passages in the other language are searched semantically with the translation, \
+                 the rest with the query as written"
+                    .to_string(),
+            );
+        } else if mode != SearchMode::Bm25
             && self.config.cross_lingual_dense_offset != 0.0
             && plan.same_language_share.is_some_and(|share| share < 1.0)
         {
@@ -271,6 +329,64 @@ impl Retriever {
         plan.bm25_weight = bm25;
         plan.dense_weight = dense;
         Ok(plan)
+    }
+
+    /// Translates the query into the other language of the reader's sources (called when
+    /// its own language is their minority), when a translator is configured; the plan
+    /// records the translation, or why there is none. A failed translation never fails the
+    /// search: the query is searched as written.
+    fn translate(&self, query: &str, language: Language, plan: &mut QueryPlan) {
+        let Some(translator) = self
+            .translator
+            .as_ref()
+            .filter(|_| self.config.translate_queries)
+        else {
+            return;
+        };
+        let to = match language {
+            Language::Korean => Language::English,
+            Language::English => Language::Korean,
+            Language::Mixed | Language::Unknown => return,
+        };
+        // The glossary's pairs for the terms in the query: the translator uses the
+        // custodians' words for them.
+        let terms: Vec<(String, String)> = self
+            .glossary
+            .as_ref()
+            .map(|glossary| glossary.get().expand(query).matches)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(found, added)| added.into_iter().next().map(|first| (found, first)))
+            .collect();
+        let request = TranslationRequest {
+            query,
+            from: language,
+            to,
+            terms: &terms,
+        };
+        match translator.translate(&request) {
+            Ok(translation) => {
+                plan.reasons.push(format!(
+                    "translated into {} by {}{}: {}",
+                    language_name(to),
+                    translation.translator,
+                    if translation.cached {
+                        " (cached)".to_string()
+                    } else {
+                        format!(" in {} ms", translation.elapsed_ms)
+                    },
+                    translation.text
+                ));
+                plan.translation = Some(translation);
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "query translation failed; searching the query as written");
+                plan.reasons.push(format!(
+                    "not translated ({why}): the query is searched as written"
+                ));
+                plan.translation_error = Some(why);
+            }
+        }
     }
 
     /// The share of passages a reader holding `clearance` may see whose document is in
@@ -391,6 +507,7 @@ impl Retriever {
         }
         let filter = &filter;
         let candidates = self.config.candidates.max(k);
+        let translation = plan.translation.as_ref().map(|t| t.text.clone());
         let bm25 = if mode != SearchMode::Dense {
             let start = Instant::now();
             let expansion = plan.keyword_query[query.len().min(plan.keyword_query.len())..].trim();
@@ -406,24 +523,47 @@ impl Retriever {
         } else {
             Vec::new()
         };
+        // The translation's own keyword list: it matches the other language's passages word
+        // for word, where the query reaches them only through the glossary's terms.
+        let translated_bm25 = match &translation {
+            Some(translation) if mode == SearchMode::Hybrid => {
+                let start = Instant::now();
+                let hits = self.indexes.keyword.search_expanded(
+                    translation,
+                    "",
+                    0.0,
+                    candidates,
+                    filter,
+                )?;
+                timings.bm25 += start.elapsed();
+                hits
+            }
+            _ => Vec::new(),
+        };
         let dense = if mode != SearchMode::Bm25 {
             let start = Instant::now();
-            // The other language's passages are sought with the glossary's terms added (in
-            // their language), the rest with the query as written.
-            let expanded = !plan.expansion.is_empty();
-            let texts: Vec<&str> = if expanded {
-                vec![query, plan.keyword_query.as_str()]
-            } else {
-                vec![query]
+            // The other language's passages are sought with the translation where there is
+            // one, else with the glossary's terms added (in their language); the rest with
+            // the query as written.
+            let other_text = match &translation {
+                Some(translation) => Some(translation.as_str()),
+                None if !plan.expansion.is_empty() => Some(plan.keyword_query.as_str()),
+                None => None,
             };
+            let texts: Vec<&str> = std::iter::once(query).chain(other_text).collect();
             let mut vectors = self.embedder.embed_queries(&texts)?;
-            let other_vector = if expanded { vectors.pop() } else { None };
+            let other_vector = if other_text.is_some() {
+                vectors.pop()
+            } else {
+                None
+            };
             let vector = vectors.pop().unwrap_or_default();
             timings.embed = start.elapsed();
             let start = Instant::now();
             let hits = match self.dense_candidates(
                 &vector,
                 other_vector.as_deref().unwrap_or(&vector),
+                translation.is_some(),
                 candidates,
                 filter,
                 &plan,
@@ -463,8 +603,29 @@ impl Retriever {
             plan.bm25_weight,
             plan.dense_weight,
         );
+        if !translated_bm25.is_empty() {
+            let weight = plan.translation_weight;
+            add_list(
+                &mut fused,
+                &translated_bm25,
+                self.config.rrf_k,
+                weight,
+                |s, rank| {
+                    s.translation_rank = Some(rank);
+                },
+            );
+        }
         if !references.is_empty() {
-            add_references(&mut fused, &references, self.config.rrf_k, plan.bm25_weight);
+            let weight = plan.bm25_weight;
+            add_list(
+                &mut fused,
+                &references,
+                self.config.rrf_k,
+                weight,
+                |s, rank| {
+                    s.reference_rank = Some(rank);
+                },
+            );
         }
         fused.truncate(k);
         if !filter.sees_everything() {
@@ -486,19 +647,25 @@ impl Retriever {
         &self,
         vector: &[f32],
         other_vector: &[f32],
+        translated: bool,
         candidates: usize,
         filter: &doctrina_index::AccessFilter,
         plan: &QueryPlan,
     ) -> Result<Vec<(String, f32)>> {
-        let hits = self.indexes.vectors.search(vector, candidates, filter)?;
-        let offset = self.config.cross_lingual_dense_offset;
+        let search = |v: &[f32]| self.indexes.vectors.search(v, candidates, filter);
         let other = match plan.language.as_str() {
             "en" => Language::Korean.code(),
             "ko" => Language::English.code(),
-            _ => return Ok(hits),
+            _ => return Ok(search(vector)?),
         };
-        if offset == 0.0 {
-            return Ok(hits);
+        // A translation is in the other language's passages' own language: no gap to make up.
+        let offset = if translated {
+            0.0
+        } else {
+            self.config.cross_lingual_dense_offset
+        };
+        if offset == 0.0 && !translated {
+            return Ok(search(vector)?);
         }
         let languages = self.indexes.document_languages()?;
         let other_docs: Vec<String> = languages
@@ -506,10 +673,12 @@ impl Retriever {
             .filter(|d| d.language == other)
             .map(|d| d.doc_id.clone())
             .collect();
-        // A corpus in one language needs no balance: the plain ranking is the ranking.
+        // A corpus in one language needs no balance: the plain ranking is the ranking (the
+        // translation's, when it is all in the translation's language).
         if other_docs.len() == languages.len() {
-            return Ok(hits);
+            return Ok(search(if translated { other_vector } else { vector })?);
         }
+        let hits = search(vector)?;
         let Some(narrowed) = filter.only_docs(&other_docs) else {
             return Ok(hits);
         };
@@ -525,6 +694,10 @@ impl Retriever {
         let mut seen = HashSet::new();
         let mut merged: Vec<(String, f32, f32)> = hits
             .into_iter()
+            // With a translation, each language's passages are ranked by the query in
+            // their own language: the original's similarities to the other language's
+            // passages are dropped for the translation's.
+            .filter(|(id, _)| !(translated && is_other(id)))
             .chain(other_hits)
             .filter(|(id, _)| seen.insert(id.clone()))
             .map(|(id, cosine)| {

@@ -252,6 +252,18 @@ pub struct RetrievalConfig {
     /// The bilingual glossary expanding keyword queries (default:
     /// `<data_dir>/glossary.txt`, seeded from the bundled starter glossary).
     pub glossary: Option<PathBuf>,
+    /// Translate a query into the other language of the reader's sources with the
+    /// inference server when its own language is the minority of them (below
+    /// `cross_lingual_share`: a Korean question over English doctrine), the glossary's
+    /// terms given to the translator; the translation is searched beside the query. A
+    /// multilingual embedding model matches a translation far better than the original
+    /// (README: "Korean and cross-lingual"). Off, or when the server cannot answer in
+    /// `translation_timeout_ms`, the query is searched as written and the plan says why.
+    pub translate_queries: bool,
+    pub translation_timeout_ms: u64,
+    /// Fusion weight of the translation's keyword and semantic lists (each), against the
+    /// query's own lists.
+    pub translation_weight: f32,
 }
 
 impl Default for RetrievalConfig {
@@ -267,6 +279,9 @@ impl Default for RetrievalConfig {
             cross_lingual_dense_offset: 0.03,
             glossary_term_weight: 0.5,
             glossary: None,
+            translate_queries: true,
+            translation_timeout_ms: 10_000,
+            translation_weight: 0.5,
         }
     }
 }

@@ -15,7 +15,9 @@ pub use document::{DocumentMeta, DocumentStatus, SourceFormat};
 pub use fault::{Fault, Faulted};
 pub use marking::{Clearance, Marking, MarkingScheme, UNREADABLE, caveat_token};
 pub use passage::Passage;
-pub use search::{PassageFilter, QueryPlan, ScoreBreakdown, SearchHit, SearchMode};
+pub use search::{
+    PassageFilter, QueryPlan, QueryTranslation, ScoreBreakdown, SearchHit, SearchMode,
+};
 
 use sha2::{Digest, Sha256};
 

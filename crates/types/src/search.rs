@@ -62,6 +62,10 @@ pub struct ScoreBreakdown {
     /// (`ATP 4-0.6 2-8`, `제24조의2`), if it was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_rank: Option<usize>,
+    /// Rank (from 1) in the keyword list of the query's translation (cross-lingual
+    /// search), if it was in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation_rank: Option<usize>,
 }
 
 impl ScoreBreakdown {
@@ -75,6 +79,7 @@ impl ScoreBreakdown {
             bm25_weight: 0.0,
             dense_weight: 0.0,
             reference_rank: None,
+            translation_rank: None,
         }
     }
 
@@ -113,6 +118,33 @@ pub struct QueryPlan {
     /// be reached: what failed, for the notice shown with the results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degraded: Option<String>,
+    /// The query translated into the other language of the reader's sources by the
+    /// inference server, when it was (see `retrieval.translate_queries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<QueryTranslation>,
+    /// Why a translation was wanted but not used (server down, timed out, an answer in the
+    /// wrong language): the search ran on the query as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation_error: Option<String>,
+    /// Fusion weight of the translation's keyword list (0 without a translation).
+    #[serde(default)]
+    pub translation_weight: f32,
+}
+
+/// A query translated for cross-lingual search.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QueryTranslation {
+    /// The translated query, as searched.
+    pub text: String,
+    /// Its language: `en` or `ko`.
+    pub language: String,
+    /// `model@server` that translated it.
+    pub translator: String,
+    /// Glossary pairs given to the translator (`term = translation`).
+    pub terms: Vec<String>,
+    /// Time the translation took (0 when it came from the cache).
+    pub elapsed_ms: u64,
+    pub cached: bool,
 }
 
 /// One ranked search result, as printed by `doctrina search --json`.

@@ -160,6 +160,10 @@ struct PlanView {
     reasons: String,
     /// What failed when the results are keyword results only.
     degraded: Option<String>,
+    /// The query as translated into the other language of the sources, and by whom.
+    translation: Option<(String, String)>,
+    /// Why a wanted translation is missing (the search ran on the query as written).
+    translation_error: Option<String>,
 }
 
 impl PlanView {
@@ -182,6 +186,11 @@ impl PlanView {
             dense_weight: plan.dense_weight,
             reasons: plan.reasons.join(" "),
             degraded: plan.degraded.clone(),
+            translation: plan
+                .translation
+                .as_ref()
+                .map(|t| (t.text.clone(), t.translator.clone())),
+            translation_error: plan.translation_error.clone(),
         }
     }
 }
