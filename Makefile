@@ -15,7 +15,7 @@ DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:8080
 BIN := $(CARGO_TARGET_DIR)/release/doctrina
 
-.PHONY: all setup setup-runtime setup-browser build run llm index serve test lint fmt clean-data
+.PHONY: all setup setup-runtime setup-browser build run llm walk index serve test lint fmt clean-data
 
 all: build
 
@@ -46,6 +46,12 @@ run: setup build
 ## 127.0.0.1:$(LLM_PORT), for drafting from the command line; Ctrl-C stops it.
 llm: setup
 	LLM_PORT=$(LLM_PORT) scripts/llm.sh
+
+## The officer's walk in Chromium against the default model: starts the server of `make llm`
+## (unless one answers on LLM_PORT), drafts with it, stops it. Screenshots in
+## test-artifacts/browser/default-model/.
+walk: setup setup-browser
+	LLM_PORT=$(LLM_PORT) CARGO="$(CARGO)" scripts/walk.sh
 
 index: setup-runtime build
 	$(BIN) index corpus/documents --data-dir $(DATA_DIR)

@@ -524,3 +524,161 @@ async fn korean_officer_searches_drafts_and_exports_in_chromium() {
     b.close().await;
     server.shutdown().await.unwrap();
 }
+
+/// The inference server of `make llm` (the default model), for the walk below.
+fn default_model_url() -> String {
+    std::env::var("DOCTRINA_WALK_LLM").unwrap_or_else(|_| "http://127.0.0.1:8081".to_string())
+}
+
+/// The officer's walk against the default model (Qwen2.5-Coder-1.5B-Instruct, as `make run`
+/// serves it), not the small test model: a Korean question over English doctrine translated
+/// by it, an English and a Korean section drafted by it with sentence-level citations, and
+/// the cited sentence highlighted in its passage. Needs the server of `make llm`; `make walk`
+/// starts it, runs this, and stops it. Screenshots: `test-artifacts/browser/default-model/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the default model's server (make walk)"]
+async fn officer_walk_with_the_default_model_in_chromium() {
+    let url = default_model_url();
+    let health = reqwest::get(format!("{url}/health")).await;
+    assert!(
+        health.is_ok_and(|r| r.status().is_success()),
+        "no inference server at {url}: run `make walk` (or `make llm` beside this test)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Two CPU cores: a cold prompt takes most of a minute, and the judge asks once per
+    // cited sentence.
+    let chat = chat(&url, |c| {
+        c.first_token_timeout_ms = 300_000;
+        c.total_timeout_ms = 600_000;
+    });
+    let server = serve_app(drafter(Some(chat), dir.path()), dir.path()).await;
+    let base = format!("http://{}", server.addr);
+    let mut b = Browser::start("default-model").await;
+    b.sign_in(&format!("{base}/"), "staff", PASSWORD).await;
+
+    // A Korean question over (mostly English) doctrine: translated by the model, the
+    // translation shown with the plan, the English paragraph among the hits.
+    let q = b.wait_css("input[name=q]", LONG).await;
+    q.send_keys("공격할 때 계산된 유류 소모량 외에 얼마나 더 계획해야 하나?")
+        .await
+        .unwrap();
+    b.click("form.search button").await;
+    b.wait_css(".hit", LONG).await;
+    let translation = b
+        .js("const q = document.querySelector('.query-plan q.translation'); return q ? q.textContent : ''")
+        .await;
+    let translation = translation.as_str().unwrap_or_default().to_string();
+    assert!(
+        doctrina_korean::detect(&translation) == doctrina_korean::Language::English,
+        "the question is translated: {translation:?}"
+    );
+    let publications = b
+        .js("return Array.from(document.querySelectorAll('.hit .cite strong')).map(e => e.textContent)")
+        .await;
+    assert!(
+        publications
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == "ATP 4-0.6")),
+        "{publications}"
+    );
+    b.shot("korean-question-translated").await;
+
+    // An English sustainment paragraph drafted by the model.
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
+    title.send_keys("OPORD 24-07 (IRON RIDGE)").await.unwrap();
+    b.click("form.create-plan button").await;
+    b.wait_css("form.add-section", LONG).await;
+    let plan_url = b.client.current_url().await.unwrap().to_string();
+    draft_section(
+        &mut b,
+        "opord-sustainment",
+        "Sustain the battalion attack: plan bulk fuel and ammunition resupply",
+        "english",
+    )
+    .await;
+
+    // Its first citation: the passage beside the draft, the cited sentence highlighted,
+    // and only that sentence.
+    b.click("ol.sentences a.cite").await;
+    let mark = b.wait_css("#source mark.cited-span", LONG).await;
+    let marked = mark.text().await.unwrap();
+    let passage = b
+        .js("return document.querySelector('#source blockquote.passage').textContent")
+        .await;
+    let passage = passage.as_str().unwrap_or_default();
+    assert!(
+        !marked.trim().is_empty() && marked.len() < passage.len(),
+        "one sentence of the passage is highlighted: {marked:?}"
+    );
+    b.shot("cited-sentence").await;
+
+    // A Korean sustainment paragraph over the same (mostly English) sources.
+    b.client.goto(&plan_url).await.unwrap();
+    b.wait_css("form.add-section", LONG).await;
+    draft_section(
+        &mut b,
+        "ko-opord-sustainment",
+        "대대 공격을 지원하기 위한 유류와 탄약 재보급 계획",
+        "korean",
+    )
+    .await;
+    b.click("ol.sentences a.cite").await;
+    b.wait_css("#source mark.cited-span", LONG).await;
+    b.shot("korean-cited-sentence").await;
+
+    b.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Adds a section from `template` with `task`, drafts it with the model and checks the
+/// draft an officer would keep: sentences cited at sentence level, no invalid citation,
+/// no chat-template tokens.
+async fn draft_section(b: &mut Browser, template: &str, task: &str, label: &str) {
+    let select = b
+        .client
+        .find(Locator::Css("form.add-section select[name=template]"))
+        .await
+        .unwrap();
+    select.select_by_value(template).await.unwrap();
+    b.send_keys("form.add-section textarea[name=task]", task)
+        .await;
+    b.click("form.add-section button").await;
+    b.wait_css("#draft-form", LONG).await;
+    b.click("#draft-button").await;
+    let shown = b
+        .wait_css("#current[data-version='1'], #stream .error", LONG)
+        .await;
+    if shown.attr("class").await.unwrap().as_deref() == Some("error") {
+        b.shot(&format!("{label}-error")).await;
+        panic!("the draft failed: {}", shown.text().await.unwrap());
+    }
+    let current = b
+        .js("return document.querySelector('#current').textContent")
+        .await;
+    let current = current.as_str().unwrap_or_default();
+    assert!(
+        !current.contains("<|") && !current.contains("im_start"),
+        "{current}"
+    );
+    assert!(
+        !current.contains("Invalid citations"),
+        "no invalid citation: {current}"
+    );
+    let cites = b
+        .js("return Array.from(document.querySelectorAll('ol.sentences a.cite')).map(e => e.textContent)")
+        .await;
+    let cites: Vec<String> = cites
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !cites.is_empty() && cites.iter().any(|c| c.contains('.')),
+        "sentence-level citations ([n.m]): {cites:?}"
+    );
+    b.shot(&format!("{label}-llm-draft")).await;
+}

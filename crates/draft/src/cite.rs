@@ -150,10 +150,12 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         // joins digits (`4-0.6`), so a sentence cannot run on uncited.
         // At most three citations: an unbounded run lets a small model loop on `[6.9][6.9]`.
         "sentence ::= body \" \"? cite{1,3} \".\" | uncovered".to_string(),
-        "body ::= first (char | number)*".to_string(),
-        // A sentence does not open with a number: a small model given `2.3 The FSC ...`
-        // would otherwise echo the sentence labels into its text.
-        "first ::= [^\\n\\[\\]. #0-9]".to_string(),
+        "body ::= (\"- \")? first (char | number)*".to_string(),
+        // A sentence (or list item) opens with a letter or a quotation mark: not with a
+        // number, which a small model given `2.3 The FSC ...` would echo from the sentence
+        // labels, nor with punctuation, which let the 1.5B model write `(` and three
+        // citations as a "sentence" of its own.
+        "first ::= [A-Za-z\u{C0}-\u{24F}\u{3131}-\u{318E}\u{AC00}-\u{D7A3}\"“‘]".to_string(),
         "char ::= [^\\n\\[\\].0-9]".to_string(),
         "number ::= [0-9]{1,6} (\".\" [0-9]{1,4}){0,2}".to_string(),
         "cite ::= \"[\" source \"]\"".to_string(),
@@ -304,7 +306,10 @@ fn resolve(sentence: &str, citable: &Citable) -> CitedSentence {
                 if !refs.contains(&r) {
                     refs.push(r);
                 }
-                kept.push(r);
+                // `[2.3][2.3]` is one citation.
+                if !kept.contains(&r) {
+                    kept.push(r);
+                }
             } else if (1..=citable.source_count()).contains(&r.n) {
                 if !invalid_refs.contains(&r) {
                     invalid_refs.push(r);
