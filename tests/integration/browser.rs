@@ -41,23 +41,11 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     assert!(scores.text().await.unwrap().contains("bm25"));
     b.shot("search").await;
 
-    // Create a plan.
-    b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
-    title.send_keys("OPORD 24-07 (IRON RIDGE)").await.unwrap();
-    b.click("form.create-plan button").await;
-    b.wait_css("form.add-section", LONG).await;
-    let plan_url = b.client.current_url().await.unwrap().to_string();
-
-    // Add the sustainment paragraph.
-    let template = b
-        .client
-        .find(Locator::Css("form.add-section select[name=template]"))
-        .await
-        .unwrap();
-    template.select_by_value("opord-sustainment").await.unwrap();
-    b.send_keys(
-        "form.add-section textarea[name=task]",
+    // Create a plan and add the sustainment paragraph.
+    let plan_url = create_plan(&b, &base, "OPORD 24-07 (IRON RIDGE)").await;
+    fill_section(
+        &b,
+        "opord-sustainment",
         "Sustain the battalion attack: plan bulk fuel and ammunition resupply",
     )
     .await;
@@ -74,13 +62,7 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     b.click("#draft-button").await;
     b.wait_css("#stream:not([hidden])", LONG).await;
     b.shot("llm-streaming").await;
-    let shown = b
-        .wait_css("#current[data-version='1'], #stream .error", LONG)
-        .await;
-    if shown.attr("class").await.unwrap().as_deref() == Some("error") {
-        b.shot("llm-error").await;
-        panic!("the draft failed: {}", shown.text().await.unwrap());
-    }
+    wait_for_draft(&mut b, 1, "llm").await;
     let user = b
         .js("return document.querySelector('#current h2 small').textContent")
         .await;
@@ -418,26 +400,10 @@ async fn korean_officer_searches_drafts_and_exports_in_chromium() {
     b.shot("search").await;
 
     // A plan with the Korean sustainment paragraph.
-    b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
-    title
-        .send_keys("작전명령 24-07 (그래닛 랜턴)")
-        .await
-        .unwrap();
-    b.click("form.create-plan button").await;
-    b.wait_css("form.add-section", LONG).await;
-    let plan_url = b.client.current_url().await.unwrap().to_string();
-    let template = b
-        .client
-        .find(Locator::Css("form.add-section select[name=template]"))
-        .await
-        .unwrap();
-    template
-        .select_by_value("ko-opord-sustainment")
-        .await
-        .unwrap();
-    b.send_keys(
-        "form.add-section textarea[name=task]",
+    let plan_url = create_plan(&b, &base, "작전명령 24-07 (그래닛 랜턴)").await;
+    fill_section(
+        &b,
+        "ko-opord-sustainment",
         "대대 공격을 지원하기 위한 유류와 탄약 재보급 계획",
     )
     .await;
@@ -584,12 +550,7 @@ async fn officer_walk_with_the_default_model_in_chromium() {
     b.shot("korean-question-translated").await;
 
     // An English sustainment paragraph drafted by the model.
-    b.client.goto(&format!("{base}/plans")).await.unwrap();
-    let title = b.wait_css("form.create-plan input[name=title]", LONG).await;
-    title.send_keys("OPORD 24-07 (IRON RIDGE)").await.unwrap();
-    b.click("form.create-plan button").await;
-    b.wait_css("form.add-section", LONG).await;
-    let plan_url = b.client.current_url().await.unwrap().to_string();
+    let plan_url = create_plan(&b, &base, "OPORD 24-07 (IRON RIDGE)").await;
     draft_section(
         &mut b,
         "opord-sustainment",
@@ -635,24 +596,11 @@ async fn officer_walk_with_the_default_model_in_chromium() {
 /// draft an officer would keep: sentences cited at sentence level, no invalid citation,
 /// no chat-template tokens.
 async fn draft_section(b: &mut Browser, template: &str, task: &str, label: &str) {
-    let select = b
-        .client
-        .find(Locator::Css("form.add-section select[name=template]"))
-        .await
-        .unwrap();
-    select.select_by_value(template).await.unwrap();
-    b.send_keys("form.add-section textarea[name=task]", task)
-        .await;
+    fill_section(b, template, task).await;
     b.click("form.add-section button").await;
     b.wait_css("#draft-form", LONG).await;
     b.click("#draft-button").await;
-    let shown = b
-        .wait_css("#current[data-version='1'], #stream .error", LONG)
-        .await;
-    if shown.attr("class").await.unwrap().as_deref() == Some("error") {
-        b.shot(&format!("{label}-error")).await;
-        panic!("the draft failed: {}", shown.text().await.unwrap());
-    }
+    wait_for_draft(b, 1, label).await;
     let current = b
         .js("return document.querySelector('#current').textContent")
         .await;
@@ -681,4 +629,42 @@ async fn draft_section(b: &mut Browser, template: &str, task: &str, label: &str)
         "sentence-level citations ([n.m]): {cites:?}"
     );
     b.shot(&format!("{label}-llm-draft")).await;
+}
+
+/// Creates a plan titled `title` from the plans page; returns the new plan's URL.
+async fn create_plan(b: &Browser, base: &str, title: &str) -> String {
+    b.client.goto(&format!("{base}/plans")).await.unwrap();
+    let input = b.wait_css("form.create-plan input[name=title]", LONG).await;
+    input.send_keys(title).await.unwrap();
+    b.click("form.create-plan button").await;
+    b.wait_css("form.add-section", LONG).await;
+    b.client.current_url().await.unwrap().to_string()
+}
+
+/// Fills the plan page's add-section form with `template` and `task`, unsubmitted (a walk
+/// takes its screenshot first).
+async fn fill_section(b: &Browser, template: &str, task: &str) {
+    let select = b
+        .client
+        .find(Locator::Css("form.add-section select[name=template]"))
+        .await
+        .unwrap();
+    select.select_by_value(template).await.unwrap();
+    b.send_keys("form.add-section textarea[name=task]", task)
+        .await;
+}
+
+/// Waits for version `version` of the section's draft; a failed draft fails the walk with
+/// its error shown and a screenshot (`<label>-error`).
+async fn wait_for_draft(b: &mut Browser, version: u32, label: &str) {
+    let shown = b
+        .wait_css(
+            &format!("#current[data-version='{version}'], #stream .error"),
+            LONG,
+        )
+        .await;
+    if shown.attr("class").await.unwrap().as_deref() == Some("error") {
+        b.shot(&format!("{label}-error")).await;
+        panic!("the draft failed: {}", shown.text().await.unwrap());
+    }
 }

@@ -71,8 +71,9 @@ pub fn messages(request: &TranslationRequest<'_>) -> Vec<Message> {
     let mut user = String::new();
     if !request.terms.is_empty() {
         user.push_str("Glossary:\n");
-        for (term, translation) in request.terms.iter().take(MAX_TERMS) {
-            user.push_str(&format!("{term} = {translation}\n"));
+        for line in glossary_lines(request) {
+            user.push_str(&line);
+            user.push('\n');
         }
         user.push('\n');
     }
@@ -80,6 +81,16 @@ pub fn messages(request: &TranslationRequest<'_>) -> Vec<Message> {
     user.push_str(request.query.trim());
     messages.push(Message::user(user));
     messages
+}
+
+/// The glossary pairs given with `request`, as the translator sees them (`유류 = fuel`).
+fn glossary_lines(request: &TranslationRequest<'_>) -> Vec<String> {
+    request
+        .terms
+        .iter()
+        .take(MAX_TERMS)
+        .map(|(term, translation)| format!("{term} = {translation}"))
+        .collect()
 }
 
 /// The translation in a model's answer: its first non-empty line, without a `Question:`
@@ -230,12 +241,7 @@ impl LlmTranslator {
 
 impl QueryTranslator for LlmTranslator {
     fn translate(&self, request: &TranslationRequest<'_>) -> Result<QueryTranslation, String> {
-        let terms: Vec<String> = request
-            .terms
-            .iter()
-            .take(MAX_TERMS)
-            .map(|(term, translation)| format!("{term} = {translation}"))
-            .collect();
+        let terms = glossary_lines(request);
         let key = format!(
             "{}\u{1f}{}\u{1f}{}",
             request.to.code(),

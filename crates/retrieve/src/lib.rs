@@ -217,7 +217,8 @@ impl Retriever {
         self.glossary.as_ref()
     }
 
-    /// How `query` will be searched for a reader holding `clearance` (see the module docs).
+    /// How `query` will be searched for a reader holding `clearance` (see the module docs),
+    /// with its translation when one is wanted: this is where the translator is asked.
     pub fn plan(
         &self,
         query: &str,
@@ -232,30 +233,37 @@ impl Retriever {
         };
         let share = self.same_language_share(language, clearance)?;
         let minority = share.is_some_and(|share| share < self.config.cross_lingual_share);
-        if mode != SearchMode::Dense
-            && let Some(glossary) = &self.glossary
-        {
-            let expansion = glossary.get().expand(query);
-            if !expansion.is_empty() {
-                for term in expansion.added() {
-                    plan.keyword_query.push(' ');
-                    plan.keyword_query.push_str(term);
-                }
-                // Added terms count fully where the query's own language is the minority
-                // of the reader's sources (they are its way in); elsewhere they help
-                // without outweighing what was asked.
-                plan.expansion_weight = if minority {
-                    1.0
-                } else {
-                    self.config.glossary_term_weight
-                };
-                plan.reasons.push(format!(
-                    "glossary added to the keyword query (weight {}): {}",
-                    plan.expansion_weight,
-                    expansion.describe()
-                ));
-                plan.expansion = expansion.matches;
+        let expansion = self
+            .glossary
+            .as_ref()
+            .map(|glossary| glossary.get().expand(query))
+            .unwrap_or_default();
+        // The glossary's pair for each of the query's terms: the custodians' words, which
+        // a translator is told to use.
+        let terms: Vec<(String, String)> = expansion
+            .matches
+            .iter()
+            .filter_map(|(found, added)| added.first().map(|first| (found.clone(), first.clone())))
+            .collect();
+        if mode != SearchMode::Dense && !expansion.is_empty() {
+            for term in expansion.added() {
+                plan.keyword_query.push(' ');
+                plan.keyword_query.push_str(term);
             }
+            // Added terms count fully where the query's own language is the minority of
+            // the reader's sources (they are its way in); elsewhere they help without
+            // outweighing what was asked.
+            plan.expansion_weight = if minority {
+                1.0
+            } else {
+                self.config.glossary_term_weight
+            };
+            plan.reasons.push(format!(
+                "glossary added to the keyword query (weight {}): {}",
+                plan.expansion_weight,
+                expansion.describe()
+            ));
+            plan.expansion = expansion.matches;
         }
         let (mut bm25, dense) = match mode {
             SearchMode::Hybrid => (self.config.bm25_weight, self.config.dense_weight),
@@ -265,7 +273,7 @@ impl Retriever {
         // Keyword mode searches what was typed (and the glossary's terms): a translation
         // is for the semantic side and fusion.
         if minority && mode != SearchMode::Bm25 {
-            self.translate(query, language, &mut plan);
+            self.translate(query, language, &terms, &mut plan);
             if plan.translation.is_some() && mode == SearchMode::Hybrid {
                 plan.translation_weight = bm25 * self.config.translation_weight;
                 plan.reasons.push(format!(
@@ -335,7 +343,13 @@ impl Retriever {
     /// its own language is their minority), when a translator is configured; the plan
     /// records the translation, or why there is none. A failed translation never fails the
     /// search: the query is searched as written.
-    fn translate(&self, query: &str, language: Language, plan: &mut QueryPlan) {
+    fn translate(
+        &self,
+        query: &str,
+        language: Language,
+        terms: &[(String, String)],
+        plan: &mut QueryPlan,
+    ) {
         let Some(translator) = self
             .translator
             .as_ref()
@@ -348,21 +362,11 @@ impl Retriever {
             Language::English => Language::Korean,
             Language::Mixed | Language::Unknown => return,
         };
-        // The glossary's pairs for the terms in the query: the translator uses the
-        // custodians' words for them.
-        let terms: Vec<(String, String)> = self
-            .glossary
-            .as_ref()
-            .map(|glossary| glossary.get().expand(query).matches)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(found, added)| added.into_iter().next().map(|first| (found, first)))
-            .collect();
         let request = TranslationRequest {
             query,
             from: language,
             to,
-            terms: &terms,
+            terms,
         };
         match translator.translate(&request) {
             Ok(translation) => {
