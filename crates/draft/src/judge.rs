@@ -183,7 +183,9 @@ impl Combination {
     ///   is `unsupported`, whatever the judge says; a whole source sentence quoted word for
     ///   word is `supported`;
     /// * `supported` only when the judge gives SUPPORTS at least [`Combination::supports`],
-    ///   the check's score clears its bar and the claim names nothing the sources do not;
+    ///   the check's score clears its bar, the claim names nothing the sources do not, and
+    ///   it is not a close rewrite that swaps the source's terms or drops its qualifier
+    ///   ([`Features::altered`]);
     /// * `unsupported` when the judge's NO reaches [`Combination::no`], or the check found
     ///   the sentence unsupported;
     /// * `weak` otherwise.
@@ -207,7 +209,11 @@ impl Combination {
         } else {
             self.check
         };
-        if judgement.p_supports() >= self.supports && score >= bar && features.missing_names == 0 {
+        if judgement.p_supports() >= self.supports
+            && score >= bar
+            && features.missing_names == 0
+            && !features.altered()
+        {
             Support::Supported
         } else if judgement.p_no() >= self.no || check == Support::Unsupported {
             Support::Unsupported
@@ -354,6 +360,12 @@ mod tests {
             ..Features::default()
         };
         assert_eq!(c.label(&unnamed, 0.95, Support::Weak, &yes), Support::Weak);
+        // A close rewrite that swaps the source's terms caps at weak.
+        let swapped = Features {
+            reordered: 2,
+            ..Features::default()
+        };
+        assert_eq!(c.label(&swapped, 0.99, Support::Weak, &yes), Support::Weak);
         // Across languages the check's bar is its own.
         let cross = Features {
             cross_lingual: true,

@@ -101,7 +101,8 @@ impl Thresholds {
     ///   says something else than its source, `unsupported` whatever the similarity;
     /// * a whole sentence of the source quoted word for word: `supported`;
     /// * an acronym or designator the source never names (`FSC` for a source about the
-    ///   `BSB`): at most `weak`;
+    ///   `BSB`), or a close rewrite of the source that swaps its terms or drops its
+    ///   qualifier ([`Features::altered`]): at most `weak`;
     /// * otherwise the score against the thresholds for the claim's language pairing.
     pub fn label(&self, features: Features) -> Support {
         if features.novel_number || features.negation_mismatch || features.modality_mismatch {
@@ -116,7 +117,7 @@ impl Thresholds {
         } else {
             (self.supported, self.weak)
         };
-        if score >= supported && features.missing_names == 0 {
+        if score >= supported && features.missing_names == 0 && !features.altered() {
             Support::Supported
         } else if score >= weak {
             Support::Weak
@@ -169,6 +170,27 @@ pub struct Features {
     /// source says.
     #[serde(default)]
     pub quoted: bool,
+    /// The claim is a close rewrite of its best evidence sentence (at most one term of its
+    /// own, at least 80% of its terms in the sentence's order), in English, and moves some
+    /// of the sentence's terms out of that order: roles swapped (`the SPO ... the S-4` where the
+    /// source says `the S-4 ... the SPO`), a term moved onto another subject. The count of
+    /// terms moved; 0 for any other claim.
+    #[serde(default)]
+    pub reordered: u32,
+    /// The claim is a close rewrite (as for [`Features::reordered`]) that leaves out a
+    /// qualifier of the sentence (`often`, `usually`, `about 5`, `대개`) or a condition
+    /// inside the span it copies (`during high-tempo operations`): an overgeneralisation.
+    #[serde(default)]
+    pub dropped_qualifier: bool,
+}
+
+impl Features {
+    /// Whether the claim reuses its source's words but changes what they say: terms
+    /// reordered or a qualifier dropped. Neither the embedding model nor a small judge sees
+    /// these (the words are the source's own), so they cap the label at `weak`.
+    pub fn altered(&self) -> bool {
+        self.reordered > 0 || self.dropped_qualifier
+    }
 }
 
 /// The passage span that best matches a claim.
@@ -324,6 +346,114 @@ fn modality_mismatch(claim: &str, evidence: &str) -> bool {
     (strong(claim) && weak(evidence)) || (weak(claim) && strong(evidence))
 }
 
+/// Words that narrow a statement (how often, how many, how exactly): a claim that copies
+/// its source but leaves one out says more than the source.
+static QUALIFIER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)\b(often|frequently|usually|generally|typically|normally|tends?|sometimes|roughly|approximately|about \d|most|many|some|largely|mainly|primarily|likely|where possible|when time allows)\b|대개|대체로|일반적으로|보통|주로|흔히|종종|때때로|대부분|일부|약 ?\d",
+    )
+    .expect("valid regex")
+});
+
+/// Condition words (analysed as the claim's terms are): one inside the copied span but
+/// missing from the claim marks a dropped condition (`during ...`, `when ...`).
+const CONDITION_WORDS: &str = "during when unless where while until";
+
+/// The qualifiers of `text`, lowercased.
+fn qualifiers(text: &str) -> HashSet<String> {
+    QUALIFIER
+        .find_iter(text)
+        .map(|m| m.as_str().to_lowercase().replace(' ', ""))
+        .collect()
+}
+
+/// How a claim that is a close rewrite of its evidence sentence departs from it, from the
+/// two texts' terms in order: the claim terms the sentence has but not in the claim's
+/// order (`reordered`), and whether a condition term inside the copied span went missing.
+/// `None` when the claim is not a close rewrite (more than one term of its own, or under
+/// 80% of its terms in order), which leaves paraphrases to the score and the judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rewrite {
+    reordered: u32,
+    dropped_condition: bool,
+}
+
+fn rewrite(claim: &[String], evidence: &[String], conditions: &HashSet<String>) -> Option<Rewrite> {
+    if claim.is_empty() || evidence.is_empty() {
+        return None;
+    }
+    let in_evidence: HashSet<&str> = evidence.iter().map(String::as_str).collect();
+    let in_claim: HashSet<&str> = claim.iter().map(String::as_str).collect();
+    let novel = claim
+        .iter()
+        .filter(|t| !in_evidence.contains(t.as_str()))
+        .count();
+    let aligned = longest_common_subsequence(claim, evidence);
+    if novel > 1 || aligned.len() * 5 < claim.len() * 4 {
+        return None;
+    }
+    let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
+    let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
+    // A claim term off the common order is moved when the sentence has an occurrence of
+    // it off the order too (a repeated term the sentence states once is not a move).
+    let mut unplaced: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (j, term) in evidence.iter().enumerate() {
+        if !on_evidence.contains(&j) {
+            *unplaced.entry(term.as_str()).or_default() += 1;
+        }
+    }
+    let mut reordered = 0;
+    for (i, term) in claim.iter().enumerate() {
+        if on_claim.contains(&i) {
+            continue;
+        }
+        if let Some(left) = unplaced.get_mut(term.as_str()).filter(|n| **n > 0) {
+            *left -= 1;
+            reordered += 1;
+        }
+    }
+    let dropped_condition = match (aligned.first(), aligned.last()) {
+        (Some(&(_, first)), Some(&(_, last))) => (first..=last).any(|j| {
+            !on_evidence.contains(&j)
+                && !in_claim.contains(evidence[j].as_str())
+                && conditions.contains(&evidence[j])
+        }),
+        _ => false,
+    };
+    Some(Rewrite {
+        reordered,
+        dropped_condition,
+    })
+}
+
+/// Index pairs `(i, j)` of one longest common subsequence of `a` and `b`, in order.
+fn longest_common_subsequence(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
+    let (n, m) = (a.len(), b.len());
+    let mut table = vec![vec![0u16; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            table[i][j] = if a[i] == b[j] {
+                table[i + 1][j + 1] + 1
+            } else {
+                table[i + 1][j].max(table[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if a[i] == b[j] {
+            out.push((i, j));
+            i += 1;
+            j += 1;
+        } else if table[i + 1][j] >= table[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
 /// Acronyms and designators: `BSB`, `S-4`, `LOGPAC`, `CCIR`, `FM 5-0` (letters part).
 fn names(text: &str) -> HashSet<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '/'))
@@ -410,9 +540,13 @@ impl SupportChecker {
     }
 
     fn terms(&self, text: &str) -> HashSet<String> {
+        self.term_sequence(text).into_iter().collect()
+    }
+
+    /// The content terms of `text` in order: Korean morphemes (MeCab) and Latin words
+    /// stemmed as English, as the keyword index analyses them.
+    fn term_sequence(&self, text: &str) -> Vec<String> {
         if doctrina_korean::has_hangul(text) {
-            // Korean morphemes (MeCab) and its Latin words stemmed as English, as the
-            // keyword index analyses them.
             return doctrina_index::analysis::DoctrinaAnalyzer::default()
                 .tokens(text)
                 .into_iter()
@@ -421,11 +555,32 @@ impl SupportChecker {
         }
         let mut analyzer = self.analyzer.lock().unwrap_or_else(|p| p.into_inner());
         let mut stream = analyzer.token_stream(text);
-        let mut out = HashSet::new();
+        let mut out = Vec::new();
         while let Some(token) = stream.next() {
-            out.insert(token.text.clone());
+            out.push(token.text.clone());
         }
         out
+    }
+
+    /// [`Features::reordered`] and [`Features::dropped_qualifier`] of a claim against its
+    /// best evidence sentence in the same language.
+    fn rewrite_features(&self, claim: &str, evidence: &str) -> (u32, bool) {
+        let conditions: HashSet<String> = self.terms(CONDITION_WORDS);
+        let claim_terms = self.term_sequence(claim);
+        let evidence_terms = self.term_sequence(evidence);
+        match rewrite(&claim_terms, &evidence_terms, &conditions) {
+            Some(r) => {
+                let dropped = !qualifiers(evidence).is_subset(&qualifiers(claim));
+                // Korean scrambles word order freely, so order says little there.
+                let reordered = if doctrina_korean::has_hangul(claim) {
+                    0
+                } else {
+                    r.reordered
+                };
+                (reordered, dropped || r.dropped_condition)
+            }
+            None => (0, false),
+        }
     }
 
     /// Share of the claim's content terms found in the passages (1.0 for a claim with none).
@@ -514,6 +669,14 @@ impl SupportChecker {
             .get(best_passage)
             .map_or("", |e| e.text.as_str());
         let claim_korean = doctrina_korean::has_hangul(claim);
+        let cross_lingual = passages
+            .iter()
+            .any(|p| doctrina_korean::has_hangul(p) != claim_korean);
+        let (reordered, dropped_qualifier) = if cross_lingual {
+            (0, false)
+        } else {
+            self.rewrite_features(claim, evidence_text)
+        };
         let features = Features {
             similarity,
             overlap: self.overlap(claim, passages),
@@ -522,10 +685,10 @@ impl SupportChecker {
             negation_mismatch: negation_mismatch(claim, evidence_text),
             modality_mismatch: modality_mismatch(claim, evidence_text),
             missing_names: missing_names(claim, passages),
-            cross_lingual: passages
-                .iter()
-                .any(|p| doctrina_korean::has_hangul(p) != claim_korean),
+            cross_lingual,
             quoted: quoted(claim, passages),
+            reordered,
+            dropped_qualifier,
         };
         let best = per_passage.get(best_passage).cloned();
         Ok((features, best, per_passage))
@@ -746,6 +909,70 @@ mod tests {
             ..f(0.9, 0.0)
         };
         assert_eq!(t.label(korean), Support::Supported);
+    }
+
+    fn terms(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_close_rewrite_that_swaps_roles_or_drops_a_condition_is_seen() {
+        let conditions: HashSet<String> = ["during".to_string()].into_iter().collect();
+        let rewrite = |c: &str, e: &str| rewrite(&terms(c), &terms(e), &conditions);
+        let source = "s4 integrates sustainment brigade plan while spo writes detailed support plan executes";
+        // Roles swapped: the same words, two of them moved.
+        let swapped = rewrite(
+            "spo integrates sustainment brigade plan while s4 writes detailed support plan executes",
+            source,
+        )
+        .expect("a close rewrite");
+        assert_eq!(swapped.reordered, 2);
+        // The source's own order, part of it left out: nothing moved.
+        let part = rewrite("s4 integrates sustainment plan", source).expect("close");
+        assert_eq!(
+            part,
+            Rewrite {
+                reordered: 0,
+                dropped_condition: false
+            }
+        );
+        // A term the claim repeats but the source states once is not a move.
+        let repeated = rewrite(
+            "role care provided aid stations includes trauma care",
+            "role provided aid stations includes trauma care",
+        )
+        .expect("close");
+        assert_eq!(repeated.reordered, 0);
+        // A condition inside the copied span, left out.
+        let dropped = rewrite(
+            "brigade prefers unit distribution because keeps vehicles forward",
+            "brigade prefers unit distribution during offensive operations because keeps vehicles forward",
+        )
+        .expect("close");
+        assert!(dropped.dropped_condition);
+        // A paraphrase in words of its own is not a close rewrite: the score and the
+        // judge decide it.
+        assert_eq!(
+            rewrite("logistics officer forecasts fuel needs daily", source),
+            None
+        );
+        assert!(qualifiers("Units often move at night, about 5 km").contains("often"));
+        assert!(qualifiers("Units often move at night, about 5 km").contains("about5"));
+        assert!(!qualifiers("a report about the enemy").contains("about"));
+        assert!(qualifiers("부대는 대개 야간에 이동한다").contains("대개"));
+        let t = Thresholds::default();
+        let altered = Features {
+            similarity: 0.99,
+            overlap: 1.0,
+            reordered: 2,
+            ..Features::default()
+        };
+        assert_eq!(t.label(altered), Support::Weak, "a swap caps at weak");
+        let narrowed = Features {
+            dropped_qualifier: true,
+            ..altered
+        };
+        assert!(narrowed.altered());
     }
 
     #[test]
