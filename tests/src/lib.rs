@@ -18,7 +18,7 @@ use doctrina_types::{Config, PassageFilter, SearchHit, SearchMode};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()

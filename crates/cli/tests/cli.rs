@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/documents")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("../../corpus/documents")
 }
 
 fn doctrina(data: &Path, args: &[&str]) -> Output {
@@ -493,7 +494,8 @@ fn bench_smoke_prints_every_figure() {
 }
 
 fn beir_mini() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/eval/beir-mini")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("../../corpus/eval/beir-mini")
 }
 
 /// `eval beir` indexes a BEIR-layout dataset into its own data directory once, then
@@ -868,7 +870,8 @@ fn user_add_admin_reads_the_password_from_stdin_never_an_argument() {
 }
 
 fn hostile() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/hostile")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("../../tests/corpus/hostile")
 }
 
 /// Issue 12: each hostile file used to abort `doctrina index` (exit 134, a stack overflow

@@ -346,7 +346,8 @@ mod tests {
 
     #[test]
     fn the_bundled_mini_dataset_loads() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/eval/beir-mini");
+        let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+            .join("../../corpus/eval/beir-mini");
         let d = load(&dir).unwrap();
         assert_eq!(d.corpus.len(), 24);
         assert_eq!(d.queries.len(), 8, "the unjudged query is left out");

@@ -142,7 +142,9 @@ mod tests {
 
     #[test]
     fn every_template_text_has_a_korean_entry() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+        let dir =
+            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+                .join("../../templates");
         let mut missing = Vec::new();
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
