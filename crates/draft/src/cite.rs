@@ -93,8 +93,8 @@ impl Citable {
 }
 
 /// A GBNF grammar for a draft over the `citable` sources, for servers that constrain
-/// decoding (llama-server): the text is the template's sub-headings, each on its own line,
-/// and paragraphs of sentences that each end with one or more citations, then a full stop,
+/// decoding (llama-server): the text opens with the template's first sub-heading, then
+/// sub-headings, each on its own line, and paragraphs of sentences that each end with one or more citations, then a full stop,
 /// naming a given sentence of a given source (`... [2.3].`, `... [1.1][3.2].`; `[n]` for a source given
 /// whole), or that say no source covers something (`No source covers ...`,
 /// `어떤 출처도 ...`). An invented citation cannot be generated.
@@ -129,10 +129,16 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
     if refs.is_empty() {
         refs.push(quote("1"));
     }
-    let mut rules = vec![
-        "root ::= block+".to_string(),
-        "block ::= heading | para | \"\\n\"".to_string(),
-    ];
+    // The draft opens with the first sub-heading: small models otherwise open by echoing
+    // the request's header (`항목: 4. 전투근무지원 과업: ...`) as a cited "sentence".
+    let root = match subheadings.first() {
+        Some(first) => format!(
+            "root ::= (\"#\" \"#\"? \"#\"? \" \")? {} \"\\n\" block*",
+            quote(first)
+        ),
+        None => "root ::= block+".to_string(),
+    };
+    let mut rules = vec![root, "block ::= heading | para | \"\\n\"".to_string()];
     // The sub-headings, and the section's title as the prompt gives it (small models echo
     // it), optionally as Markdown headings.
     let mut names: Vec<String> = subheadings.iter().map(|h| quote(h)).collect();
@@ -471,6 +477,10 @@ mod grammar_tests {
             g.contains(r#"number ::= [0-9]{1,6} ("." [0-9]{1,4}){0,2}"#),
             "{g}"
         );
-        assert!(g.contains("root ::= block+"));
+        assert!(
+            g.contains(r##"root ::= ("#" "#"? "#"? " ")? "a. Logistics" "\n" block*"##),
+            "the draft opens with the first sub-heading: {g}"
+        );
+        assert!(numbered.contains("root ::= block+"), "{numbered}");
     }
 }

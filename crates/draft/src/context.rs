@@ -89,6 +89,35 @@ impl Source {
     }
 }
 
+/// Removes a source's reference label opening a line of a draft
+/// (`- ATP 4-0.6, para 1-8: The brigade ...`). Small models copy the `ref` of a `<source>`
+/// tag as a prefix; the citation already names the source, and the label's paragraph and
+/// page numbers would otherwise be read as numbers the sentence states.
+pub fn strip_source_labels(output: &str, sources: &[Source]) -> String {
+    let mut labels: Vec<String> = sources.iter().map(Source::label).collect();
+    // The longest first, so `FM 5-0, para 1-5, 1-6` wins over `FM 5-0, para 1-5`.
+    labels.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    let strip = |line: &str| -> String {
+        let body = line.trim_start_matches(['-', '*', ' ', '\t']);
+        let lead = &line[..line.len() - body.len()];
+        labels
+            .iter()
+            .find_map(|label| {
+                let rest = body.strip_prefix(label.as_str())?.trim_start();
+                let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix('：'))?;
+                Some(format!("{lead}{}", rest.trim_start()))
+            })
+            .unwrap_or_else(|| line.to_string())
+    };
+    output
+        .split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(content) => strip(content) + "\n",
+            None => strip(line),
+        })
+        .collect()
+}
+
 pub fn looks_like_injection(text: &str) -> bool {
     INJECTION.is_match(text)
 }
@@ -224,6 +253,26 @@ pub fn prompt_text(messages: &[Message]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_label_opening_a_line_is_removed() {
+        let mut h = hit("The brigade uses four methods of resupply.");
+        h.paragraphs = vec!["1-8".into()];
+        let source = Source::from_hit(1, &h);
+        let label = source.label();
+        assert_eq!(label, "ATP 4-0.6, para 1-8, p. 3");
+        let output = format!(
+            "가. 군수\n- {label}: 여단은 네 가지 재보급 방법을 사용한다 [1.1].\n{label} 에 따르면 [1.1].\n"
+        );
+        let stripped = strip_source_labels(&output, &[source]);
+        assert_eq!(
+            stripped,
+            format!(
+                "가. 군수\n- 여단은 네 가지 재보급 방법을 사용한다 [1.1].\n{label} 에 따르면 [1.1].\n"
+            ),
+            "only a label followed by a colon, at the start of a line"
+        );
+    }
 
     #[test]
     fn injection_attempts_are_detected() {

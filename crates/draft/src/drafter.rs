@@ -490,8 +490,10 @@ impl Drafter {
                 Some(error)
             }
         };
-        record.text = cite::render(&record.raw_output, &context::citable(&sources));
-        let (mut sentences, invalid) = self.verify(&record.raw_output, &sources)?;
+        // What `DraftRecord::output` gives once the sources are in the record.
+        let output = context::strip_source_labels(&record.raw_output, &sources);
+        record.text = cite::render(&output, &context::citable(&sources));
+        let (mut sentences, invalid) = self.verify(&output, &sources)?;
         // Extractive drafts are quotes of their sources: the check alone labels them.
         if request.mode == DraftMode::Llm {
             let judged = self.judge(&mut sentences, &sources, &[]).await;

@@ -166,6 +166,15 @@ pub struct DraftRecord {
     pub timings_ms: Timings,
 }
 
+impl DraftRecord {
+    /// The model's output as drafts read it: [`Self::raw_output`] with any source label
+    /// opening a line removed ([`crate::context::strip_source_labels`]). Verification,
+    /// rendering and evaluation all read this, so they see the same sentences.
+    pub fn output(&self) -> String {
+        crate::context::strip_source_labels(&self.raw_output, &self.sources)
+    }
+}
+
 pub struct DraftStore {
     conn: Mutex<Connection>,
 }

@@ -205,7 +205,7 @@ fn judge_record(
     };
     let mut out = Vec::new();
     for sentence in cite::parse(
-        &record.raw_output,
+        &record.output(),
         &doctrina_draft::context::citable(&record.sources),
     ) {
         let (recall, precise) = judge_statement(

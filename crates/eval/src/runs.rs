@@ -580,7 +580,7 @@ pub async fn run_drafts(
         let mut sentences = Vec::new();
         if let Some(record) = &record {
             let parsed = cite::parse(
-                &record.raw_output,
+                &record.output(),
                 &doctrina_draft::context::citable(&record.sources),
             );
             for (si, statement) in q.statements.iter().enumerate() {
