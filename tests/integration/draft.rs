@@ -180,8 +180,21 @@ async fn llm_draft_against_the_real_llama_server() {
         let check = s.check.expect("the check's own label is kept");
         assert_eq!(s.support, combination.label(&s.features, s.score, check, j));
         if s.support == Support::Supported {
+            // What `Combination::label` promises: the judge's SUPPORTS clears its bar, the
+            // rules pass, and a sentence in its sources' language shares their terms.
+            let f = &s.features;
             assert!(j.p_supports() >= combination.supports, "{s:?}");
-            assert_ne!(check, Support::Unsupported, "{s:?}");
+            assert!(
+                !(f.novel_number || f.negation_mismatch || f.modality_mismatch),
+                "{s:?}"
+            );
+            assert!(f.missing_names == 0 && !f.altered(), "{s:?}");
+            assert!(
+                f.quoted
+                    || f.cross_lingual
+                    || f.overlap >= doctrina_draft::judge::MIN_SAME_LANGUAGE_OVERLAP,
+                "{s:?}"
+            );
         }
     }
     // Each source was given as its three best sentences, numbered `n.m`; under the grammar
