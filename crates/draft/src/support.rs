@@ -237,6 +237,8 @@ impl doctrina_types::Faulted for SupportError {
 pub struct SupportChecker {
     embedder: Arc<dyn Embedder>,
     analyzer: Mutex<TextAnalyzer>,
+    /// [`CONDITION_WORDS`] as the analyzer stems them, once.
+    conditions: HashSet<String>,
     pub thresholds: Thresholds,
 }
 
@@ -532,11 +534,14 @@ impl SupportChecker {
             .filter(StopWordFilter::new(Language::English).expect("english stop words ship"))
             .filter(Stemmer::new(Language::English))
             .build();
-        Self {
+        let mut checker = Self {
             embedder,
             analyzer: Mutex::new(analyzer),
+            conditions: HashSet::new(),
             thresholds,
-        }
+        };
+        checker.conditions = checker.terms(CONDITION_WORDS);
+        checker
     }
 
     fn terms(&self, text: &str) -> HashSet<String> {
@@ -565,10 +570,9 @@ impl SupportChecker {
     /// [`Features::reordered`] and [`Features::dropped_qualifier`] of a claim against its
     /// best evidence sentence in the same language.
     fn rewrite_features(&self, claim: &str, evidence: &str) -> (u32, bool) {
-        let conditions: HashSet<String> = self.terms(CONDITION_WORDS);
         let claim_terms = self.term_sequence(claim);
         let evidence_terms = self.term_sequence(evidence);
-        match rewrite(&claim_terms, &evidence_terms, &conditions) {
+        match rewrite(&claim_terms, &evidence_terms, &self.conditions) {
             Some(r) => {
                 let dropped = !qualifiers(evidence).is_subset(&qualifiers(claim));
                 // Korean scrambles word order freely, so order says little there.
