@@ -31,11 +31,7 @@ async fn officer_drafts_reviews_and_exports_in_chromium() {
     // Sign in (the search page sends us to the login page and back), then search with
     // highlighted matches and score breakdowns.
     b.sign_in(&format!("{base}/"), "staff", PASSWORD).await;
-    let q = b.wait_css("input[name=q]", LONG).await;
-    q.send_keys("convoy refuel at the release point")
-        .await
-        .unwrap();
-    b.click("form.search button").await;
+    search(&b, "convoy refuel at the release point").await;
     b.wait_css(".hit mark", LONG).await;
     let scores = b.client.find(Locator::Css(".hit .scores")).await.unwrap();
     assert!(scores.text().await.unwrap().contains("bm25"));
@@ -371,9 +367,7 @@ async fn korean_officer_searches_drafts_and_exports_in_chromium() {
     b.wait_css("html[lang=ko]", LONG).await;
 
     // A Korean question over English doctrine.
-    let q = b.wait_css("input[name=q]", LONG).await;
-    q.send_keys("지속지원 결심지점의 정의").await.unwrap();
-    b.click("form.search button").await;
+    search(&b, "지속지원 결심지점의 정의").await;
     b.wait_css(".hit", LONG).await;
     let plan = b
         .js("return document.querySelector('.query-plan').textContent")
@@ -524,11 +518,11 @@ async fn officer_walk_with_the_default_model_in_chromium() {
 
     // A Korean question over (mostly English) doctrine: translated by the model, the
     // translation shown with the plan, the English paragraph among the hits.
-    let q = b.wait_css("input[name=q]", LONG).await;
-    q.send_keys("공격할 때 계산된 유류 소모량 외에 얼마나 더 계획해야 하나?")
-        .await
-        .unwrap();
-    b.click("form.search button").await;
+    search(
+        &b,
+        "공격할 때 계산된 유류 소모량 외에 얼마나 더 계획해야 하나?",
+    )
+    .await;
     b.wait_css(".hit", LONG).await;
     let translation = b
         .js("const q = document.querySelector('.query-plan q.translation'); return q ? q.textContent : ''")
@@ -632,6 +626,13 @@ async fn draft_section(b: &mut Browser, template: &str, task: &str, label: &str)
 }
 
 /// Creates a plan titled `title` from the plans page; returns the new plan's URL.
+/// Types `query` into the search box of the page shown and submits it.
+async fn search(b: &Browser, query: &str) {
+    let q = b.wait_css("input[name=q]", LONG).await;
+    q.send_keys(query).await.unwrap();
+    b.click("form.search button").await;
+}
+
 async fn create_plan(b: &Browser, base: &str, title: &str) -> String {
     b.client.goto(&format!("{base}/plans")).await.unwrap();
     let input = b.wait_css("form.create-plan input[name=title]", LONG).await;
