@@ -624,8 +624,12 @@ impl SupportChecker {
         if passages.is_empty() {
             return Ok((Features::default(), None, Vec::new()));
         }
+        // (passage, char start, char end, text); each passage's whole span comes first,
+        // then its sentences.
         let mut spans: Vec<(usize, usize, usize, &str)> = Vec::new();
+        let mut whole_spans: HashSet<usize> = HashSet::new();
         for (i, p) in passages.iter().enumerate() {
+            whole_spans.insert(spans.len());
             spans.push((i, 0, p.chars().count(), p));
             for (s, e, text) in sentences(p) {
                 spans.push((i, s, e, text));
@@ -639,7 +643,8 @@ impl SupportChecker {
             .iter()
             .map(|v| cosine(claim_vector, v))
             .collect();
-        let whole = |j: usize| spans[j].1 == 0 && spans[j].2 == spans[j].3.chars().count();
+        // (Not `start == 0`: a passage's first sentence starts there too.)
+        let whole = |j: usize| whole_spans.contains(&j);
         // The similarity is the best over whole passages and their sentences.
         let (similarity, best_passage) = sims
             .iter()
