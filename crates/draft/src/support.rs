@@ -87,9 +87,9 @@ impl Default for Thresholds {
             similarity_weight: 1.0,
             supported: 0.94,
             weak: 0.92,
-            cross_similarity_weight: 0.5,
-            cross_supported: 0.40,
-            cross_weak: 0.20,
+            cross_similarity_weight: 0.7,
+            cross_supported: 0.62,
+            cross_weak: 0.60,
         }
     }
 }
@@ -319,7 +319,7 @@ fn contains_word(text: &str, word: &str) -> bool {
 
 static NEGATION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\b(not|no|never|none|cannot|without|nor|neither|nothing|prohibited|forbidden)\b|n't|않|못|없|아니|금지|불가",
+        r"(?i)\b(not|no|never|none|cannot|without|nor|neither|nothing|prohibited|forbidden)\b|n't|않|못|없|아니|금지|불가|지 ?(?:말(?:고|아야|것)|마(?:라|십시오|세요))",
     )
     .expect("valid regex")
 });
@@ -336,9 +336,21 @@ static WEAK_MODAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
         .expect("valid regex")
 });
 
-/// Whether the two texts disagree on negation: one negates and the other does not.
+/// Contrasts that say what is not done without a negation word: `civilians, rather than
+/// the enemy` says what `civilians, not the enemy` says.
+static CONTRAST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\b(instead of|rather than)\b").expect("valid regex")
+});
+
+/// Whether the two texts disagree on negation: one negates and the other neither negates
+/// nor states the same contrast with `instead of` / `rather than`.
 fn negation_mismatch(claim: &str, evidence: &str) -> bool {
-    NEGATION.is_match(claim) != NEGATION.is_match(evidence)
+    let (claim_negates, evidence_negates) = (NEGATION.is_match(claim), NEGATION.is_match(evidence));
+    if claim_negates == evidence_negates {
+        return false;
+    }
+    let plain = if claim_negates { evidence } else { claim };
+    !CONTRAST.is_match(plain)
 }
 
 /// Whether one says `must` where the other says `may` (either way).
@@ -1012,6 +1024,33 @@ mod tests {
         assert!(!negation_mismatch(
             "The convoy never halts.",
             "Convoys never halt."
+        ));
+        // `instead of` / `rather than` state the contrast a negation states, and are no
+        // negation on their own.
+        assert!(!negation_mismatch(
+            "Battalions build on brigade analysis instead of repeating it.",
+            "Battalions do not repeat brigade analysis; they build on it."
+        ));
+        assert!(!negation_mismatch(
+            "Civilians, rather than the enemy, decide how its routes are used.",
+            "Civilians, not the enemy, determine the use of its routes."
+        ));
+        assert!(!negation_mismatch(
+            "Updates follow the battle rhythm.",
+            "Updates follow the battle rhythm rather than the meeting."
+        ));
+        assert!(negation_mismatch(
+            "Battalions repeat brigade analysis.",
+            "Battalions do not repeat brigade analysis."
+        ));
+        // Korean prohibitive `-지 말다` negates as `-지 않다` does.
+        assert!(!negation_mismatch(
+            "정기 보고를 기다리지 말고 곧바로 보고해야 한다.",
+            "정기 보고를 기다리지 않고 즉시 보고한다."
+        ));
+        assert!(negation_mismatch(
+            "정기 보고를 기다리지 말고 곧바로 보고해야 한다.",
+            "정기 보고를 기다려 보고한다."
         ));
         assert!(modality_mismatch("Units must refuel.", "Units may refuel."));
         assert!(modality_mismatch(
