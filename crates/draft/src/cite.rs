@@ -92,6 +92,9 @@ impl Citable {
     }
 }
 
+/// Characters (or numbers) a sentence may run to before the grammar makes it cite.
+pub const MAX_SENTENCE_UNITS: usize = 400;
+
 /// A GBNF grammar for a draft over the `citable` sources, for servers that constrain
 /// decoding (llama-server): the text opens with the template's first sub-heading, then
 /// sub-headings, each on its own line, and paragraphs of sentences that each end with one or more citations, then a full stop,
@@ -156,18 +159,25 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         // joins digits (`4-0.6`), so a sentence cannot run on uncited.
         // At most three citations: an unbounded run lets a small model loop on `[6.9][6.9]`.
         "sentence ::= body \" \"? cite{1,3} \".\" | uncovered".to_string(),
-        "body ::= (\"- \")? first (char | number)*".to_string(),
+        // At most 400 characters or numbers before the citation (the longest sentence of
+        // the labelled pairs' passages is 370 characters): the 1.5B model once ran a list
+        // of paragraph numbers (`2-4, 2-5.1, 2.1, ...`) to `max_tokens` inside one
+        // uncited sentence.
+        format!("body ::= (\"- \")? first (char | number){{0,{MAX_SENTENCE_UNITS}}}"),
         // A sentence (or list item) opens with a letter or a quotation mark: not with a
         // number, which a small model given `2.3 The FSC ...` would echo from the sentence
         // labels, nor with punctuation, which let the 1.5B model write `(` and three
-        // citations as a "sentence" of its own.
-        "first ::= [A-Za-z\u{C0}-\u{24F}\u{3131}-\u{318E}\u{AC00}-\u{D7A3}\"“‘]".to_string(),
+        // citations as a "sentence" of its own. A quotation mark may come first, but a
+        // letter follows it: the 1.5B model quoted its sources with their labels,
+        // `"1.4 분배 계획은 ..."`, and the label read as a number the source lacks.
+        "first ::= [\"“‘]? [A-Za-z\u{C0}-\u{24F}\u{3131}-\u{318E}\u{AC00}-\u{D7A3}]".to_string(),
         "char ::= [^\\n\\[\\].0-9]".to_string(),
         "number ::= [0-9]{1,6} (\".\" [0-9]{1,4}){0,2}".to_string(),
         "cite ::= \"[\" source \"]\"".to_string(),
         format!("source ::= {}", refs.join(" | ")),
-        "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number)+ \".\""
-            .to_string(),
+        format!(
+            "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number){{1,{MAX_SENTENCE_UNITS}}} \".\""
+        ),
     ]);
     rules.join("\n") + "\n"
 }
