@@ -550,6 +550,47 @@ async fn sources_that_do_not_fit_the_context_are_dropped_lowest_first() {
     }
 }
 
+/// A model stuck writing one sentence is stopped at its third copy instead of running on to
+/// `max_tokens`; the draft keeps what it wrote, marked incomplete with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
+    let server = FakeServer::start(Fault::Loop(
+        "The FSC carries fuel forward [1]. ".to_string(),
+    ))
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, |_| {})), store.path());
+    let record = tokio::time::timeout(
+        Duration::from_secs(30),
+        drafter.draft(&request(DraftMode::Llm), &|_| {}),
+    )
+    .await
+    .expect("a loop must never hang")
+    .expect("a stopped loop is a draft, not a failure");
+    assert_eq!(
+        record
+            .raw_output
+            .matches("The FSC carries fuel forward")
+            .count(),
+        3,
+        "{}",
+        record.raw_output
+    );
+    assert!(record.incomplete);
+    let error = record.error.as_deref().expect("the reason is recorded");
+    assert!(error.contains("same sentence 3 times"), "{error}");
+    // What was written is verified like any draft.
+    assert_eq!(record.sentences.len(), 3);
+    assert!(record.invalid_citations.is_empty());
+    // The stored record says the same.
+    let stored = drafter
+        .store
+        .get(&record.draft_id)
+        .unwrap()
+        .expect("stored");
+    assert!(stored.incomplete && stored.error == record.error);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_answers_work_too() {
     let server = FakeServer::start(Fault::JsonReply(

@@ -137,6 +137,9 @@ pub enum Fault {
     Reply(String),
     /// A non-streaming JSON answer with this text.
     JsonReply(String),
+    /// A stream that writes this text over and over (a model stuck in a loop), up to 200
+    /// times, as long as the client listens.
+    Loop(String),
 }
 
 /// A fake OpenAI-compatible server on a free port; counts the requests it saw.
@@ -268,6 +271,17 @@ async fn respond(socket: &mut tokio::net::TcpStream, fault: &Fault) -> std::io::
             );
             socket.write_all(head.as_bytes()).await?;
             socket.write_all(body.as_bytes()).await
+        }
+        Fault::Loop(text) => {
+            socket.write_all(STREAM_HEAD.as_bytes()).await?;
+            for _ in 0..200 {
+                socket.write_all(event(text).as_bytes()).await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            socket
+                .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n")
+                .await
         }
         Fault::Reply(text) => {
             socket.write_all(STREAM_HEAD.as_bytes()).await?;

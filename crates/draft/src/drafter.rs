@@ -470,6 +470,15 @@ impl Drafter {
                 record.timings_ms.first_token = c.first_token_ms;
                 record.timings_ms.completion_tokens = c.completion_tokens;
                 record.timings_ms.tokens_per_second = c.tokens_per_second;
+                if c.finish_reason.as_deref() == Some(crate::inference::FINISH_REPETITION) {
+                    // Kept as written, repeats included, so the officer sees what the
+                    // model did; marked so it is not taken for a finished draft.
+                    record.incomplete = true;
+                    record.error = Some(format!(
+                        "the model wrote the same sentence {} times; generation was stopped there",
+                        crate::inference::REPETITION_LIMIT
+                    ));
+                }
                 c.text
             }),
             None => {

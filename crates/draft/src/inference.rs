@@ -41,6 +41,53 @@ impl Message {
     }
 }
 
+/// How many times a streamed completion may write the same sentence: at the third, the
+/// stream is stopped (`finish_reason` `repetition`). Small models fall into loops of one or
+/// two sentences that run on to `max_tokens` (a minute or more on CPU); a repetition
+/// penalty cannot stop them without also penalising quotes of the sources, since the loops
+/// are longer than its window.
+pub const REPETITION_LIMIT: usize = 3;
+
+/// `finish_reason` of a completion stopped by [`REPETITION_LIMIT`].
+pub const FINISH_REPETITION: &str = "repetition";
+
+static CITATION_MARK: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\[[^\]]*\]").expect("valid regex"));
+
+/// The sentence a text has written [`REPETITION_LIMIT`] times, if any: complete sentences
+/// (a sentence still being written does not count), compared without their citations,
+/// list markers, case or spacing. Sentences of fewer than 5 letters or digits (`없음.`)
+/// are never counted; Korean is dense, so `라는 출처는 [3.9].`, the 1.5B model's loop in one
+/// draft, is counted.
+pub fn repeated_sentence(text: &str) -> Option<String> {
+    let bounds = doctrina_korean::sentences(text);
+    // The last piece is complete only if something follows its end.
+    let complete = match bounds.last() {
+        Some(&(_, end)) if text[..end].trim_end().ends_with(['.', '!', '?', '。']) => bounds.len(),
+        _ => bounds.len().saturating_sub(1),
+    };
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for &(start, end) in &bounds[..complete] {
+        let sentence = CITATION_MARK.replace_all(&text[start..end], "");
+        let key = sentence
+            .trim()
+            .trim_start_matches(['-', '*', '•', ' '])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        if key.chars().filter(|c| c.is_alphanumeric()).count() < 5 {
+            continue;
+        }
+        let count = seen.entry(key).or_default();
+        *count += 1;
+        if *count >= REPETITION_LIMIT {
+            return Some(text[start..end].trim().to_string());
+        }
+    }
+    None
+}
+
 /// A finished (or broken-off) completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
@@ -548,6 +595,16 @@ impl OpenAiChat {
                     first_token_ms.get_or_insert(started.elapsed().as_millis() as u64);
                     text.push_str(delta);
                     on_delta(delta);
+                    // Only a delta that can end a sentence can complete a repeat.
+                    if delta.contains(['.', '!', '?', '\n', ' '])
+                        && repeated_sentence(&text).is_some()
+                    {
+                        // Dropping the response closes the connection, which stops
+                        // llama-server generating.
+                        finish_reason = Some(FINISH_REPETITION.to_string());
+                        done = true;
+                        break;
+                    }
                 }
                 if let Some(reason) = choice["finish_reason"].as_str() {
                     finish_reason = Some(reason.to_string());
@@ -753,6 +810,33 @@ pub fn estimate_tokens(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sentence_written_a_third_time_is_a_repetition() {
+        let s = "The FSC delivers fuel to the combat trains [1.2]. ";
+        // Twice is not a loop; a third copy still being written is not yet one.
+        assert_eq!(repeated_sentence(&s.repeat(2)), None);
+        assert_eq!(
+            repeated_sentence(&format!("{}The FSC delivers fuel", s.repeat(2))),
+            None
+        );
+        assert_eq!(
+            repeated_sentence(&s.repeat(3)).as_deref(),
+            Some("The FSC delivers fuel to the combat trains [1.2].")
+        );
+        // Citations, list markers, case and spacing do not make a repeat new.
+        let listed = "- The FSC delivers fuel to the combat trains [1.2].\n\
+                      - the FSC delivers  fuel to the combat trains [2.1][1.2].\n\
+                      - The FSC delivers fuel to the combat trains [3.1].\n";
+        assert!(repeated_sentence(listed).is_some());
+        // Different sentences, or short ones (`없음.` under each sub-heading), are not.
+        let varied = "The FSC delivers fuel [1.2]. The FSC delivers water [1.3]. \
+                      The FSC delivers ammunition [1.4]. ";
+        assert_eq!(repeated_sentence(varied), None);
+        assert_eq!(repeated_sentence("가. 없음.\n나. 없음.\n다. 없음.\n"), None);
+        // Korean, dense: a five-syllable loop counts.
+        assert!(repeated_sentence(&"라는 출처는 [3.9]. ".repeat(3)).is_some());
+    }
 
     #[test]
     fn choices_are_read_from_the_answer_and_the_first_token_probabilities() {

@@ -160,7 +160,9 @@ pub struct DraftRecord {
     /// `weak`).
     #[serde(default)]
     pub judge_error: Option<String>,
-    /// The output broke off (timeout, cut stream); `text` is what arrived.
+    /// The output broke off (timeout, cut stream) or was stopped because the model kept
+    /// writing the same sentence ([`crate::inference::REPETITION_LIMIT`]); `text` is what
+    /// arrived, and `error` says which.
     pub incomplete: bool,
     pub error: Option<String>,
     pub timings_ms: Timings,

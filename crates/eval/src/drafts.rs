@@ -287,7 +287,11 @@ pub async fn evaluate_filtered(
             filter: filter.clone(),
         };
         let (record, error) = match drafter.draft(&request, &|_| {}).await {
-            Ok(record) => (Some(record), None),
+            // Stopped early (the model repeating a sentence): the reason goes with it.
+            Ok(record) => {
+                let error = record.error.clone().filter(|_| record.incomplete);
+                (Some(record), error)
+            }
             Err(DraftError::Inference { draft_id, error }) => {
                 (drafter.store.get(&draft_id)?, Some(error.to_string()))
             }

@@ -363,7 +363,11 @@ impl Workspace {
         })
         .await?;
         let (record, error) = match result {
-            Ok(record) => (record, None),
+            // A draft stopped early (the model repeating itself) says why in its record.
+            Ok(record) => {
+                let error = record.error.clone().filter(|_| record.incomplete);
+                (record, error)
+            }
             Err(DraftError::Inference { draft_id, error }) => {
                 let record = self
                     .drafter
