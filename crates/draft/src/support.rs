@@ -515,7 +515,69 @@ fn novel_number(claim: &str, passages: &[&str]) -> bool {
     for p in passages {
         known.extend(numbers(p));
     }
-    numbers(claim).iter().any(|n| !known.contains(n))
+    numbers(claim).iter().any(|n| !known.contains(n)) || changed_unit(claim, passages)
+}
+
+/// Units of measure, in either language, by the one they are (`500야드` is `500 yards`).
+const UNITS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "kilometers",
+            "kilometres",
+            "kilometer",
+            "kilometre",
+            "km",
+            "킬로미터",
+            "킬로",
+        ],
+        "km",
+    ),
+    (&["meters", "metres", "meter", "metre", "m", "미터"], "m"),
+    (&["yards", "yard", "yd", "야드"], "yd"),
+    (&["miles", "mile", "마일"], "mi"),
+    (&["feet", "foot", "ft", "피트"], "ft"),
+    (&["liters", "litres", "liter", "litre", "l", "리터"], "l"),
+    (&["gallons", "gallon", "gal", "갤런"], "gal"),
+    (&["tons", "tonnes", "ton", "tonne", "톤"], "t"),
+    (&["kilograms", "kilogram", "kg", "킬로그램"], "kg"),
+    (&["pounds", "pound", "lb", "lbs", "파운드"], "lb"),
+];
+
+static QUANTITY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    let mut words: Vec<&str> = UNITS.iter().flat_map(|(w, _)| w.iter().copied()).collect();
+    // The longest first, so `kilometers` is not read as `k` + `m`.
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    regex::Regex::new(&format!(
+        r"(?i)(\d+(?:[.,]\d+)*)\s?({})(?:\b|[가-힣]|$)",
+        words.join("|")
+    ))
+    .expect("valid regex")
+});
+
+/// The quantities of a text: (number, unit) pairs, the unit as [`UNITS`] names it.
+fn quantities(text: &str) -> Vec<(String, &'static str)> {
+    QUANTITY
+        .captures_iter(text)
+        .filter_map(|c| {
+            let word = c[2].to_lowercase();
+            let unit = UNITS.iter().find(|(w, _)| w.contains(&word.as_str()))?.1;
+            Some((c[1].replace(',', ""), unit))
+        })
+        .collect()
+}
+
+/// Whether the claim gives a number a unit of measure where the passages give the same
+/// number only other units (`500야드` or `500 yards` where the source says `500 meters`).
+fn changed_unit(claim: &str, passages: &[&str]) -> bool {
+    let known: Vec<(String, &str)> = passages.iter().flat_map(|p| quantities(p)).collect();
+    quantities(claim).iter().any(|(number, unit)| {
+        let units: Vec<&str> = known
+            .iter()
+            .filter(|(n, _)| n == number)
+            .map(|(_, u)| *u)
+            .collect();
+        !units.is_empty() && !units.contains(unit)
+    })
 }
 
 /// Sentences of `text` with their character offsets (runs of fewer than three letters or
@@ -1013,6 +1075,30 @@ mod tests {
             "재보급은 24시간마다",
             &["Resupply every 24 hours."]
         ));
+        // A number with another unit of measure is a changed quantity, in either language.
+        assert!(novel_number(
+            "기계화 중대의 기동회랑 폭은 약 500야드이다.",
+            &["A corridor for a mechanized company is about 500 meters wide."]
+        ));
+        assert!(novel_number(
+            "The corridor is about 1.5 miles wide.",
+            &["The corridor is about 1.5 kilometers wide."]
+        ));
+        assert!(!novel_number(
+            "기동회랑 폭은 약 500미터이다.",
+            &["A corridor is about 500 meters wide."]
+        ));
+        assert!(!novel_number(
+            "The corridor is 500 m wide.",
+            &["The corridor is about 500 meters wide and 2 km long."]
+        ));
+        // A number the source gives without a unit, and words that only start like one.
+        assert!(!novel_number("Move 500 meters.", &["Move 500 forward."]));
+        assert!(!novel_number(
+            "Issue 3 lbs and 20 litres.",
+            &["Issue 3 pounds and 20 liters."]
+        ));
+        assert!(quantities("3 months, 2 large trucks").is_empty());
         assert!(negation_mismatch(
             "The convoy does not halt.",
             "The convoy halts at the RP."
