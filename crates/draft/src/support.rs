@@ -364,7 +364,7 @@ fn modality_mismatch(claim: &str, evidence: &str) -> bool {
 /// its source but leaves one out says more than the source.
 static QUALIFIER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\b(often|frequently|usually|generally|typically|normally|tends?|sometimes|roughly|approximately|about \d|most|many|some|largely|mainly|primarily|likely|where possible|when time allows)\b|대개|대체로|일반적으로|보통|주로|흔히|종종|때때로|대부분|일부|약 ?\d",
+        r"(?i)\b(often|frequently|usually|generally|typically|normally|tends?|sometimes|roughly|approximately|about \d|most|many|some|largely|mainly|primarily|likely|where possible|when time allows|at least|at most|more than|less than|fewer than|up to|only)\b|대개|대체로|일반적으로|보통|주로|흔히|종종|때때로|대부분|일부|약 ?\d|이상|이하|미만|초과|에 한하여|에 한해",
     )
     .expect("valid regex")
 });
@@ -1043,6 +1043,10 @@ mod tests {
         assert!(qualifiers("Units often move at night, about 5 km").contains("about5"));
         assert!(!qualifiers("a report about the enemy").contains("about"));
         assert!(qualifiers("부대는 대개 야간에 이동한다").contains("대개"));
+        // Bounds narrow a statement as much as frequencies do.
+        assert!(qualifiers("at least 2 companies, only the XO").contains("atleast"));
+        assert!(qualifiers("at least 2 companies, only the XO").contains("only"));
+        assert!(qualifiers("소령 이상의 계급으로 진급하려는 장교").contains("이상"));
         let t = Thresholds::default();
         let altered = Features {
             similarity: 0.99,
