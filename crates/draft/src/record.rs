@@ -175,6 +175,12 @@ impl DraftRecord {
     pub fn output(&self) -> String {
         crate::context::strip_source_labels(&self.raw_output, &self.sources)
     }
+
+    /// Why the draft is incomplete (it broke off, or the model was stopped repeating
+    /// itself); `None` for a finished draft.
+    pub fn incomplete_reason(&self) -> Option<String> {
+        self.error.clone().filter(|_| self.incomplete)
+    }
 }
 
 pub struct DraftStore {

@@ -289,7 +289,7 @@ pub async fn evaluate_filtered(
         let (record, error) = match drafter.draft(&request, &|_| {}).await {
             // Stopped early (the model repeating a sentence): the reason goes with it.
             Ok(record) => {
-                let error = record.error.clone().filter(|_| record.incomplete);
+                let error = record.incomplete_reason();
                 (Some(record), error)
             }
             Err(DraftError::Inference { draft_id, error }) => {

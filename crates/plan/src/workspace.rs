@@ -365,7 +365,7 @@ impl Workspace {
         let (record, error) = match result {
             // A draft stopped early (the model repeating itself) says why in its record.
             Ok(record) => {
-                let error = record.error.clone().filter(|_| record.incomplete);
+                let error = record.incomplete_reason();
                 (record, error)
             }
             Err(DraftError::Inference { draft_id, error }) => {
