@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts llama-server with the default instruct model, Qwen2.5-Coder-1.5B-Instruct (unless
 # something already answers on LLM_PORT), then `doctrina serve`; stops the llama-server it
-# started when serve exits.
+# started when serve exits. Ctrl-C or a TERM sent to this script stops both.
 set -euo pipefail
 : "${BIN:?}" "${ADDR:?}" "${DATA_DIR:?}" "${LLM_PORT:=8081}"
 CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
@@ -44,4 +44,18 @@ fi
 [ -f "$DATA_DIR/initial-admin-password" ] &&
   echo "run: sign in as admin with the password in $DATA_DIR/initial-admin-password" >&2
 echo "doctrina: open http://$ADDR/" >&2
-"$BIN" serve --addr "$ADDR" --data-dir "$DATA_DIR"
+# The app runs in the background and the script waits for it: bash runs a trap only between
+# commands, so with the app in the foreground a TERM sent to this script (a supervisor,
+# `kill`) would wait until the app exited on its own. A background job also ignores the
+# terminal's Ctrl-C, so both signals are passed on as TERM (the app shuts down gracefully
+# on it); the EXIT trap above then stops llama-server.
+"$BIN" serve --addr "$ADDR" --data-dir "$DATA_DIR" &
+serve_pid=$!
+trap 'kill -TERM "$serve_pid" 2>/dev/null || true' INT TERM
+status=0
+wait "$serve_pid" || status=$?
+# A signal ends the first wait early; wait again for the app's own shutdown.
+if kill -0 "$serve_pid" 2>/dev/null; then
+  wait "$serve_pid" || status=$?
+fi
+exit "$status"
