@@ -474,10 +474,7 @@ impl Drafter {
                     // Kept as written, repeats included, so the officer sees what the
                     // model did; marked so it is not taken for a finished draft.
                     record.incomplete = true;
-                    record.error = Some(format!(
-                        "the model wrote the same sentence {} times; generation was stopped there",
-                        crate::inference::REPETITION_LIMIT
-                    ));
+                    record.error = Some(crate::inference::REPETITION_STOPPED.to_string());
                 }
                 c.text
             }),

@@ -51,6 +51,11 @@ pub const REPETITION_LIMIT: usize = 3;
 /// `finish_reason` of a completion stopped by [`REPETITION_LIMIT`].
 pub const FINISH_REPETITION: &str = "repetition";
 
+/// What a draft stopped by [`REPETITION_LIMIT`] records as its `error` (the web page shows
+/// it in the reader's language: `templates/i18n/ko.toml` has it word for word).
+pub const REPETITION_STOPPED: &str =
+    "the model wrote the same sentence 3 times; generation was stopped there";
+
 static CITATION_MARK: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"\[[^\]]*\]").expect("valid regex"));
 
@@ -813,6 +818,7 @@ mod tests {
 
     #[test]
     fn a_sentence_written_a_third_time_is_a_repetition() {
+        assert!(REPETITION_STOPPED.contains(&format!(" {REPETITION_LIMIT} times")));
         let s = "The FSC delivers fuel to the combat trains [1.2]. ";
         // Twice is not a loop; a third copy still being written is not yet one.
         assert_eq!(repeated_sentence(&s.repeat(2)), None);

@@ -115,6 +115,9 @@ mod tests {
         assert_eq!(Lang::Ko.t("Search"), "검색");
         assert_eq!(Lang::Ko.t("no such text"), "no such text");
         assert_eq!(Lang::En.t("Search"), "Search");
+        // Reasons the drafter records in a fixed wording are shown in Korean too.
+        let stopped = doctrina_draft::inference::REPETITION_STOPPED;
+        assert_ne!(Lang::Ko.t(stopped), stopped);
     }
 
     /// The `"..."` literals of `me.t("...")` calls in a template.
