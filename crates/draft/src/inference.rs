@@ -56,9 +56,6 @@ pub const FINISH_REPETITION: &str = "repetition";
 pub const REPETITION_STOPPED: &str =
     "the model wrote the same sentence 3 times; generation was stopped there";
 
-static CITATION_MARK: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"\[[^\]]*\]").expect("valid regex"));
-
 /// The sentence a text has written [`REPETITION_LIMIT`] times, if any: complete sentences
 /// (a sentence still being written does not count), compared without their citations,
 /// list markers, case or spacing. Sentences of fewer than 5 letters or digits (`없음.`)
@@ -73,13 +70,10 @@ pub fn repeated_sentence(text: &str) -> Option<String> {
     };
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for &(start, end) in &bounds[..complete] {
-        let sentence = CITATION_MARK.replace_all(&text[start..end], "");
+        // Citation marks out and spacing squashed, as a sentence is shown.
+        let sentence = crate::cite::strip_marks(&text[start..end]);
         let key = sentence
-            .trim()
             .trim_start_matches(['-', '*', '•', ' '])
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
             .to_lowercase();
         if key.chars().filter(|c| c.is_alphanumeric()).count() < 5 {
             continue;
@@ -600,7 +594,8 @@ impl OpenAiChat {
                     first_token_ms.get_or_insert(started.elapsed().as_millis() as u64);
                     text.push_str(delta);
                     on_delta(delta);
-                    // Only a delta that can end a sentence can complete a repeat.
+                    // Only a delta that ends a sentence, or starts the next one after a
+                    // space or line break, can complete a repeat.
                     if delta.contains(['.', '!', '?', '\n', ' '])
                         && repeated_sentence(&text).is_some()
                     {
