@@ -141,7 +141,8 @@ pub struct Features {
     pub similarity: f32,
     pub overlap: f32,
     /// The claim states a number (a time, quantity, distance, designation) that no cited
-    /// passage contains.
+    /// passage contains, or gives a number a unit of measure the passages give it only
+    /// other units of (`500 yards` where they say `500 meters`).
     #[serde(default)]
     pub novel_number: bool,
     /// The best evidence sentence states numbers of its own: a novel number in the claim
