@@ -625,7 +625,6 @@ async fn draft_section(b: &mut Browser, template: &str, task: &str, label: &str)
     b.shot(&format!("{label}-llm-draft")).await;
 }
 
-/// Creates a plan titled `title` from the plans page; returns the new plan's URL.
 /// Types `query` into the search box of the page shown and submits it.
 async fn search(b: &Browser, query: &str) {
     let q = b.wait_css("input[name=q]", LONG).await;
@@ -633,6 +632,7 @@ async fn search(b: &Browser, query: &str) {
     b.click("form.search button").await;
 }
 
+/// Creates a plan titled `title` from the plans page; returns the new plan's URL.
 async fn create_plan(b: &Browser, base: &str, title: &str) -> String {
     b.client.goto(&format!("{base}/plans")).await.unwrap();
     let input = b.wait_css("form.create-plan input[name=title]", LONG).await;
