@@ -193,7 +193,7 @@ impl Combination {
     ///   the check's score clears its bar, a claim in its sources' language shares at least
     ///   [`MIN_SAME_LANGUAGE_OVERLAP`] of its terms with them, the claim names nothing the
     ///   sources do not, and
-    ///   it is not a close rewrite that swaps the source's terms or drops its qualifier
+    ///   it is not a rewrite in the source's terms that swaps them or drops a qualifier
     ///   ([`Features::altered`]);
     /// * `unsupported` when the judge's NO reaches [`Combination::no`], or the check found
     ///   the sentence unsupported;

@@ -8,7 +8,7 @@
 //! `corpus/eval/support_pairs*.jsonl`; `tests/integration/support.rs` measures the other
 //! half (README, "Citation support").
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use doctrina_embed::{Embedder, cosine};
@@ -101,7 +101,7 @@ impl Thresholds {
     ///   says something else than its source, `unsupported` whatever the similarity;
     /// * a whole sentence of the source quoted word for word: `supported`;
     /// * an acronym or designator the source never names (`FSC` for a source about the
-    ///   `BSB`), or a close rewrite of the source that swaps its terms or drops its
+    ///   `BSB`), or a rewrite in the source's terms that swaps them or drops a
     ///   qualifier ([`Features::altered`]): at most `weak`;
     /// * otherwise the score against the thresholds for the claim's language pairing.
     pub fn label(&self, features: Features) -> Support {
@@ -171,16 +171,18 @@ pub struct Features {
     /// source says.
     #[serde(default)]
     pub quoted: bool,
-    /// The claim is a close rewrite of its best evidence sentence (at most one term of its
-    /// own, at least 80% of its terms in the sentence's order), in English, and moves some
-    /// of the sentence's terms out of that order: roles swapped (`the SPO ... the S-4` where the
-    /// source says `the S-4 ... the SPO`), a term moved onto another subject. The count of
-    /// terms moved; 0 for any other claim.
+    /// The claim, in English, rewrites its best evidence sentence in the sentence's own
+    /// terms (at most one of its own, at least 60% of the shared ones in the sentence's
+    /// order) and moves some of them: two terms trade places (`the SPO ... while the S-4`
+    /// where the source says `the S-4 ... while the SPO`), or, in a close rewrite (80% of
+    /// all its terms in order), a term is moved onto another subject. The count of terms
+    /// moved; 0 for any other claim.
     #[serde(default)]
     pub reordered: u32,
-    /// The claim is a close rewrite (as for [`Features::reordered`]) that leaves out a
-    /// qualifier of the sentence (`often`, `usually`, `about 5`, `대개`) or a condition
-    /// inside the span it copies (`during high-tempo operations`): an overgeneralisation.
+    /// The claim rewrites its sentence (as for [`Features::reordered`], in either language)
+    /// and leaves out a qualifier of the sentence (`often`, `usually`, `about 5`, `대개`,
+    /// `일부`), or, in a close rewrite, a condition inside the span it copies (`during
+    /// high-tempo operations`): an overgeneralisation.
     #[serde(default)]
     pub dropped_qualifier: bool,
 }
@@ -325,9 +327,11 @@ static NEGATION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
     .expect("valid regex")
 });
 
+/// Obligation. Korean states it with the ending `-아야/-어야 한다` on any verb
+/// (`보고해야 한다`, `시켜야 한다`, `받아야 하며`, `되어야 한다`), besides `반드시` / `필수`.
 static STRONG_MODAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\b(must|shall|required|requires|always|mandatory)\b|해야|하여야|반드시|필수",
+        r"(?i)\b(must|shall|required|requires|always|mandatory)\b|\p{Hangul}야 ?(?:하|한|할|함|합|된|될|되)|반드시|필수",
     )
     .expect("valid regex")
 });
@@ -382,11 +386,13 @@ fn qualifiers(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// How a claim that is a close rewrite of its evidence sentence departs from it, from the
-/// two texts' terms in order: the claim terms the sentence has but not in the claim's
-/// order (`reordered`), and whether a condition term inside the copied span went missing.
-/// `None` when the claim is not a close rewrite (more than one term of its own, or under
-/// 80% of its terms in order), which leaves paraphrases to the score and the judge.
+/// How a claim that rewrites its evidence sentence in the sentence's own terms departs
+/// from it, from the two texts' terms in order: the claim terms set out of the sentence's
+/// order (`reordered`: terms that trade places; in a close rewrite, any term moved), and,
+/// in a close rewrite, whether a condition term inside the copied span went missing.
+/// `None` when the claim is no rewrite (more than one term of its own, or under 60% of the
+/// shared terms in order), which leaves paraphrases to the score and the judge. A close
+/// rewrite has at least 80% of all its terms in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Rewrite {
     reordered: u32,
@@ -404,27 +410,39 @@ fn rewrite(claim: &[String], evidence: &[String], conditions: &HashSet<String>) 
         .filter(|t| !in_evidence.contains(t.as_str()))
         .count();
     let aligned = longest_common_subsequence(claim, evidence);
-    if novel > 1 || aligned.len() * 5 < claim.len() * 4 {
+    // Roles traded across a `while` (`the SPO ... while the S-4 ...`) keep the frame
+    // between them but take a third of the terms off the common order, so a trade is looked
+    // for down to 60% of the shared terms in order; moved terms and dropped conditions only
+    // in a close rewrite (80% of all terms).
+    let shared = claim.len() - novel;
+    if novel > 1 || aligned.len() * 5 < shared * 3 {
         return None;
+    }
+    let traded = traded_places(claim, evidence, &aligned);
+    if aligned.len() * 5 < claim.len() * 4 {
+        return Some(Rewrite {
+            reordered: traded.len() as u32,
+            dropped_condition: false,
+        });
     }
     let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
     let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
     // A claim term off the common order is moved when the sentence has an occurrence of
     // it off the order too (a repeated term the sentence states once is not a move).
-    let mut unplaced: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut unplaced: HashMap<&str, usize> = HashMap::new();
     for (j, term) in evidence.iter().enumerate() {
         if !on_evidence.contains(&j) {
             *unplaced.entry(term.as_str()).or_default() += 1;
         }
     }
-    let mut reordered = 0;
+    let mut moved = traded;
     for (i, term) in claim.iter().enumerate() {
         if on_claim.contains(&i) {
             continue;
         }
         if let Some(left) = unplaced.get_mut(term.as_str()).filter(|n| **n > 0) {
             *left -= 1;
-            reordered += 1;
+            moved.insert(i);
         }
     }
     let dropped_condition = match (aligned.first(), aligned.last()) {
@@ -436,9 +454,65 @@ fn rewrite(claim: &[String], evidence: &[String], conditions: &HashSet<String>) 
         _ => false,
     };
     Some(Rewrite {
-        reordered,
+        reordered: moved.len() as u32,
         dropped_condition,
     })
+}
+
+/// Claim terms (by index) that trade places with another term of the sentence: the claim
+/// puts a term where the sentence has another one, and puts that other one elsewhere
+/// (`Facts are suppositions ... in the absence of assumptions` over `Assumptions are
+/// suppositions ... in the absence of facts`). Places are the gaps of the common order
+/// `aligned`: gap `k` lies between its `k`-th and `k+1`-th pair. Faithful rewrites move a
+/// phrase to the front or the end; they do not exchange two of the sentence's terms.
+fn traded_places(
+    claim: &[String],
+    evidence: &[String],
+    aligned: &[(usize, usize)],
+) -> HashSet<usize> {
+    let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
+    let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
+    // The gaps each off-order term occupies, in the claim and in the sentence.
+    let mut in_claim: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (i, term) in claim
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !on_claim.contains(i))
+    {
+        let gap = aligned.partition_point(|&(a, _)| a < i);
+        in_claim.entry(term.as_str()).or_default().push((i, gap));
+    }
+    let mut in_sentence: HashMap<&str, HashSet<usize>> = HashMap::new();
+    for (j, term) in evidence
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| !on_evidence.contains(j))
+    {
+        let gap = aligned.partition_point(|&(_, b)| b < j);
+        in_sentence.entry(term.as_str()).or_default().insert(gap);
+    }
+    let mut traded = HashSet::new();
+    for (a, a_places) in &in_claim {
+        let Some(a_home) = in_sentence.get(a) else {
+            continue;
+        };
+        for &(i, gap) in a_places.iter().filter(|(_, gap)| !a_home.contains(gap)) {
+            // Another sentence term whose place this is, set elsewhere by the claim.
+            for (b, b_places) in in_claim.iter().filter(|(b, _)| *b != a) {
+                let Some(b_home) = in_sentence.get(b) else {
+                    continue;
+                };
+                let elsewhere = b_places
+                    .iter()
+                    .find(|(_, g)| *g != gap && !b_home.contains(g));
+                if let (true, Some(&(k, _))) = (b_home.contains(&gap), elsewhere) {
+                    traded.insert(i);
+                    traded.insert(k);
+                }
+            }
+        }
+    }
+    traded
 }
 
 /// Index pairs `(i, j)` of one longest common subsequence of `a` and `b`, in order.
@@ -1027,6 +1101,22 @@ mod tests {
         )
         .expect("close");
         assert_eq!(repeated.reordered, 0);
+        // Two terms trade places across a frame that stays: too far from the sentence's
+        // order for a close rewrite, still a trade.
+        let frame = "s4 responsible integrating sustainment brigade plan while brigade spo responsible detailed support plan";
+        let traded = rewrite(
+            "brigade spo responsible integrating sustainment brigade plan while s4 responsible detailed support plan",
+            frame,
+        )
+        .expect("a rewrite in the sentence's terms");
+        assert_eq!(traded.reordered, 3, "s4 and brigade spo trade places");
+        // A phrase carried to the front trades nothing.
+        let fronted = rewrite(
+            "during comparison residual risk each course action evaluation criterion",
+            "residual risk each course action evaluation criterion during comparison",
+        )
+        .expect("a rewrite in the sentence's terms");
+        assert_eq!(fronted.reordered, 0);
         // A condition inside the copied span, left out.
         let dropped = rewrite(
             "brigade prefers unit distribution because keeps vehicles forward",
@@ -1147,6 +1237,15 @@ mod tests {
         assert!(modality_mismatch(
             "부대는 재급유할 수 있다.",
             "Units must refuel."
+        ));
+        // The obligation ending on any verb, not only `해야`.
+        assert!(modality_mismatch(
+            "공을 세운 사람은 한 계급 특별진급시켜야 한다.",
+            "공을 세운 사람은 한 계급 특별진급시킬 수 있다."
+        ));
+        assert!(!modality_mismatch(
+            "야간에는 등화관제를 실시할 수 있다.",
+            "야간에는 등화관제를 실시할 수 있다."
         ));
         assert_eq!(missing_names("The FSC refuels.", &["The BSB refuels."]), 1);
         assert_eq!(missing_names("BSB는 재급유한다.", &["The BSB refuels."]), 0);
