@@ -163,7 +163,14 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         // the labelled pairs' passages is 370 characters): the 1.5B model once ran a list
         // of paragraph numbers (`2-4, 2-5.1, 2.1, ...`) to `max_tokens` inside one
         // uncited sentence.
-        format!("body ::= (\"- \")? first (char | number){{0,{MAX_SENTENCE_UNITS}}}"),
+        // A sentence does not end on a colon, semicolon, comma or opening bracket before
+        // its citation: the 1.5B model wrote `The scheme of fires is as follows: [4.7].`,
+        // a cited sentence that states nothing.
+        format!(
+            "body ::= (\"- \")? first ((char | number){{0,{}}} (last | number))?",
+            MAX_SENTENCE_UNITS - 1
+        ),
+        "last ::= [^\\n\\[\\].0-9:;,( ]".to_string(),
         // A sentence (or list item) opens with a letter or a quotation mark: not with a
         // number, which a small model given `2.3 The FSC ...` would echo from the sentence
         // labels, nor with punctuation, which let the 1.5B model write `(` and three
@@ -492,5 +499,9 @@ mod grammar_tests {
             "the draft opens with the first sub-heading: {g}"
         );
         assert!(numbered.contains("root ::= block+"), "{numbered}");
+        assert!(
+            g.contains(r#"last ::= [^\n\[\].0-9:;,( ]"#),
+            "a sentence does not end on a colon: {g}"
+        );
     }
 }

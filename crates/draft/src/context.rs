@@ -90,13 +90,28 @@ impl Source {
 }
 
 /// Removes a source's reference label opening a line of a draft
-/// (`- ATP 4-0.6, para 1-8: The brigade ...`). Small models copy the `ref` of a `<source>`
-/// tag as a prefix; the citation already names the source, and the label's paragraph and
-/// page numbers would otherwise be read as numbers the sentence states.
+/// (`- ATP 4-0.6, para 1-8: The brigade ...`), and a given sentence's number copied from
+/// its `n.m` line after the label's opening quotation mark (`- FM 4-0, para 2-3: "1.4 The
+/// distribution plan ..."`). Small models copy both as a prefix; the citation already
+/// names the source, and the label's paragraph, page and sentence numbers would otherwise
+/// be read as numbers the sentence states. (The citation grammar keeps a sentence from
+/// opening with a number, but the label in front of one opens it with a letter.)
 pub fn strip_source_labels(output: &str, sources: &[Source]) -> String {
     let mut labels: Vec<String> = sources.iter().map(Source::label).collect();
     // The longest first, so `FM 5-0, para 1-5, 1-6` wins over `FM 5-0, para 1-5`.
     labels.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    let given: Vec<String> = sources
+        .iter()
+        .flat_map(|s| s.given.iter().map(move |m| format!("{}.{m} ", s.n)))
+        .collect();
+    let without_sentence_number = |rest: &str| -> String {
+        let quote = rest.chars().next().filter(|c| matches!(c, '"' | '“' | '‘'));
+        let after = &rest[quote.map_or(0, char::len_utf8)..];
+        match (quote, given.iter().find(|g| after.starts_with(g.as_str()))) {
+            (Some(q), Some(number)) => format!("{q}{}", &after[number.len()..]),
+            _ => rest.to_string(),
+        }
+    };
     let strip = |line: &str| -> String {
         let body = line.trim_start_matches(['-', '*', ' ', '\t']);
         let lead = &line[..line.len() - body.len()];
@@ -105,7 +120,10 @@ pub fn strip_source_labels(output: &str, sources: &[Source]) -> String {
             .find_map(|label| {
                 let rest = body.strip_prefix(label.as_str())?.trim_start();
                 let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix('：'))?;
-                Some(format!("{lead}{}", rest.trim_start()))
+                Some(format!(
+                    "{lead}{}",
+                    without_sentence_number(rest.trim_start())
+                ))
             })
             .unwrap_or_else(|| line.to_string())
     };
@@ -271,6 +289,17 @@ mod tests {
                 "가. 군수\n- 여단은 네 가지 재보급 방법을 사용한다 [1.1].\n{label} 에 따르면 [1.1].\n"
             ),
             "only a label followed by a colon, at the start of a line"
+        );
+        // The given sentence's number, copied inside the quotation after the label, goes
+        // with it; a number that labels no given sentence stays.
+        let mut numbered = Source::from_hit(1, &h);
+        numbered.given = vec![1];
+        let output = format!(
+            "- {label}: \"1.1 여단은 네 가지 재보급 방법을 사용한다\" [1.1].\n- {label}: \"2.5 톤\" [1.1].\n"
+        );
+        assert_eq!(
+            strip_source_labels(&output, &[numbered]),
+            "- \"여단은 네 가지 재보급 방법을 사용한다\" [1.1].\n- \"2.5 톤\" [1.1].\n"
         );
     }
 
