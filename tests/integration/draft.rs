@@ -591,6 +591,38 @@ async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
     assert!(stored.incomplete && stored.error == record.error);
 }
 
+/// A draft the server ends at its token limit is kept, and marked: its last sentence is
+/// most likely cut, and it must not pass for a finished draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_ended_at_the_token_limit_is_marked_incomplete() {
+    let server = FakeServer::start(Fault::Truncated(
+        "The FSC carries fuel forward [1]. The BSB".to_string(),
+    ))
+    .await;
+    let store = tempfile::tempdir().unwrap();
+    let drafter = drafter(Some(chat(&server.url, |_| {})), store.path());
+    let record = drafter
+        .draft(&request(DraftMode::Llm), &|_| {})
+        .await
+        .expect("a draft cut at the token limit is a draft, not a failure");
+    assert!(
+        record.raw_output.ends_with("The BSB"),
+        "{}",
+        record.raw_output
+    );
+    assert!(record.incomplete);
+    assert_eq!(
+        record.incomplete_reason().as_deref(),
+        Some(doctrina_draft::inference::LENGTH_STOPPED)
+    );
+    let stored = drafter
+        .store
+        .get(&record.draft_id)
+        .unwrap()
+        .expect("stored");
+    assert!(stored.incomplete && stored.error == record.error);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_answers_work_too() {
     let server = FakeServer::start(Fault::JsonReply(

@@ -140,6 +140,9 @@ pub enum Fault {
     /// A stream that writes this text over and over (a model stuck in a loop), up to 200
     /// times, as long as the client listens.
     Loop(String),
+    /// A stream of this text that the server ends at its token limit (`finish_reason`
+    /// `length`).
+    Truncated(String),
 }
 
 /// A fake OpenAI-compatible server on a free port; counts the requests it saw.
@@ -279,6 +282,13 @@ async fn respond(socket: &mut tokio::net::TcpStream, fault: &Fault) -> std::io::
                 socket.flush().await?;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            socket
+                .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n")
+                .await
+        }
+        Fault::Truncated(text) => {
+            socket.write_all(STREAM_HEAD.as_bytes()).await?;
+            socket.write_all(event(text).as_bytes()).await?;
             socket
                 .write_all(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n")
                 .await

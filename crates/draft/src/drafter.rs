@@ -470,11 +470,19 @@ impl Drafter {
                 record.timings_ms.first_token = c.first_token_ms;
                 record.timings_ms.completion_tokens = c.completion_tokens;
                 record.timings_ms.tokens_per_second = c.tokens_per_second;
-                if c.finish_reason.as_deref() == Some(crate::inference::FINISH_REPETITION) {
-                    // Kept as written, repeats included, so the officer sees what the
-                    // model did; marked so it is not taken for a finished draft.
+                // Kept as written (repeats included, a cut sentence included), so the
+                // officer sees what the model did; marked so it is not taken for a
+                // finished draft.
+                let stopped = match c.finish_reason.as_deref() {
+                    Some(crate::inference::FINISH_REPETITION) => {
+                        Some(crate::inference::REPETITION_STOPPED)
+                    }
+                    Some("length") => Some(crate::inference::LENGTH_STOPPED),
+                    _ => None,
+                };
+                if let Some(reason) = stopped {
                     record.incomplete = true;
-                    record.error = Some(crate::inference::REPETITION_STOPPED.to_string());
+                    record.error = Some(reason.to_string());
                 }
                 c.text
             }),

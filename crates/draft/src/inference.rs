@@ -56,6 +56,11 @@ pub const FINISH_REPETITION: &str = "repetition";
 pub const REPETITION_STOPPED: &str =
     "the model wrote the same sentence 3 times; generation was stopped there";
 
+/// What a draft the server stopped at `max_tokens` (`finish_reason` `length`) records as its
+/// `error`: its last sentence is most likely cut (`templates/i18n/ko.toml` has it word for
+/// word).
+pub const LENGTH_STOPPED: &str = "the model reached the token limit (inference.max_tokens) before it finished; the last sentence may be cut off";
+
 /// The sentence a text has written [`REPETITION_LIMIT`] times, if any: complete sentences
 /// (a sentence still being written does not count), compared without their citations,
 /// list markers, case or spacing. Sentences of fewer than 5 letters or digits (`없음.`)

@@ -116,8 +116,12 @@ mod tests {
         assert_eq!(Lang::Ko.t("no such text"), "no such text");
         assert_eq!(Lang::En.t("Search"), "Search");
         // Reasons the drafter records in a fixed wording are shown in Korean too.
-        let stopped = doctrina_draft::inference::REPETITION_STOPPED;
-        assert_ne!(Lang::Ko.t(stopped), stopped);
+        for stopped in [
+            doctrina_draft::inference::REPETITION_STOPPED,
+            doctrina_draft::inference::LENGTH_STOPPED,
+        ] {
+            assert_ne!(Lang::Ko.t(stopped), stopped);
+        }
     }
 
     /// The `"..."` literals of `me.t("...")` calls in a template.
