@@ -92,16 +92,32 @@ impl Citable {
     }
 }
 
-/// Characters (or numbers) a sentence may run to before the grammar makes it cite.
+/// Characters (or numbers) an English sentence may run to before the grammar makes it
+/// cite: about 95 tokens of the 1.5B model's tokenizer (4.2 characters a token).
 pub const MAX_SENTENCE_UNITS: usize = 400;
+
+/// The same bound for a sentence written in Korean, where a token is about 1.2 characters:
+/// 400 Korean characters would be some 330 tokens, most of a draft's `max_tokens`, and a
+/// Korean draft once spent all 400 on one uncited sentence. The longest Korean sentence of
+/// the labelled passages is 99 characters.
+pub const MAX_SENTENCE_UNITS_KO: usize = 150;
+
+/// How long a sentence of a section in `language` may run before it must cite.
+pub fn max_sentence_units(language: &str) -> usize {
+    match language {
+        "ko" => MAX_SENTENCE_UNITS_KO,
+        _ => MAX_SENTENCE_UNITS,
+    }
+}
 
 /// A GBNF grammar for a draft over the `citable` sources, for servers that constrain
 /// decoding (llama-server): the text opens with the template's first sub-heading, then
 /// sub-headings, each on its own line, and paragraphs of sentences that each end with one or more citations, then a full stop,
 /// naming a given sentence of a given source (`... [2.3].`, `... [1.1][3.2].`; `[n]` for a source given
 /// whole), or that say no source covers something (`No source covers ...`,
-/// `어떤 출처도 ...`). An invented citation cannot be generated.
-pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String {
+/// `어떤 출처도 ...`). A sentence runs to at most `max_units` characters or numbers
+/// ([`max_sentence_units`]). An invented citation cannot be generated.
+pub fn grammar(citable: &Citable, title: &str, subheadings: &[String], max_units: usize) -> String {
     let quote = |text: &str| {
         let mut out = String::from("\"");
         for c in text.chars() {
@@ -168,7 +184,7 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         // a cited sentence that states nothing.
         format!(
             "body ::= (\"- \")? first ((char | number){{0,{}}} (last | number))?",
-            MAX_SENTENCE_UNITS - 1
+            max_units.saturating_sub(1)
         ),
         "last ::= [^\\n\\[\\].0-9:;,( ]".to_string(),
         // A sentence (or list item) opens with a letter or a quotation mark: not with a
@@ -183,7 +199,7 @@ pub fn grammar(citable: &Citable, title: &str, subheadings: &[String]) -> String
         "cite ::= \"[\" source \"]\"".to_string(),
         format!("source ::= {}", refs.join(" | ")),
         format!(
-            "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number){{1,{MAX_SENTENCE_UNITS}}} \".\""
+            "uncovered ::= (\"No source covers \" | \"어떤 출처도 \") (char | number){{1,{max_units}}} \".\""
         ),
     ]);
     rules.join("\n") + "\n"
@@ -471,6 +487,7 @@ mod grammar_tests {
             &Citable::whole(3),
             "4. Sustainment",
             &["a. Logistics".to_string(), "b. \"Q\"".to_string()],
+            max_sentence_units("en"),
         );
         eprintln!("{g}");
         assert!(g.contains(r#"source ::= "1" | "2" | "3""#), "{g}");
@@ -481,6 +498,7 @@ mod grammar_tests {
             },
             "4. Sustainment",
             &[],
+            max_sentence_units("ko"),
         );
         assert!(
             numbered.contains(r#"source ::= "1." ("1" | "3") | "2." ("2")"#),
@@ -502,6 +520,13 @@ mod grammar_tests {
         assert!(
             g.contains(r#"last ::= [^\n\[\].0-9:;,( ]"#),
             "a sentence does not end on a colon: {g}"
+        );
+        // A Korean sentence must cite sooner: its characters cost about 3.5 times the
+        // tokens.
+        assert!(g.contains("(char | number){0,399} (last | number)"), "{g}");
+        assert!(
+            numbered.contains("(char | number){0,149} (last | number)"),
+            "{numbered}"
         );
     }
 }

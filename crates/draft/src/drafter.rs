@@ -452,6 +452,7 @@ impl Drafter {
                 &context::citable(&sources),
                 &template.title,
                 &template.subheadings,
+                crate::cite::max_sentence_units(&template.language),
             )
         });
         if grammar.is_some() {
