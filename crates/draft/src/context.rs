@@ -90,27 +90,34 @@ impl Source {
 }
 
 /// Removes a source's reference label opening a line of a draft
-/// (`- ATP 4-0.6, para 1-8: The brigade ...`), and a given sentence's number copied from
-/// its `n.m` line after the label's opening quotation mark (`- FM 4-0, para 2-3: "1.4 The
-/// distribution plan ..."`). Small models copy both as a prefix; the citation already
-/// names the source, and the label's paragraph, page and sentence numbers would otherwise
-/// be read as numbers the sentence states. (The citation grammar keeps a sentence from
-/// opening with a number, but the label in front of one opens it with a letter.)
+/// (`- ATP 4-0.6, para 1-8: The brigade ...`), and a given sentence's `n.m` number copied
+/// in front of that sentence's own text anywhere in a line (`- FM 4-0, para 2-3: "1.4 The
+/// distribution plan ..."`, `화력 운용: 3.5 여단 무인항공기가 ...`). Small models copy both
+/// from the prompt; the citation already names the source, and the label's paragraph, page
+/// and sentence numbers would otherwise be read as numbers the sentence states. (The
+/// citation grammar keeps a sentence from opening with a number, but not a number after
+/// a letter.) A number followed by anything but its sentence's text stays.
 pub fn strip_source_labels(output: &str, sources: &[Source]) -> String {
     let mut labels: Vec<String> = sources.iter().map(Source::label).collect();
     // The longest first, so `FM 5-0, para 1-5, 1-6` wins over `FM 5-0, para 1-5`.
     labels.sort_by_key(|l| std::cmp::Reverse(l.len()));
-    let given: Vec<String> = sources
+    // Each given sentence's `n.m` line as the prompt shows it, cut to its opening.
+    let echoes: Vec<(String, String)> = sources
         .iter()
-        .flat_map(|s| s.given.iter().map(move |m| format!("{}.{m} ", s.n)))
+        .flat_map(|s| {
+            s.sentences
+                .iter()
+                .filter(|x| s.given.contains(&x.m))
+                .map(move |x| {
+                    let opening: String = escape(&x.text).chars().take(12).collect();
+                    (format!("{}.{} {opening}", s.n, x.m), opening)
+                })
+        })
         .collect();
-    let without_sentence_number = |rest: &str| -> String {
-        let quote = rest.chars().next().filter(|c| matches!(c, '"' | '“' | '‘'));
-        let after = &rest[quote.map_or(0, char::len_utf8)..];
-        match (quote, given.iter().find(|g| after.starts_with(g.as_str()))) {
-            (Some(q), Some(number)) => format!("{q}{}", &after[number.len()..]),
-            _ => rest.to_string(),
-        }
+    let without_sentence_numbers = |line: String| -> String {
+        echoes.iter().fold(line, |line, (echo, opening)| {
+            line.replace(echo.as_str(), opening)
+        })
     };
     let strip = |line: &str| -> String {
         let body = line.trim_start_matches(['-', '*', ' ', '\t']);
@@ -120,20 +127,23 @@ pub fn strip_source_labels(output: &str, sources: &[Source]) -> String {
             .find_map(|label| {
                 let rest = body.strip_prefix(label.as_str())?.trim_start();
                 let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix('：'))?;
-                Some(format!(
-                    "{lead}{}",
-                    without_sentence_number(rest.trim_start())
-                ))
+                Some(format!("{lead}{}", rest.trim_start()))
             })
             .unwrap_or_else(|| line.to_string())
     };
     output
         .split_inclusive('\n')
         .map(|line| match line.strip_suffix('\n') {
-            Some(content) => strip(content) + "\n",
-            None => strip(line),
+            Some(content) => without_sentence_numbers(strip(content)) + "\n",
+            None => without_sentence_numbers(strip(line)),
         })
         .collect()
+}
+
+/// A source's text as the prompt gives it: angle brackets inside it cannot close the
+/// `<source>` delimiter.
+fn escape(text: &str) -> String {
+    text.replace('<', "‹").replace('>', "›")
 }
 
 pub fn looks_like_injection(text: &str) -> bool {
@@ -161,8 +171,7 @@ impl Source {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        // Angle brackets inside the text cannot close the delimiter.
-        text.replace('<', "‹").replace('>', "›")
+        escape(&text)
     }
 
     /// The sentence `m`, if the passage has one.
@@ -290,16 +299,20 @@ mod tests {
             ),
             "only a label followed by a colon, at the start of a line"
         );
-        // The given sentence's number, copied inside the quotation after the label, goes
-        // with it; a number that labels no given sentence stays.
+        // A given sentence's number copied in front of its own text goes, after the label
+        // or anywhere in a line; a number followed by other text stays.
         let mut numbered = Source::from_hit(1, &h);
         numbered.given = vec![1];
         let output = format!(
-            "- {label}: \"1.1 여단은 네 가지 재보급 방법을 사용한다\" [1.1].\n- {label}: \"2.5 톤\" [1.1].\n"
+            "- {label}: \"1.1 The brigade uses four methods of resupply.\" [1.1].\n\
+             화력 운용: 1.1 The brigade uses four methods [1.1].\n\
+             - \"1.1 tons\" [1.1].\n"
         );
         assert_eq!(
             strip_source_labels(&output, &[numbered]),
-            "- \"여단은 네 가지 재보급 방법을 사용한다\" [1.1].\n- \"2.5 톤\" [1.1].\n"
+            "- \"The brigade uses four methods of resupply.\" [1.1].\n\
+             화력 운용: The brigade uses four methods [1.1].\n\
+             - \"1.1 tons\" [1.1].\n"
         );
     }
 
