@@ -418,15 +418,15 @@ fn rewrite(claim: &[String], evidence: &[String], conditions: &HashSet<String>) 
     if novel > 1 || aligned.len() * 5 < shared * 3 {
         return None;
     }
-    let traded = traded_places(claim, evidence, &aligned);
+    let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
+    let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
+    let traded = traded_places(claim, evidence, &aligned, &on_claim, &on_evidence);
     if aligned.len() * 5 < claim.len() * 4 {
         return Some(Rewrite {
             reordered: traded.len() as u32,
             dropped_condition: false,
         });
     }
-    let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
-    let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
     // A claim term off the common order is moved when the sentence has an occurrence of
     // it off the order too (a repeated term the sentence states once is not a move).
     let mut unplaced: HashMap<&str, usize> = HashMap::new();
@@ -463,15 +463,16 @@ fn rewrite(claim: &[String], evidence: &[String], conditions: &HashSet<String>) 
 /// puts a term where the sentence has another one, and puts that other one elsewhere
 /// (`Facts are suppositions ... in the absence of assumptions` over `Assumptions are
 /// suppositions ... in the absence of facts`). Places are the gaps of the common order
-/// `aligned`: gap `k` lies between its `k`-th and `k+1`-th pair. Faithful rewrites move a
-/// phrase to the front or the end; they do not exchange two of the sentence's terms.
+/// `aligned` (whose claim and sentence indices are `on_claim` and `on_evidence`): gap `k`
+/// lies between its `k`-th and `k+1`-th pair. Faithful rewrites move a phrase to the front
+/// or the end; they do not exchange two of the sentence's terms.
 fn traded_places(
     claim: &[String],
     evidence: &[String],
     aligned: &[(usize, usize)],
+    on_claim: &HashSet<usize>,
+    on_evidence: &HashSet<usize>,
 ) -> HashSet<usize> {
-    let on_claim: HashSet<usize> = aligned.iter().map(|(i, _)| *i).collect();
-    let on_evidence: HashSet<usize> = aligned.iter().map(|(_, j)| *j).collect();
     // The gaps each off-order term occupies, in the claim and in the sentence.
     let mut in_claim: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
     for (i, term) in claim
