@@ -478,7 +478,7 @@ impl Drafter {
                     Some(crate::inference::FINISH_REPETITION) => {
                         Some(crate::inference::REPETITION_STOPPED)
                     }
-                    Some("length") => Some(crate::inference::LENGTH_STOPPED),
+                    Some(crate::inference::FINISH_LENGTH) => Some(crate::inference::LENGTH_STOPPED),
                     _ => None,
                 };
                 if let Some(reason) = stopped {

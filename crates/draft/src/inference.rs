@@ -51,12 +51,15 @@ pub const REPETITION_LIMIT: usize = 3;
 /// `finish_reason` of a completion stopped by [`REPETITION_LIMIT`].
 pub const FINISH_REPETITION: &str = "repetition";
 
+/// `finish_reason` of a completion the server ended at `max_tokens` (OpenAI's wording).
+pub const FINISH_LENGTH: &str = "length";
+
 /// What a draft stopped by [`REPETITION_LIMIT`] records as its `error` (the web page shows
 /// it in the reader's language: `templates/i18n/ko.toml` has it word for word).
 pub const REPETITION_STOPPED: &str =
     "the model wrote the same sentence 3 times; generation was stopped there";
 
-/// What a draft the server stopped at `max_tokens` (`finish_reason` `length`) records as its
+/// What a draft the server stopped at `max_tokens` ([`FINISH_LENGTH`]) records as its
 /// `error`: its last sentence is most likely cut (`templates/i18n/ko.toml` has it word for
 /// word).
 pub const LENGTH_STOPPED: &str = "the model reached the token limit (inference.max_tokens) before it finished; the last sentence may be cut off";
