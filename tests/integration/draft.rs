@@ -550,14 +550,10 @@ async fn sources_that_do_not_fit_the_context_are_dropped_lowest_first() {
     }
 }
 
-/// A model stuck writing one sentence is stopped at its third copy instead of running on to
-/// `max_tokens`; the draft keeps what it wrote, marked incomplete with the reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
-    let server = FakeServer::start(Fault::Loop(
-        "The FSC carries fuel forward [1]. ".to_string(),
-    ))
-    .await;
+/// Drafts against a server that ends the completion early (`fault`): the draft is kept,
+/// not failed, marked incomplete with its reason, and stored the same way.
+async fn draft_stopped_early(fault: Fault) -> DraftRecord {
+    let server = FakeServer::start(fault).await;
     let store = tempfile::tempdir().unwrap();
     let drafter = drafter(Some(chat(&server.url, |_| {})), store.path());
     let record = tokio::time::timeout(
@@ -565,8 +561,27 @@ async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
         drafter.draft(&request(DraftMode::Llm), &|_| {}),
     )
     .await
-    .expect("a loop must never hang")
-    .expect("a stopped loop is a draft, not a failure");
+    .expect("a draft stopped early must never hang")
+    .expect("a draft stopped early is a draft, not a failure");
+    assert!(record.incomplete);
+    // The stored record says the same.
+    let stored = drafter
+        .store
+        .get(&record.draft_id)
+        .unwrap()
+        .expect("stored");
+    assert!(stored.incomplete && stored.error == record.error);
+    record
+}
+
+/// A model stuck writing one sentence is stopped at its third copy instead of running on to
+/// `max_tokens`; the draft keeps what it wrote, marked incomplete with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
+    let record = draft_stopped_early(Fault::Loop(
+        "The FSC carries fuel forward [1]. ".to_string(),
+    ))
+    .await;
     assert_eq!(
         record
             .raw_output
@@ -576,51 +591,30 @@ async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
         "{}",
         record.raw_output
     );
-    assert!(record.incomplete);
     let error = record.error.as_deref().expect("the reason is recorded");
     assert!(error.contains("same sentence 3 times"), "{error}");
     // What was written is verified like any draft.
     assert_eq!(record.sentences.len(), 3);
     assert!(record.invalid_citations.is_empty());
-    // The stored record says the same.
-    let stored = drafter
-        .store
-        .get(&record.draft_id)
-        .unwrap()
-        .expect("stored");
-    assert!(stored.incomplete && stored.error == record.error);
 }
 
 /// A draft the server ends at its token limit is kept, and marked: its last sentence is
 /// most likely cut, and it must not pass for a finished draft.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draft_ended_at_the_token_limit_is_marked_incomplete() {
-    let server = FakeServer::start(Fault::Truncated(
+    let record = draft_stopped_early(Fault::Truncated(
         "The FSC carries fuel forward [1]. The BSB".to_string(),
     ))
     .await;
-    let store = tempfile::tempdir().unwrap();
-    let drafter = drafter(Some(chat(&server.url, |_| {})), store.path());
-    let record = drafter
-        .draft(&request(DraftMode::Llm), &|_| {})
-        .await
-        .expect("a draft cut at the token limit is a draft, not a failure");
     assert!(
         record.raw_output.ends_with("The BSB"),
         "{}",
         record.raw_output
     );
-    assert!(record.incomplete);
     assert_eq!(
         record.incomplete_reason().as_deref(),
         Some(doctrina_draft::inference::LENGTH_STOPPED)
     );
-    let stored = drafter
-        .store
-        .get(&record.draft_id)
-        .unwrap()
-        .expect("stored");
-    assert!(stored.incomplete && stored.error == record.error);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
