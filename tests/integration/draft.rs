@@ -105,14 +105,18 @@ async fn extractive_draft_needs_no_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llm_draft_against_the_real_llama_server() {
-    let server = tokio::task::spawn_blocking(LlamaServer::start)
+    // The default model of `make run`: the small test model does not follow the prompt
+    // (it writes `d,e,f,g,...`), so nothing below about cited sentences would be checked.
+    let server = tokio::task::spawn_blocking(LlamaServer::start_default_model)
         .await
         .unwrap();
     let store = tempfile::tempdir().unwrap();
+    // Measured alone on 2 cores with one thread: first token 25 s, 15 tokens/s, 59 s in
+    // all; the bounds leave room for the other tests that share the cores.
     let chat = chat(&server.url, |c| {
         c.max_tokens = 160;
-        c.first_token_timeout_ms = 60_000;
-        c.total_timeout_ms = 120_000;
+        c.first_token_timeout_ms = 240_000;
+        c.total_timeout_ms = 600_000;
     });
     chat.health().await.expect("llama-server is healthy");
     let mut drafter = drafter(Some(chat), store.path());
@@ -169,7 +173,13 @@ async fn llm_draft_against_the_real_llama_server() {
     assert_eq!(record.judge_error, None);
     assert!(record.timings_ms.judge.is_some());
     let combination = drafter.combination;
-    for s in record.sentences.iter().filter(|s| !s.citations.is_empty()) {
+    let cited: Vec<_> = record
+        .sentences
+        .iter()
+        .filter(|s| !s.citations.is_empty())
+        .collect();
+    assert!(!cited.is_empty(), "{}", record.raw_output);
+    for s in cited {
         assert_eq!(s.basis, SupportBasis::CheckAndJudge, "{s:?}");
         let j = s.judgement.as_ref().expect("judged");
         assert!(j.label.is_some() && j.calibrated, "{j:?}");

@@ -30,15 +30,31 @@ pub struct LlamaServer {
 }
 
 impl LlamaServer {
-    /// Starts llama-server with the small model and waits until `/health` answers 200.
-    /// Panics with the setup command if the binary or model is missing.
+    /// Starts llama-server with the small model (gemma-3-270m, fast, for tests of
+    /// mechanism) and waits until `/health` answers 200. Panics with the setup command if
+    /// the binary or model is missing.
     pub fn start() -> Self {
+        Self::start_with(
+            std::env::var_os("DOCTRINA_LLM_MODEL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cache().join("models/gemma-3-270m-q4_k_m.gguf")),
+        )
+    }
+
+    /// Starts llama-server with the default model of `make run`
+    /// (Qwen2.5-Coder-1.5B-Instruct), for tests that need a model that follows the prompt.
+    pub fn start_default_model() -> Self {
+        Self::start_with(
+            std::env::var_os("DOCTRINA_DEFAULT_LLM_MODEL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cache().join("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")),
+        )
+    }
+
+    fn start_with(model: PathBuf) -> Self {
         let binary = std::env::var_os("DOCTRINA_LLAMA_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| cache().join("venv/bin/llama-cpp-server"));
-        let model = std::env::var_os("DOCTRINA_LLM_MODEL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| cache().join("models/gemma-3-270m-q4_k_m.gguf"));
         assert!(
             binary.exists(),
             "{} missing: run `make setup`",
@@ -63,6 +79,18 @@ impl LlamaServer {
                 &port.to_string(),
                 "--ctx-size",
                 "4096",
+                // llama-server's own flags follow `--`: the chat template from the GGUF,
+                // as `make run` starts it.
+                "--",
+                "--jinja",
+                // One thread: the tests run beside each other (embeddings, Chromium,
+                // another llama-server) on 2 cores, and llama.cpp's threads wait for each
+                // other at every step, so two threads that must share the cores with other
+                // work slow down some 15-30 times (gemma-3-270m measured at 2.4 tokens/s
+                // with two threads beside three busy processes, 45.6 with one); a CI run
+                // timed a draft out that way.
+                "--threads",
+                "1",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
