@@ -603,6 +603,10 @@ async fn a_model_repeating_a_sentence_is_stopped_at_the_third_copy() {
     );
     let error = record.error.as_deref().expect("the reason is recorded");
     assert!(error.contains("same sentence 3 times"), "{error}");
+    // The server never sent its token figures: the record counts what the stream delivered
+    // (three events of one sentence each here; one token each from llama-server).
+    assert_eq!(record.timings_ms.completion_tokens, Some(3));
+    assert!(record.timings_ms.tokens_per_second.is_some());
     // What was written is verified like any draft.
     assert_eq!(record.sentences.len(), 3);
     assert!(record.invalid_citations.is_empty());

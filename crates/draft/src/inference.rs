@@ -113,15 +113,18 @@ pub struct Completion {
     pub tokens_per_second: Option<f64>,
 }
 
-/// Token count and generation speed from an answer's `usage` or llama-server `timings`.
+/// Token count and generation speed from an answer's `usage` or llama-server `timings`;
+/// `counted` (the content events a stream delivered) when the answer has no count.
 fn token_figures(
     answer: &Value,
+    counted: Option<u64>,
     first_token_ms: Option<u64>,
     total_ms: u64,
 ) -> (Option<u64>, Option<f64>) {
     let tokens = answer["usage"]["completion_tokens"]
         .as_u64()
-        .or_else(|| answer["timings"]["predicted_n"].as_u64());
+        .or_else(|| answer["timings"]["predicted_n"].as_u64())
+        .or(counted);
     let rate = answer["timings"]["predicted_per_second"]
         .as_f64()
         .or_else(|| {
@@ -494,7 +497,7 @@ impl OpenAiChat {
         let text = self.message_text(choice)?;
         on_delta(&text);
         let total_ms = started.elapsed().as_millis() as u64;
-        let (completion_tokens, tokens_per_second) = token_figures(&answer, None, total_ms);
+        let (completion_tokens, tokens_per_second) = token_figures(&answer, None, None, total_ms);
         Ok(Completion {
             text,
             model: answer["model"]
@@ -523,6 +526,7 @@ impl OpenAiChat {
         let mut finish_reason = None;
         let mut first_token_ms = None;
         let mut last_figures: Option<Value> = None;
+        let mut content_events: u64 = 0;
         let mut done = false;
         let first_token_deadline =
             started + Duration::from_millis(self.config.first_token_timeout_ms);
@@ -600,6 +604,7 @@ impl OpenAiChat {
                     && !delta.is_empty()
                 {
                     first_token_ms.get_or_insert(started.elapsed().as_millis() as u64);
+                    content_events += 1;
                     text.push_str(delta);
                     on_delta(delta);
                     // Only a delta that ends a sentence, or starts the next one after a
@@ -632,9 +637,14 @@ impl OpenAiChat {
             });
         }
         let total_ms = started.elapsed().as_millis() as u64;
-        let (completion_tokens, tokens_per_second) = last_figures
-            .map(|event| token_figures(&event, first_token_ms, total_ms))
-            .unwrap_or_default();
+        // A stream stopped before the server sent its figures (a loop cut short) is
+        // counted here: llama-server sends one token per event.
+        let (completion_tokens, tokens_per_second) = token_figures(
+            &last_figures.unwrap_or_default(),
+            Some(content_events),
+            first_token_ms,
+            total_ms,
+        );
         Ok(Completion {
             text,
             model,
@@ -879,15 +889,20 @@ mod tests {
     fn token_figures_come_from_usage_or_llama_timings() {
         let llama = json!({"timings": {"predicted_n": 120, "predicted_per_second": 14.5}});
         assert_eq!(
-            token_figures(&llama, Some(900), 9_000),
+            token_figures(&llama, Some(7), Some(900), 9_000),
             (Some(120), Some(14.5))
         );
         // OpenAI usage only: the rate is tokens over the time after the first token.
         let openai = json!({"usage": {"completion_tokens": 100}});
         assert_eq!(
-            token_figures(&openai, Some(1_000), 11_000),
+            token_figures(&openai, Some(7), Some(1_000), 11_000),
             (Some(100), Some(10.0))
         );
-        assert_eq!(token_figures(&json!({}), Some(1), 2), (None, None));
+        // No figures from the server (a stream stopped early): the events counted.
+        assert_eq!(
+            token_figures(&Value::Null, Some(50), Some(1_000), 6_000),
+            (Some(50), Some(10.0))
+        );
+        assert_eq!(token_figures(&json!({}), None, Some(1), 2), (None, None));
     }
 }

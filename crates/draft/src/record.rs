@@ -107,8 +107,9 @@ pub struct Timings {
     /// Time spent asking the inference server to judge the sentences' support.
     #[serde(default)]
     pub judge: Option<u64>,
-    /// Tokens the model generated and how fast (after its first token), when the server
-    /// says.
+    /// Tokens the model generated and how fast (after its first token): as the server
+    /// says, or, when a stream was stopped before the server said (a loop cut short), the
+    /// content events received (llama-server sends one per token).
     #[serde(default)]
     pub completion_tokens: Option<u64>,
     #[serde(default)]
