@@ -5,7 +5,6 @@
 set -euo pipefail
 : "${BIN:?}" "${ADDR:?}" "${DATA_DIR:?}" "${LLM_PORT:=8081}"
 CACHE="${DOCTRINA_CACHE:-$HOME/.cache/doctrina}"
-LLAMA="$CACHE/venv/bin/llama-cpp-server"
 MODEL="${LLM_MODEL:-$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf}"
 export DOCTRINA__INFERENCE__BASE_URL="http://127.0.0.1:$LLM_PORT"
 
@@ -14,11 +13,9 @@ if curl -sf "http://127.0.0.1:$LLM_PORT/health" >/dev/null 2>&1; then
   echo "run: an inference server already answers on port $LLM_PORT; using it" >&2
 else
   mkdir -p "$DATA_DIR"
-  # The wrapper runs llama-server as a child: give them their own process group and stop
-  # the whole group.
-  # --jinja: the chat template comes from the GGUF, never built by hand.
-  # (The wrapper takes llama-server's own flags after `--`.)
-  setsid "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$LLM_PORT" --ctx-size 8192 -- --jinja \
+  # The server of `make llm` (same model, flags and threads), in its own process group:
+  # a TERM to that group stops llm.sh, which stops llama-server's own group.
+  LLM_PORT="$LLM_PORT" LLM_MODEL="$MODEL" setsid "$(dirname "$0")/llm.sh" \
     >"$DATA_DIR/llama-server.log" 2>&1 &
   llama_pid=$!
   trap '[ -n "$llama_pid" ] && kill -- "-$llama_pid" 2>/dev/null || true' EXIT INT TERM
