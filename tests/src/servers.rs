@@ -23,6 +23,13 @@ fn cache() -> PathBuf {
     doctrina_types::config::cache_dir()
 }
 
+/// The path in environment variable `var`, else `relative` under the cache.
+fn env_or_cache(var: &str, relative: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache().join(relative))
+}
+
 /// The real llama-server, killed when dropped.
 pub struct LlamaServer {
     pub url: String,
@@ -34,27 +41,23 @@ impl LlamaServer {
     /// mechanism) and waits until `/health` answers 200. Panics with the setup command if
     /// the binary or model is missing.
     pub fn start() -> Self {
-        Self::start_with(
-            std::env::var_os("DOCTRINA_LLM_MODEL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| cache().join("models/gemma-3-270m-q4_k_m.gguf")),
-        )
+        Self::start_with(env_or_cache(
+            "DOCTRINA_LLM_MODEL",
+            "models/gemma-3-270m-q4_k_m.gguf",
+        ))
     }
 
     /// Starts llama-server with the default model of `make run`
     /// (Qwen2.5-Coder-1.5B-Instruct), for tests that need a model that follows the prompt.
     pub fn start_default_model() -> Self {
-        Self::start_with(
-            std::env::var_os("DOCTRINA_DEFAULT_LLM_MODEL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| cache().join("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")),
-        )
+        Self::start_with(env_or_cache(
+            "DOCTRINA_DEFAULT_LLM_MODEL",
+            "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        ))
     }
 
     fn start_with(model: PathBuf) -> Self {
-        let binary = std::env::var_os("DOCTRINA_LLAMA_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| cache().join("venv/bin/llama-cpp-server"));
+        let binary = env_or_cache("DOCTRINA_LLAMA_SERVER", "venv/bin/llama-cpp-server");
         assert!(
             binary.exists(),
             "{} missing: run `make setup`",
